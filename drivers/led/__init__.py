@@ -1,0 +1,1 @@
+"""LED processor family: OSC address space, driver and simulator."""

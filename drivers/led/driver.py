@@ -1,0 +1,183 @@
+"""LED-processor driver over OSC/UDP (the stagectl LED address space).
+
+The link is a subscription: the driver sends ``/led/subscribe`` as a keepalive; the processor
+answers ``/led/session <id>`` and pushes every change from any client. Silence for
+``timeout_s`` means offline; a new session id means the processor restarted. Either way,
+when the peer answers again the desired state is re-applied (see :class:`drivers.device.Device`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from drivers.device import Backoff, CommandError, Device
+from drivers.led import protocol as p
+from drivers.osc import OscDecodeError, OscMessage, decode_packet, encode_message
+from drivers.transport import Addr, UdpTransport
+
+DEGRADED_TEMPERATURE_C = 55.0
+
+
+class OscLedProcessor(Device):
+    """An LED processor reached over OSC.
+
+    Args:
+        name: device name from the stage config.
+        remote: processor (host, port).
+        timeout_s: silence after which the link is declared lost.
+        max_brightness_nits: the wall's limit; commands above it are refused before sending.
+    """
+
+    kind = "led"
+
+    def __init__(self, name: str, remote: Addr, *, timeout_s: float = 1.5,
+                 keepalive_s: float = 0.5, max_brightness_nits: float = p.MAX_BRIGHTNESS_NITS,
+                 backoff: Backoff | None = None) -> None:
+        super().__init__(name, backoff or Backoff(initial_s=0.1, max_s=0.5))
+        self.remote = remote
+        self.timeout_s = timeout_s
+        self.keepalive_s = keepalive_s
+        self.max_brightness_nits = max_brightness_nits
+        self.session: str | None = None
+        self._last_rx = 0.0
+        self._transport = UdpTransport(remote, self._datagram, self._transport_error)
+
+    # ---- Device hooks -----------------------------------------------------------------
+
+    def validate(self, key: str, value: object) -> Any:
+        """Validate one parameter against the address-space table and the wall's limit."""
+        param = p.PARAMS.get(key)
+        if param is None:
+            raise p.ValidationError(key, value, "one of " + ", ".join(p.PARAMS), self.name)
+        normalised = param.validate(value, self.name)
+        if key == "brightness_nits" and normalised > self.max_brightness_nits:
+            raise p.ValidationError(key, value, f"0..{self.max_brightness_nits:g} nits "
+                                    "(this wall's maximum)", self.name)
+        return normalised
+
+    async def _open(self) -> None:
+        await self._transport.open()
+
+    async def _close(self) -> None:
+        if self._transport.is_open:
+            self._transport.send(encode_message(p.UNSUBSCRIBE))
+        self._transport.close()
+
+    def _probe(self) -> None:
+        self._transport.send(encode_message(p.SUBSCRIBE))
+
+    def _keepalive_interval(self) -> float:
+        return self.keepalive_s
+
+    def _link_alive(self) -> bool:
+        return time.monotonic() - self._last_rx < self.timeout_s
+
+    def _silence_reason(self) -> str:
+        host, port = self.remote
+        return f"no reply from udp://{host}:{port} for {self.timeout_s:g} s"
+
+    def _send_desired(self, values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            self._transport.send(p.PARAMS[key].encode(value))
+            self.counters["commands_sent"] += 1
+
+    async def safe_shutdown(self) -> None:
+        """An LED wall is safe when it holds its picture: nothing is changed on exit."""
+        self.event("engine stopping; wall left as is (holding its current look)")
+
+    def _problems(self) -> list[str]:
+        problems: list[str] = []
+        online, total = self.reported.get("panels_online"), self.reported.get("panels_total")
+        if isinstance(online, int) and isinstance(total, int) and online < total:
+            problems.append(f"{total - online} of {total} panels offline")
+        temp = self.reported.get("temperature_c")
+        if isinstance(temp, float) and temp >= DEGRADED_TEMPERATURE_C:
+            problems.append(f"processor at {temp:.1f} C")
+        return problems
+
+    # ---- actions ----------------------------------------------------------------------
+
+    async def recall_preset(self, number: object) -> int:
+        """Recall a preset 1..128 (an action: it is not kept as desired state)."""
+        preset = p.validate_preset(number, self.name)
+        if not self.online:
+            raise CommandError(self.name, f"cannot recall preset {preset}: "
+                               f"{self.health.reason or 'offline'}", "device_offline")
+        self._transport.send(encode_message(p.PRESET_RECALL, (("i", preset),)))
+        self.counters["commands_sent"] += 1
+        return preset
+
+    def send_raw(self, address: str, args: tuple[tuple[str, Any], ...] = ()) -> None:
+        """Send an arbitrary OSC message (simulator fault injection, diagnostics)."""
+        self._transport.send(encode_message(address, args))
+
+    def adopt_reported(self) -> dict[str, Any]:
+        """Make the reported settings the desired state (accept another client's changes)."""
+        adopted = {k: self.reported[k] for k in p.PARAMS if k in self.reported}
+        self.desired.update(adopted)
+        self._emit("desired", adopted)
+        return adopted
+
+    # ---- receive ----------------------------------------------------------------------
+
+    def _transport_error(self, exc: Exception) -> None:
+        self.counters["transport_errors"] += 1
+        if self._connected.is_set():
+            self._link_down(f"udp://{self.remote[0]}:{self.remote[1]}: {exc}")
+
+    def _datagram(self, data: bytes) -> None:
+        try:
+            messages = decode_packet(data)
+        except OscDecodeError:
+            self.counters["malformed"] += 1
+            return
+        self._last_rx = time.monotonic()
+        for msg in messages:
+            try:
+                self._message(msg)
+            except (p.ValidationError, TypeError, ValueError, IndexError):
+                self.counters["bad_reports"] += 1
+
+    def _message(self, msg: OscMessage) -> None:
+        param = p.BY_ADDRESS.get(msg.address)
+        if param is not None:
+            self._report({param.key: p.coerce_wire(param, msg)})
+            return
+        address, args = msg.address, msg.args
+        if address == p.SESSION:
+            session = str(args[0])
+            if self.session is not None and session != self.session:
+                self.event(f"processor restarted (session {self.session} -> {session})",
+                           "warning")
+                self._connected.clear()  # force a re-apply
+                self.session = session
+                self._link_up("processor restarted")
+                return
+            self.session = session
+            if not self._connected.is_set():
+                self._link_up("subscription answered")
+        elif not self._connected.is_set():
+            return  # pushes before the session reply are ignored until subscribed
+        elif address == p.STATUS_OUTPUT:
+            self._report({"brightness_output_nits": round(float(args[0]), 3)})
+        elif address == p.STATUS_TEMPERATURE:
+            self._report({"temperature_c": round(float(args[0]), 3)})
+            self._update_health()
+        elif address == p.STATUS_PANELS:
+            online, total = int(args[0]), int(args[1])
+            self._report({"panels_online": online, "panels_total": total})
+            self._update_health()
+        elif address == p.STATUS_ALERTS:
+            self._report({"alerts": [str(a) for a in args]})
+        elif address == p.STATUS_PRESET:
+            self._report({"preset": int(args[0])})
+        elif address == p.ERROR:
+            self.counters["errors_from_device"] += 1
+            what = str(args[0]) if args else "?"
+            why = str(args[1]) if len(args) > 1 else ""
+            self.event(f"processor refused {what}: {why}", "warning")
+        elif address == p.DUMP + "/end":
+            pass
+        else:
+            self.counters["unknown_messages"] += 1

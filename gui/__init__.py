@@ -1,0 +1,1 @@
+"""The PySide6 operator console: the only package that imports Qt."""

@@ -1,0 +1,1 @@
+"""Stage booking: model, greedy baseline, CP-SAT optimiser, checker, storage, ICS."""

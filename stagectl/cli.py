@@ -1,0 +1,490 @@
+"""The ``stagectl`` command line (typer + rich).
+
+Exit codes: 0 ok, 1 failure (engine unreachable, device refused), 2 bad input (bad config,
+invalid value, unknown device).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from stagectl import cli_book, cli_farm
+from stagectl.client import (
+    ClientIdentity,
+    EngineClient,
+    EngineError,
+    EngineUnavailable,
+    StateSubscriber,
+)
+from stagectl.config import DEFAULT_CONFIG, ConfigError, StageConfig, load_config
+
+app = typer.Typer(
+    help="stagectl: run an LED virtual-production stage and its render farm.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+led_app = typer.Typer(help="Drive an LED processor through the engine.", no_args_is_help=True)
+keys_app = typer.Typer(help="CURVE keys for non-loopback engines.", no_args_is_help=True)
+app.add_typer(led_app, name="led")
+app.add_typer(keys_app, name="keys")
+app.add_typer(cli_book.app, name="book")
+app.add_typer(cli_farm.app, name="farm")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[Path, typer.Option(
+    "--config", "-c", envvar="STAGECTL_CONFIG", help="Stage TOML file.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+RoleOpt = Annotated[str | None, typer.Option(
+    "--role", envvar="STAGECTL_ROLE", help="operator, engineer, producer or viewer.")]
+DeviceOpt = Annotated[str | None, typer.Option(
+    "--device", "-d", help="Device name (default: the stage's first LED).")]
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _load(path: Path) -> StageConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            err.print(f"[bold red]config error:[/] {line}", highlight=False, markup=True)
+        raise typer.Exit(2) from None
+
+
+def _logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+                        handlers=[RichHandler(console=err, show_path=False)], force=True)
+
+
+BAD_INPUT_CODES = {"invalid_value", "bad_request", "unknown_device", "wrong_kind",
+                   "unknown_command"}
+
+
+def _call(config: StageConfig, cmd: str, args: dict[str, Any] | None = None,
+          role: str | None = None) -> Any:
+    try:
+        with EngineClient(config, ClientIdentity.from_env(role)) as client:
+            return client.call(cmd, args)
+    except EngineUnavailable as exc:
+        _fail(str(exc), 1)
+    except EngineError as exc:
+        _fail(f"{exc} [{exc.code}]", 2 if exc.code in BAD_INPUT_CODES else 1)
+
+
+async def _serve_until_signal(start: Any, stop: Any, what: str) -> int:
+    stop_event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop_event.set)
+    try:
+        await start()
+    except (RuntimeError, OSError) as exc:
+        err.print(f"[bold red]error:[/] {what}: {exc}", highlight=False)
+        with contextlib.suppress(Exception):
+            await stop()
+        return 1
+    try:
+        await stop_event.wait()
+    finally:
+        logging.getLogger("stagectl").info("%s: shutting down", what)
+        await stop()
+    return 0
+
+
+# ---- sim / serve ---------------------------------------------------------------------------
+
+@app.command()
+def sim(config: ConfigOpt = DEFAULT_CONFIG, verbose: bool = False) -> None:
+    """Run the simulators declared in the stage config until Ctrl-C."""
+    from stagectl.simulate import SimulatorSet
+
+    cfg = _load(config)
+    _logging(verbose)
+    if not cfg.simulators:
+        _fail(f"{config}: no [[simulators]] declared", 2)
+    sims = SimulatorSet(cfg)
+    for s in sims.simulators:
+        err.print(f"simulator {s.settings.name}: LED processor on "
+                  f"udp://{s.settings.host}:{s.settings.port}")
+    raise typer.Exit(asyncio.run(_serve_until_signal(sims.start, sims.stop, "simulators")))
+
+
+@app.command()
+def serve(config: ConfigOpt = DEFAULT_CONFIG, verbose: bool = False) -> None:
+    """Run the stage engine: own the devices, serve clients over ZeroMQ."""
+    from stagectl.engine import Engine
+
+    cfg = _load(config)
+    _logging(verbose)
+
+    async def main() -> int:
+        try:
+            engine = Engine(cfg)  # relative keys_dir resolves against the working directory
+        except (ValueError, OSError) as exc:
+            err.print(f"[bold red]error:[/] {exc}")
+            return 1
+        err.print(f"engine for stage [bold]{cfg.stage.name}[/]: commands "
+                  f"{cfg.engine.command}, state {cfg.engine.state}"
+                  + (" (CURVE)" if cfg.engine.needs_curve else ""))
+        return await _serve_until_signal(engine.start, engine.stop, "engine")
+
+    raise typer.Exit(asyncio.run(main()))
+
+
+# ---- status / watch ------------------------------------------------------------------------
+
+def _brief_state(dev: dict[str, Any]) -> str:
+    state = dev.get("state", {})
+    if dev.get("kind") == "led":
+        keys = ("brightness_nits", "colour_temperature_k", "blackout", "freeze",
+                "test_pattern", "preset")
+        return "  ".join(f"{k}={state[k]}" for k in keys if k in state)
+    return ", ".join(f"{k}={v}" for k, v in list(state.items())[:6])
+
+
+@app.command()
+def status(config: ConfigOpt = DEFAULT_CONFIG, json_out: JsonOpt = False,
+           role: RoleOpt = None) -> None:
+    """Devices, health and key state from the running engine."""
+    cfg = _load(config)
+    result = _call(cfg, "status", role=role or "viewer")
+    devices = [{"name": d["name"], "kind": d["kind"], "health": d["health"],
+                "health_reason": d.get("health_reason", ""), "state": d["state"],
+                "desired": d.get("desired", {})} for d in result["devices"]]
+    if json_out:
+        out.print_json(json.dumps({"stage": result.get("stage"), "devices": devices}))
+        return
+    table = Table(title=f"stage {cfg.stage.name} ({cfg.stage.site})")
+    for col in ("device", "kind", "health", "reason", "state"):
+        table.add_column(col)
+    colours = {"online": "green", "degraded": "yellow", "offline": "red"}
+    for d in devices:
+        table.add_row(d["name"], d["kind"], f"[{colours.get(d['health'], '')}]{d['health']}[/]",
+                      d["health_reason"], _brief_state(d))
+    out.print(table)
+
+
+@app.command()
+def watch(config: ConfigOpt = DEFAULT_CONFIG, json_out: JsonOpt = False,
+          duration: Annotated[float | None, typer.Option(help="Stop after SECONDS.")] = None,
+          ) -> None:
+    """Live view of the engine's state stream (JSON lines with --json)."""
+    cfg = _load(config)
+    if not json_out:
+        from stagectl.dashboard import run_dashboard
+
+        raise typer.Exit(run_dashboard(cfg, duration))
+    sub = StateSubscriber(cfg)
+    deadline = None if duration is None else time.monotonic() + duration
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            message = sub.recv(0.2)
+            if message is not None:
+                print(json.dumps({"topic": message[0], **message[1]}, ensure_ascii=False),
+                      flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sub.close()
+
+
+# ---- led -----------------------------------------------------------------------------------
+
+LED_KEYS = {
+    "brightness": "brightness_nits", "brightness_nits": "brightness_nits",
+    "colour_temperature": "colour_temperature_k", "color_temperature": "colour_temperature_k",
+    "colour_temperature_k": "colour_temperature_k", "cct": "colour_temperature_k",
+    "gamma": "gamma", "blackout": "blackout", "freeze": "freeze",
+    "test_pattern": "test_pattern", "pattern": "test_pattern",
+    "frame_rate": "output_frame_rate_hz", "output_frame_rate_hz": "output_frame_rate_hz",
+    "genlock_source": "genlock_source", "genlock_phase": "genlock_phase_deg",
+    "genlock_phase_deg": "genlock_phase_deg",
+}
+
+
+def _parse_value(text: str) -> Any:
+    lowered = text.lower()
+    if lowered in ("on", "true"):
+        return True
+    if lowered in ("off", "false"):
+        return False
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _led_set(config: Path, device: str | None, key: str, value: Any, json_out: bool,
+             role: str | None) -> None:
+    cfg = _load(config)
+    args: dict[str, Any] = {"key": key, "value": value}
+    if device:
+        args["device"] = device
+    result = _call(cfg, "led.set", args, role)
+    if json_out:
+        out.print_json(json.dumps(result))
+    else:
+        note = f" ({result['note']})" if result.get("note") else ""
+        out.print(f"{result['device']}: {result['key']} = {result['value']}{note}")
+
+
+@led_app.command("set")
+def led_set(key: Annotated[str, typer.Argument(help="brightness (nits), colour_temperature "
+                                               "(K), gamma, blackout, freeze, test_pattern, "
+                                               "frame_rate, genlock_source, genlock_phase")],
+            value: Annotated[str, typer.Argument(help="New value.")],
+            config: ConfigOpt = DEFAULT_CONFIG, device: DeviceOpt = None,
+            json_out: JsonOpt = False, role: RoleOpt = None) -> None:
+    """Set one LED parameter, e.g. `stagectl led set brightness 1200`."""
+    canonical = LED_KEYS.get(key.lower())
+    if canonical is None:
+        _fail(f"unknown LED parameter {key!r}; one of {', '.join(sorted(set(LED_KEYS)))}", 2)
+    _led_set(config, device, canonical, _parse_value(value), json_out, role)
+
+
+def _on_off(value: str) -> bool:
+    if value.lower() not in ("on", "off", "1", "0", "true", "false"):
+        _fail(f"expected on or off, got {value!r}", 2)
+    return value.lower() in ("on", "1", "true")
+
+
+@led_app.command("blackout")
+def led_blackout(state: Annotated[str, typer.Argument(help="on or off")],
+                 config: ConfigOpt = DEFAULT_CONFIG, device: DeviceOpt = None,
+                 json_out: JsonOpt = False, role: RoleOpt = None) -> None:
+    """Black the wall out (on) or restore it (off)."""
+    _led_set(config, device, "blackout", _on_off(state), json_out, role)
+
+
+@led_app.command("freeze")
+def led_freeze(state: Annotated[str, typer.Argument(help="on or off")],
+               config: ConfigOpt = DEFAULT_CONFIG, device: DeviceOpt = None,
+               json_out: JsonOpt = False, role: RoleOpt = None) -> None:
+    """Freeze the wall's current frame (on) or run live (off)."""
+    _led_set(config, device, "freeze", _on_off(state), json_out, role)
+
+
+@led_app.command("pattern")
+def led_pattern(name: Annotated[str, typer.Argument(help="Test pattern, or off.")],
+                config: ConfigOpt = DEFAULT_CONFIG, device: DeviceOpt = None,
+                json_out: JsonOpt = False, role: RoleOpt = None) -> None:
+    """Show a named test pattern (`off` ends it)."""
+    _led_set(config, device, "test_pattern", name, json_out, role)
+
+
+@led_app.command("preset")
+def led_preset(number: Annotated[int, typer.Argument(help="Preset 1..128.")],
+               config: ConfigOpt = DEFAULT_CONFIG, device: DeviceOpt = None,
+               json_out: JsonOpt = False, role: RoleOpt = None) -> None:
+    """Recall a processor preset."""
+    cfg = _load(config)
+    args: dict[str, Any] = {"number": number}
+    if device:
+        args["device"] = device
+    result = _call(cfg, "led.preset", args, role)
+    if json_out:
+        out.print_json(json.dumps(result))
+    else:
+        out.print(f"{result['device']}: recalled preset {result['preset']}")
+
+
+@led_app.command("adopt")
+def led_adopt(config: ConfigOpt = DEFAULT_CONFIG, device: DeviceOpt = None,
+              json_out: JsonOpt = False, role: RoleOpt = None) -> None:
+    """Accept changes made by another controller as the engine's desired state."""
+    cfg = _load(config)
+    result = _call(cfg, "led.adopt", {"device": device} if device else {}, role)
+    if json_out:
+        out.print_json(json.dumps(result))
+    else:
+        out.print(f"{result['device']}: desired state now {result['desired']}")
+
+
+@led_app.command("fault")
+def led_fault(fault: Annotated[str, typer.Argument(
+                  help="panels_offline, mute or temperature_offset")],
+              value: Annotated[float, typer.Argument(help="Fault value (0 clears).")],
+              config: ConfigOpt = DEFAULT_CONFIG, device: DeviceOpt = None,
+              role: RoleOpt = "engineer") -> None:
+    """Inject a fault into a simulated processor (engineer role)."""
+    cfg = _load(config)
+    args: dict[str, Any] = {"fault": fault, "value": value}
+    if device:
+        args["device"] = device
+    result = _call(cfg, "sim.fault", args, role)
+    out.print(f"{result['device']}: fault {result['fault']} = {result['value']:g}")
+
+
+# ---- keys ----------------------------------------------------------------------------------
+
+@keys_app.command("generate")
+def keys_generate(
+        name: Annotated[str, typer.Option(help="'server' for the engine, else a user name.")],
+        role: Annotated[str | None, typer.Option(help="Client role (clients only).")] = None,
+        directory: Annotated[Path, typer.Option("--dir", help="Keys directory.")] = Path("keys"),
+) -> None:
+    """Create a CURVE certificate (the engine's, or an authorised client's)."""
+    from stagectl.keys import generate
+
+    if name != "server" and role is None:
+        _fail("a client key needs --role (operator, engineer, producer or viewer)", 2)
+    try:
+        public, secret = generate(directory, name, None if name == "server" else role)
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    out.print(f"public key {public}\nsecret key {secret} (keep it private)")
+
+
+# ---- console / demo ------------------------------------------------------------------------
+
+def _console_entry() -> Any:
+    found = entry_points(group="stagectl.console")
+    for ep in found:
+        return ep.load()
+    return None
+
+
+def has_display() -> bool:
+    """Whether a GUI can open: a display server, or an explicit Qt platform."""
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform and platform not in ("xcb", "wayland"):
+        return platform != "offscreen"
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or \
+        sys.platform in ("darwin", "win32")
+
+
+@app.command()
+def gui(config: ConfigOpt = DEFAULT_CONFIG,
+        duration: Annotated[float | None, typer.Option(help="Close after SECONDS.")] = None,
+        ) -> None:
+    """Open the operator console (PySide6) on a running engine."""
+    cfg = _load(config)
+    run_console = _console_entry()
+    if run_console is None:
+        _fail("the console is not installed (pip install stagectl with PySide6)", 1)
+    raise typer.Exit(run_console(cfg, config, duration))
+
+
+def _demo_script(cfg: StageConfig, stop: threading.Event) -> None:
+    """Drive the LED through the engine like an operator would, so there is something to see."""
+    steps: list[tuple[str, dict[str, Any]]] = [
+        ("led.set", {"key": "brightness_nits", "value": 800.0}),
+        ("led.set", {"key": "colour_temperature_k", "value": 3200}),
+        ("led.set", {"key": "test_pattern", "value": "grid"}),
+        ("led.set", {"key": "test_pattern", "value": "off"}),
+        ("led.set", {"key": "brightness_nits", "value": 1200.0}),
+        ("led.set", {"key": "colour_temperature_k", "value": 5600}),
+        ("led.preset", {"number": 3}),
+        ("led.set", {"key": "freeze", "value": True}),
+        ("led.set", {"key": "freeze", "value": False}),
+    ]
+    with EngineClient(cfg, ClientIdentity("demo", "operator"), timeout_s=2.0) as client:
+        i = 0
+        while not stop.wait(2.5):
+            cmd, args = steps[i % len(steps)]
+            with contextlib.suppress(EngineError, EngineUnavailable):
+                client.call(cmd, args)
+            i += 1
+
+
+def _spawn(args: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "stagectl", *args],
+                            stderr=subprocess.PIPE)
+
+
+def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in reversed(children):
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in reversed(children):
+        try:
+            child.wait(8)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+@app.command()
+def demo(config: ConfigOpt = DEFAULT_CONFIG,
+         headless: Annotated[bool, typer.Option(help="Terminal dashboard, no window.")] = False,
+         duration: Annotated[float | None, typer.Option(
+             help="Exit 0 after SECONDS.")] = None,
+         script: Annotated[bool, typer.Option(
+             help="Drive the LED with a demo sequence.")] = True) -> None:
+    """Simulators + engine + console (or terminal dashboard) in one process group."""
+    cfg = _load(config)
+    children: list[subprocess.Popen[bytes]] = []
+    stop = threading.Event()
+    code = 0
+    try:
+        err.print(f"[bold]stagectl demo[/]: stage {cfg.stage.name}; starting simulators ...")
+        children.append(_spawn(["sim", "--config", str(config)]))
+        time.sleep(0.3)
+        err.print(f"starting engine on {cfg.engine.command} ...")
+        children.append(_spawn(["serve", "--config", str(config)]))
+        with EngineClient(cfg, ClientIdentity("demo", "viewer"), timeout_s=0.5) as client:
+            deadline = time.monotonic() + 20
+            while True:
+                for child in children:
+                    if child.poll() is not None:
+                        message = (child.stderr.read().decode(errors="replace")
+                                   if child.stderr else "")
+                        _fail(f"a demo process exited early (code {child.returncode}):\n"
+                              f"{message.strip()}", 1)
+                try:
+                    client.call("ping")
+                    break
+                except EngineUnavailable:
+                    if time.monotonic() > deadline:
+                        _fail("the engine did not answer within 20 s", 1)
+        if script:
+            threading.Thread(target=_demo_script, args=(cfg, stop), daemon=True).start()
+        use_gui = not headless and has_display()
+        run_console = _console_entry() if use_gui else None
+        if run_console is not None:
+            err.print("opening the console (Ctrl-C or close the window to stop) ...")
+            code = int(run_console(cfg, config, duration))
+        else:
+            if not headless:
+                err.print("no display: showing the terminal dashboard instead")
+            err.print("try in another terminal: [bold].venv/bin/stagectl led set brightness "
+                      "600[/]   (Ctrl-C stops the demo)")
+            from stagectl.dashboard import run_dashboard
+
+            code = run_dashboard(cfg, duration)
+    except KeyboardInterrupt:
+        code = 0
+    finally:
+        stop.set()
+        err.print("stopping: engine leaves devices safe, then simulators stop ...")
+        _stop_children(children)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    """Entry point of the ``stagectl`` console script."""
+    app()

@@ -1,0 +1,266 @@
+"""Stage configuration: one TOML file per stage, validated by pydantic.
+
+A bad file gives one clear :class:`ConfigError` naming the file, the key path, the bad value
+and what is expected; the CLI turns it into exit code 2 before anything is started.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+import zoneinfo
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from drivers.transport import parse_address
+
+DEFAULT_CONFIG = Path("configs/sim-stage.toml")
+STAGE_FRAME_RATES = (23.976, 24.0, 25.0, 29.97, 30.0, 50.0, 59.94, 60.0)
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; ``str()`` is the operator-facing message."""
+
+    def __init__(self, path: Path | str, problems: list[str]) -> None:
+        self.path = str(path)
+        self.problems = problems
+        super().__init__("\n".join(f"{self.path}: {problem}" for problem in problems))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_address(value: str) -> str:
+    try:
+        parse_address(value)
+    except ValueError:
+        raise ValueError("host:port, such as 127.0.0.1:9000") from None
+    return value
+
+
+class StageSection(_Model):
+    """Who and where the stage is."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    site: str = ""
+    timezone: str = "Asia/Shanghai"
+    frame_rate: float = 25.0
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError("an IANA time zone such as Asia/Shanghai or Asia/Hong_Kong") from None
+        return value
+
+    @field_validator("frame_rate")
+    @classmethod
+    def _rate(cls, value: float) -> float:
+        for rate in STAGE_FRAME_RATES:
+            if abs(value - rate) < 0.001:
+                return rate
+        raise ValueError("one of " + ", ".join(f"{r:g}" for r in STAGE_FRAME_RATES))
+
+
+def is_local_endpoint(endpoint: str) -> bool:
+    """Whether a ZeroMQ endpoint stays on this machine (loopback, ipc, inproc)."""
+    parsed = urlparse(endpoint)
+    if parsed.scheme in ("ipc", "inproc"):
+        return True
+    host = (parsed.hostname or "").strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class EngineSection(_Model):
+    """Where the engine listens and how clients authenticate."""
+
+    command: str = "tcp://127.0.0.1:5560"
+    state: str = "tcp://127.0.0.1:5561"
+    curve: bool = False
+    keys_dir: str = "keys"
+
+    @field_validator("command", "state")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        parsed = urlparse(value)
+        if parsed.scheme not in ("tcp", "ipc", "inproc") or not (parsed.netloc or parsed.path):
+            raise ValueError("a ZeroMQ endpoint such as tcp://127.0.0.1:5560")
+        if parsed.scheme == "tcp":
+            try:
+                port = parsed.port
+            except ValueError:
+                port = None
+            if port is None:
+                raise ValueError("a ZeroMQ endpoint with a port, such as tcp://127.0.0.1:5560")
+        return value
+
+    @property
+    def needs_curve(self) -> bool:
+        """CURVE is required as soon as an endpoint leaves loopback."""
+        return self.curve or not (is_local_endpoint(self.command) and
+                                  is_local_endpoint(self.state))
+
+
+class MqttSection(_Model):
+    """Telemetry to MQTT: ``embedded`` runs an in-process broker; ``host:port`` uses one."""
+
+    enabled: bool = True
+    broker: str = "embedded"
+    embedded_bind: str = "127.0.0.1:18830"
+    topic_prefix: str = "stagectl"
+
+    @field_validator("broker")
+    @classmethod
+    def _broker(cls, value: str) -> str:
+        if value != "embedded":
+            try:
+                parse_address(value)
+            except ValueError:
+                raise ValueError("'embedded' or host:port of a broker") from None
+        return value
+
+    @field_validator("embedded_bind")
+    @classmethod
+    def _bind(cls, value: str) -> str:
+        return _check_address(value)
+
+
+class LedDeviceConfig(_Model):
+    """An LED processor driven over OSC."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Literal["led"]
+    driver: Literal["osc"] = "osc"
+    address: str
+    max_brightness_nits: float = Field(default=1500.0, gt=0, le=10000)
+    timeout_s: float = Field(default=1.5, gt=0, le=60)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return _check_address(value)
+
+
+class LedSimulatorConfig(_Model):
+    """A simulated LED processor that ``stagectl sim`` starts."""
+
+    name: str = Field(min_length=1)
+    kind: Literal["led"]
+    listen: str
+    panels: int = Field(default=240, ge=1, le=100000)
+    max_brightness_nits: float = Field(default=1500.0, gt=0, le=10000)
+    latency_ms: float = Field(default=2.0, ge=0, le=1000)
+    ramp_nits_per_s: float = Field(default=3000.0, gt=0)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        return _check_address(value)
+
+
+DeviceConfig = Annotated[LedDeviceConfig, Field(discriminator="kind")]
+SimulatorConfig = Annotated[LedSimulatorConfig, Field(discriminator="kind")]
+
+
+class StageConfig(_Model):
+    """A whole stage: devices, simulators, engine endpoints, telemetry."""
+
+    stage: StageSection
+    engine: EngineSection = EngineSection()
+    mqtt: MqttSection = MqttSection()
+    devices: list[DeviceConfig] = Field(default_factory=list)
+    simulators: list[SimulatorConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> StageConfig:
+        seen: set[str] = set()
+        for device in self.devices:
+            if device.name in seen:
+                raise ValueError(f"device name {device.name!r} is used twice")
+            seen.add(device.name)
+        return self
+
+    def device(self, name: str) -> DeviceConfig:
+        """The device config called ``name``."""
+        for device in self.devices:
+            if device.name == name:
+                return device
+        raise KeyError(name)
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    previous: int | str | None = None
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(previous, int) and part in ("led",):
+            pass  # discriminator tag pydantic inserts after a list index
+        elif part.startswith("function-after") or part.startswith("function-"):
+            pass
+        else:
+            out += ("." if out else "") + part
+        previous = part
+    return out or "(top level)"
+
+
+def format_validation_error(exc: ValidationError) -> list[str]:
+    """Turn pydantic errors into ``key.path: got VALUE; expected WHAT`` lines."""
+    problems = []
+    for err in exc.errors():
+        path = _key_path(tuple(err["loc"]))
+        msg = str(err["msg"])
+        for prefix in ("Value error, ", "Assertion failed, "):
+            msg = msg.removeprefix(prefix)
+        if err["type"] == "missing":
+            problems.append(f"{path}: missing; this key is required")
+        elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            ctx = err.get("ctx", {})
+            problems.append(f"{path}.kind: got {ctx.get('tag')!r}; expected one of "
+                            f"{ctx.get('expected_tags', '')}")
+        elif err["type"] == "extra_forbidden":
+            problems.append(f"{path}: unknown key (check the spelling)")
+        else:
+            value = err.get("input")
+            shown = repr(value) if not isinstance(value, dict) else "{...}"
+            problems.append(f"{path}: got {shown}; expected {msg}")
+    return problems
+
+
+def parse_config(data: dict[str, Any], source: Path | str = "<config>") -> StageConfig:
+    """Validate an already parsed TOML mapping."""
+    try:
+        return StageConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, format_validation_error(exc)) from None
+
+
+def load_config(path: Path | str) -> StageConfig:
+    """Read and validate a stage TOML file.
+
+    Raises:
+        ConfigError: unreadable file, TOML syntax error, or invalid values.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, ["file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [f"cannot read: {exc}"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [f"TOML syntax error: {exc}"]) from None
+    return parse_config(data, path)

@@ -1,0 +1,289 @@
+"""The stage engine: owns the devices and serves clients over ZeroMQ.
+
+``stagectl serve --config FILE`` runs one :class:`Engine`. Clients send JSON commands to the
+ROUTER socket and watch the PUB socket (topic per device). Every exit path stops the devices
+through their safe shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import zmq
+import zmq.asyncio
+from zmq.auth.asyncio import AsyncioAuthenticator
+
+from drivers.device import Device, DeviceEvent
+from drivers.led.driver import OscLedProcessor
+from drivers.transport import parse_address
+from stagectl import bus
+from stagectl.commands import COMMANDS, failure_from
+from stagectl.config import LedDeviceConfig, StageConfig
+from stagectl.keys import Identity, authorized_identities, load_pair
+from stagectl.telemetry import MqttTelemetry
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 1.0
+READ_ONLY = frozenset({"ping", "status", "commands", "engine.counters"})
+
+
+def build_device(cfg: LedDeviceConfig) -> Device:
+    """Create the driver a device entry names."""
+    if cfg.kind == "led" and cfg.driver == "osc":
+        return OscLedProcessor(cfg.name, parse_address(cfg.address), timeout_s=cfg.timeout_s,
+                               max_brightness_nits=cfg.max_brightness_nits)
+    raise ValueError(f"no driver {cfg.driver!r} for kind {cfg.kind!r}")  # pragma: no cover
+
+
+class Engine:
+    """Devices plus the command and state sockets.
+
+    Args:
+        config: the validated stage.
+        base_dir: where relative paths in the config (keys) are resolved.
+    """
+
+    def __init__(self, config: StageConfig, base_dir: Path | None = None) -> None:
+        self.config = config
+        self.base_dir = base_dir or Path.cwd()
+        self.devices: dict[str, Device] = {d.name: build_device(d) for d in config.devices}
+        self.counters: Counter[str] = Counter()
+        self.started_at = time.time()
+        self._ctx = zmq.asyncio.Context()
+        self._router: zmq.asyncio.Socket | None = None
+        self._pub: zmq.asyncio.Socket | None = None
+        self._auth: AsyncioAuthenticator | None = None
+        self._identities: dict[str, Identity] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._seq = 0
+        self._listeners: list[Any] = []
+        self._stopped = asyncio.Event()
+        self.telemetry: MqttTelemetry | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the sockets, then start every device."""
+        self._bind()
+        if self.config.mqtt.enabled:
+            self.telemetry = MqttTelemetry(self.config.mqtt, self.config.stage.name)
+            self.telemetry.seed([d.snapshot() for d in self.devices.values()])
+            self.add_listener(self.telemetry.on_state)
+            try:
+                await self.telemetry.start()
+            except OSError as exc:
+                self._close_sockets()
+                raise RuntimeError(f"cannot start the embedded MQTT broker on "
+                                   f"{self.config.mqtt.embedded_bind}: {exc}") from exc
+        for device in self.devices.values():
+            device.subscribe(self._on_device_event)
+            await device.start()
+        self._tasks = [
+            asyncio.create_task(self._command_loop(), name="engine-commands"),
+            asyncio.create_task(self._heartbeat_loop(), name="engine-heartbeat"),
+        ]
+        log.info("engine for stage %s: commands on %s, state on %s",
+                 self.config.stage.name, self.config.engine.command, self.config.engine.state)
+
+    def _bind(self) -> None:
+        engine_cfg = self.config.engine
+        router = self._ctx.socket(zmq.ROUTER)
+        pub = self._ctx.socket(zmq.PUB)
+        for sock in (router, pub):
+            sock.setsockopt(zmq.LINGER, 0)
+        router.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        pub.setsockopt(zmq.SNDHWM, 10000)
+        if engine_cfg.needs_curve:
+            keys_dir = self.base_dir / engine_cfg.keys_dir
+            public, secret = load_pair(keys_dir, "server")
+            self._identities = authorized_identities(keys_dir)
+            if not self._identities:
+                raise RuntimeError(f"{keys_dir / 'authorized'}: no authorised client keys; run "
+                                   f"`stagectl keys generate --name NAME --role operator "
+                                   f"--dir {keys_dir}`")
+            self._auth = AsyncioAuthenticator(self._ctx)
+            self._auth.start()
+            self._auth.configure_curve(domain="*", location=str(keys_dir / "authorized"))
+            for sock in (router, pub):
+                sock.curve_secretkey = secret
+                sock.curve_publickey = public
+                sock.curve_server = True
+        try:
+            router.bind(engine_cfg.command)
+            pub.bind(engine_cfg.state)
+        except zmq.ZMQError as exc:
+            router.close()
+            pub.close()
+            raise RuntimeError(f"cannot bind engine sockets ({engine_cfg.command}, "
+                               f"{engine_cfg.state}): {exc}; is another engine running?") from exc
+        self._router, self._pub = router, pub
+
+    async def stop(self) -> None:
+        """Stop serving and leave every device safe (idempotent)."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for device in self.devices.values():
+            try:
+                await device.stop()
+            except Exception:
+                log.exception("%s: safe shutdown failed", device.name)
+        self._publish(bus.ENGINE_TOPIC, {"type": "event", "device": None,
+                                         "data": {"message": "engine stopped",
+                                                  "level": "warning"}})
+        if self.telemetry is not None:
+            await self.telemetry.stop()
+        self._close_sockets()
+
+    def _close_sockets(self) -> None:
+        for sock in (self._router, self._pub):
+            if sock is not None:
+                sock.close(linger=0)
+        self._router = self._pub = None
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+        if not self._ctx.closed:
+            self._ctx.term()
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set, then shut down safely."""
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    # ---- state -------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """The JSON shape of ``stagectl status --json``."""
+        stage = self.config.stage
+        return {
+            "stage": {"name": stage.name, "site": stage.site, "timezone": stage.timezone,
+                      "frame_rate": stage.frame_rate},
+            "engine": {"uptime_s": round(time.time() - self.started_at, 1),
+                       "counters": dict(self.counters),
+                       "mqtt": None if self.telemetry is None else {
+                           "broker": f"{self.telemetry.host}:{self.telemetry.port}",
+                           "connected": self.telemetry.connected,
+                           "counters": dict(self.telemetry.counters)}},
+            "devices": [d.snapshot() for d in self.devices.values()],
+        }
+
+    def add_listener(self, listener: Any) -> None:
+        """Also hand every device event to ``listener(topic, message)`` (telemetry)."""
+        self._listeners.append(listener)
+
+    def _publish(self, topic: str, message: dict[str, Any]) -> None:
+        self._seq += 1
+        message = {**message, "seq": self._seq, "t": message.get("t", time.time())}
+        for listener in self._listeners:
+            try:
+                listener(topic, message)
+            except Exception:
+                self.counters["listener_errors"] += 1
+                log.exception("state listener failed")
+        if self._pub is None or self._pub.closed:
+            return
+        try:
+            self._pub.send_multipart([topic.encode(), bus.dumps(message)], flags=zmq.NOBLOCK)
+            self.counters["published"] += 1
+        except zmq.ZMQError:
+            self.counters["publish_dropped"] += 1
+
+    def _on_device_event(self, event: DeviceEvent) -> None:
+        self._publish(bus.device_topic(event.device),
+                      {"type": event.kind, "device": event.device, "t": event.t,
+                       "data": event.data})
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            self._publish(bus.ENGINE_TOPIC, {
+                "type": "heartbeat", "device": None,
+                "data": {"stage": self.config.stage.name,
+                         "devices": {n: d.health.state.value for n, d in self.devices.items()}},
+            })
+            await asyncio.sleep(HEARTBEAT_S)
+
+    # ---- commands ----------------------------------------------------------------------
+
+    async def _command_loop(self) -> None:
+        assert self._router is not None
+        router = self._router
+        while True:
+            frames = await router.recv_multipart(copy=False)
+            if len(frames) < 2:
+                self.counters["bad_frames"] += 1
+                continue
+            envelope = [f.bytes for f in frames[:-1]]
+            payload = frames[-1].bytes
+            user_id = None
+            if self._auth is not None:
+                with contextlib.suppress(zmq.ZMQError, KeyError):
+                    found = frames[-1].get("User-Id")
+                    user_id = None if found is None else str(found)
+            reply = await self.handle(payload, user_id)
+            try:
+                await router.send_multipart([*envelope, reply])
+            except zmq.ZMQError as exc:  # client vanished
+                self.counters["reply_dropped"] += 1
+                log.debug("reply dropped: %s", exc)
+
+    async def handle(self, payload: bytes, curve_user: str | None = None) -> bytes:
+        """Decode, authorise and run one request; always returns a reply (never raises)."""
+        self.counters["requests"] += 1
+        try:
+            request = bus.decode_request(payload)
+        except bus.ProtocolError as exc:
+            self.counters["bad_requests"] += 1
+            return bus.error_reply(bus.request_id_of(payload), "bad_request", str(exc))
+        role, user = request.role, request.user
+        if self._auth is not None:
+            identity = self._identities.get(curve_user or "")
+            if identity is None:
+                self.counters["forbidden"] += 1
+                return bus.error_reply(request.id, "forbidden", "unknown client key")
+            role, user = identity.role, identity.user
+        command = COMMANDS.get(request.cmd)
+        if command is None:
+            self.counters["unknown_commands"] += 1
+            return bus.error_reply(request.id, "unknown_command",
+                                   f"unknown command {request.cmd!r}; try 'commands'")
+        if role not in command.roles:
+            self.counters["forbidden"] += 1
+            self._publish(bus.ENGINE_TOPIC, {"type": "event", "device": None, "data": {
+                "message": f"{user} ({role}) refused {request.cmd}", "level": "warning"}})
+            return bus.error_reply(request.id, "forbidden",
+                                   f"role {role!r} may not run {request.cmd}; allowed: "
+                                   f"{', '.join(sorted(command.roles))}", role=role)
+        try:
+            result = await command.handler(self, request.args)
+        except Exception as exc:
+            failure = failure_from(exc)
+            self.counters[f"failed_{failure.code}"] += 1
+            if failure.code == "internal":
+                log.exception("command %s failed", request.cmd)
+            return bus.error_reply(request.id, failure.code, str(failure), **failure.details)
+        self.counters["commands_ok"] += 1
+        if request.cmd not in READ_ONLY:
+            shown = ", ".join(f"{k}={v}" for k, v in request.args.items())
+            self._publish(bus.ENGINE_TOPIC, {"type": "event", "device": None, "data": {
+                "message": f"{user} ({role}): {request.cmd} {shown}".strip(),
+                "level": "info"}})
+        try:
+            return bus.ok_reply(request.id, result)
+        except (TypeError, ValueError) as exc:
+            return bus.error_reply(request.id, "internal", f"unencodable result: {exc}")

@@ -1,0 +1,110 @@
+"""CURVE keys for the engine's sockets (``stagectl keys generate``).
+
+Layout of a keys directory::
+
+    keys/server.key, keys/server.key_secret        the engine's certificate
+    keys/authorized/<user>.key                     clients allowed in (with their role)
+    keys/<user>.key, keys/<user>.key_secret        a client's own certificate
+
+A client certificate carries ``user`` and ``role`` metadata; the engine takes the role from
+the certificate, never from the request, when CURVE is on.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import zmq.auth
+
+from stagectl.bus import ROLES
+
+
+class KeyError_(Exception):
+    """Missing or unreadable keys; the message says which file and what to run."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a CURVE client is."""
+
+    user: str
+    role: str
+
+
+_META = re.compile(r'^\s+(\w[\w-]*)\s*=\s*"?([^"\n]*)"?\s*$')
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """Metadata of a ZeroMQ certificate file (the ``metadata`` section)."""
+    meta: dict[str, str] = {}
+    section = ""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith((" ", "\t", "#")):
+            section = line.strip()
+            continue
+        match = _META.match(line)
+        if match and section == "metadata":
+            meta[match.group(1)] = match.group(2)
+    return meta
+
+
+def generate(keys_dir: Path, name: str, role: str | None = None,
+             authorize: bool = True) -> tuple[Path, Path]:
+    """Create a certificate pair; a client (``role`` given) is also authorised.
+
+    Returns:
+        The public and secret key file paths.
+    """
+    if role is not None and role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    metadata = {"user": name}
+    if role is not None:
+        metadata["role"] = role
+    public, secret = zmq.auth.create_certificates(str(keys_dir), name, metadata=metadata)
+    Path(secret).chmod(0o600)
+    if role is not None and authorize:
+        authorized = keys_dir / "authorized"
+        authorized.mkdir(exist_ok=True)
+        shutil.copy(public, authorized / Path(public).name)
+    return Path(public), Path(secret)
+
+
+def load_pair(keys_dir: Path, name: str) -> tuple[bytes, bytes]:
+    """Load ``name``'s public and secret keys."""
+    path = keys_dir / f"{name}.key_secret"
+    if not path.exists():
+        raise KeyError_(f"{path}: not found; run `stagectl keys generate --name {name}"
+                        f"{'' if name == 'server' else ' --role operator'} --dir {keys_dir}`")
+    public, secret = zmq.auth.load_certificate(str(path))
+    if secret is None:
+        raise KeyError_(f"{path}: has no secret key")
+    return public, secret
+
+
+def load_server_public(keys_dir: Path) -> bytes:
+    """The engine's public key, which clients need to connect."""
+    path = keys_dir / "server.key"
+    if not path.exists():
+        raise KeyError_(f"{path}: not found; run `stagectl keys generate --name server "
+                        f"--dir {keys_dir}`")
+    public, _ = zmq.auth.load_certificate(str(path))
+    return public
+
+
+def authorized_identities(keys_dir: Path) -> dict[str, Identity]:
+    """Map of z85 public key -> identity for every authorised client."""
+    out: dict[str, Identity] = {}
+    folder = keys_dir / "authorized"
+    if not folder.is_dir():
+        return out
+    for path in sorted(folder.glob("*.key")):
+        public, _ = zmq.auth.load_certificate(str(path))
+        meta = read_metadata(path)
+        role = meta.get("role", "viewer")
+        out[public.decode()] = Identity(meta.get("user", path.stem),
+                                        role if role in ROLES else "viewer")
+    return out
