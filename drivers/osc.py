@@ -61,6 +61,35 @@ def encode_message(address: str, args: tuple[tuple[str, OscArg], ...] = ()) -> b
         raise OscEncodeError(f"{address}: {exc}") from exc
 
 
+_KNOWN_TAGS = frozenset("ifsbhdtTFNIcrm[]")
+
+
+def _type_tags(dgram: bytes) -> str:
+    end = dgram.find(b"\x00")
+    start = (end // 4 + 1) * 4
+    if start >= len(dgram):
+        return ""
+    if dgram[start:start + 1] != b",":
+        raise OscDecodeError("missing type tag string")
+    stop = dgram.find(b"\x00", start)
+    if stop < 0:
+        raise OscDecodeError("unterminated type tag string")
+    return dgram[start + 1:stop].decode("ascii", errors="replace")
+
+
+def _check_strict(dgram: bytes, address: str, params: tuple[object, ...]) -> None:
+    """python-osc skips unknown tags and pads short data; a stage controller must not."""
+    tags = _type_tags(dgram)
+    unknown = set(tags) - _KNOWN_TAGS
+    if unknown:
+        raise OscDecodeError(f"{address}: unknown OSC type tag(s) {''.join(sorted(unknown))!r}")
+    if tags and set(tags) <= set("ifs") and len(tags) == len(params):
+        expected = len(encode_message(address, tuple(zip(tags, params, strict=True))))  # type: ignore[arg-type]
+        if expected != len(dgram):
+            raise OscDecodeError(f"{address}: datagram is {len(dgram)} bytes, its type tags "
+                                 f"',{tags}' need {expected}")
+
+
 def decode_packet(dgram: bytes) -> list[OscMessage]:
     """Decode one datagram (a message or a bundle) into its messages.
 
@@ -78,6 +107,7 @@ def decode_packet(dgram: bytes) -> list[OscMessage]:
             if not isinstance(address, str) or not address.startswith("/"):
                 raise OscDecodeError(f"bad OSC address {address!r}")
             params = tuple(msg.params)
+            _check_strict(bytes(msg.dgram), address, params)
             out.append(OscMessage(address=address, args=params))
         return out
     except OscDecodeError:

@@ -100,22 +100,8 @@ class Engine:
             sock.setsockopt(zmq.LINGER, 0)
         router.setsockopt(zmq.ROUTER_HANDOVER, 1)
         pub.setsockopt(zmq.SNDHWM, 10000)
-        if engine_cfg.needs_curve:
-            keys_dir = self.base_dir / engine_cfg.keys_dir
-            public, secret = load_pair(keys_dir, "server")
-            self._identities = authorized_identities(keys_dir)
-            if not self._identities:
-                raise RuntimeError(f"{keys_dir / 'authorized'}: no authorised client keys; run "
-                                   f"`stagectl keys generate --name NAME --role operator "
-                                   f"--dir {keys_dir}`")
-            self._auth = AsyncioAuthenticator(self._ctx)
-            self._auth.start()
-            self._auth.configure_curve(domain="*", location=str(keys_dir / "authorized"))
-            for sock in (router, pub):
-                sock.curve_secretkey = secret
-                sock.curve_publickey = public
-                sock.curve_server = True
         try:
+            self._secure(router, pub)
             router.bind(engine_cfg.command)
             pub.bind(engine_cfg.state)
         except zmq.ZMQError as exc:
@@ -123,7 +109,31 @@ class Engine:
             pub.close()
             raise RuntimeError(f"cannot bind engine sockets ({engine_cfg.command}, "
                                f"{engine_cfg.state}): {exc}; is another engine running?") from exc
+        except Exception:
+            router.close()
+            pub.close()
+            raise
         self._router, self._pub = router, pub
+
+    def _secure(self, router: zmq.asyncio.Socket, pub: zmq.asyncio.Socket) -> None:
+        """Switch on CURVE (required off loopback) with the keys from ``keys_dir``."""
+        engine_cfg = self.config.engine
+        if not engine_cfg.needs_curve:
+            return
+        keys_dir = self.base_dir / engine_cfg.keys_dir
+        public, secret = load_pair(keys_dir, "server")
+        self._identities = authorized_identities(keys_dir)
+        if not self._identities:
+            raise RuntimeError(f"{keys_dir / 'authorized'}: no authorised client keys; run "
+                               f"`stagectl keys generate --name NAME --role operator "
+                               f"--dir {keys_dir}`")
+        self._auth = AsyncioAuthenticator(self._ctx)
+        self._auth.start()
+        self._auth.configure_curve(domain="*", location=str(keys_dir / "authorized"))
+        for sock in (router, pub):
+            sock.curve_secretkey = secret
+            sock.curve_publickey = public
+            sock.curve_server = True
 
     async def stop(self) -> None:
         """Stop serving and leave every device safe (idempotent)."""

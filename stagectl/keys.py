@@ -64,8 +64,15 @@ def generate(keys_dir: Path, name: str, role: str | None = None,
     metadata = {"user": name}
     if role is not None:
         metadata["role"] = role
-    public, secret = zmq.auth.create_certificates(str(keys_dir), name, metadata=metadata)
-    Path(secret).chmod(0o600)
+    public_key, secret_key = zmq.curve_keypair()
+    public, secret = keys_dir / f"{name}.key", keys_dir / f"{name}.key_secret"
+    meta = "".join(f"    {k} = \"{v}\"\n" for k, v in metadata.items())
+    head = (f"#   ZeroMQ CURVE certificate for {name} (stagectl keys generate)\n"
+            f"metadata\n{meta}curve\n")
+    public.write_text(f"{head}    public-key = \"{public_key.decode()}\"\n", encoding="utf-8")
+    secret.touch(mode=0o600)
+    secret.write_text(f"{head}    public-key = \"{public_key.decode()}\"\n"
+                      f"    secret-key = \"{secret_key.decode()}\"\n", encoding="utf-8")
     if role is not None and authorize:
         authorized = keys_dir / "authorized"
         authorized.mkdir(exist_ok=True)

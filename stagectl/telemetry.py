@@ -76,6 +76,11 @@ class MqttTelemetry:
         else:
             self.host, self.port = parse_address(cfg.broker)
 
+    @property
+    def idle(self) -> bool:
+        """Connected with nothing left to publish."""
+        return self.connected and self._queue.empty()
+
     def topic(self, device: str, leaf: str) -> str:
         """Full topic for a device leaf."""
         return f"{self.cfg.topic_prefix}/{self.stage}/{device}/{leaf}"

@@ -160,6 +160,7 @@ class LedSimulator:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+            await asyncio.sleep(0)  # let the loop release the port before returning
 
     # ---- wire -------------------------------------------------------------------------
 

@@ -1,0 +1,54 @@
+"""Shared fixtures: tool requirements (fail under CI, skip on laptops) and leak checks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def require_tool(name: str, extra_paths: tuple[str, ...] = ("/usr/sbin",)) -> str:
+    """Path of a system tool; skip without it on a laptop, fail under CI=true."""
+    found = shutil.which(name)
+    if found is None:
+        for folder in extra_paths:
+            candidate = Path(folder) / name
+            if candidate.exists():
+                found = str(candidate)
+                break
+    if found is None:
+        message = (f"{name} is not installed (Debian: apt-get install "
+                   f"{ {'oscsend': 'liblo-tools'}.get(name, name) })")
+        if IN_CI:
+            pytest.fail(f"CI=true: {message}; .ci/run must install it")
+        pytest.skip(message)
+    return found
+
+
+def _threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate()
+            if t.is_alive() and not t.name.startswith(("asyncio_", "ThreadPoolExecutor",
+                                                      "Dummy", "pydevd", "QThread"))}
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """Fail a test that leaves threads running (stopped harnesses join theirs)."""
+    before = _threads()
+    yield
+    deadline = time.monotonic() + 3.0
+    leaked = _threads() - before
+    while leaked and time.monotonic() < deadline:
+        time.sleep(0.05)
+        leaked = _threads() - before
+    assert not leaked, f"test leaked threads: {[t.name for t in leaked]}"

@@ -1,0 +1,130 @@
+"""Telemetry to a real MQTT broker: mosquitto (as in CI) and the embedded amqtt default."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from stagectl.client import ClientIdentity, EngineClient
+from stagectl.harness import StageHarness, free_port, free_port_config
+from tests.conftest import require_tool
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Any) -> Iterator[int]:
+    binary = require_tool("mosquitto")
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        import socket
+
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline, "mosquitto did not start"
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(5)
+        if proc.stderr:
+            proc.stderr.close()
+
+
+async def collect(port: int, topic: str, want: int, timeout: float = 5.0
+                  ) -> dict[str, list[tuple[Any, bool]]]:
+    found: dict[str, list[tuple[Any, bool]]] = {}
+    async with aiomqtt.Client("127.0.0.1", port) as client:
+        await client.subscribe(topic, qos=1)
+        async with asyncio.timeout(timeout):
+            async for message in client.messages:
+                found.setdefault(str(message.topic), []).append(
+                    (json.loads(message.payload) if message.payload not in (b"true", b"false")
+                     else message.payload.decode(), bool(message.retain)))
+                if len(found) >= want:
+                    break
+    return found
+
+
+def wait_mqtt(harness: StageHarness) -> None:
+    assert harness.engine is not None and harness.engine.telemetry is not None
+    deadline = time.monotonic() + 5
+    while not harness.engine.telemetry.idle:
+        assert time.monotonic() < deadline, "telemetry never connected"
+        time.sleep(0.05)
+    time.sleep(0.2)  # the last publish is in flight
+
+
+def test_mosquitto_gets_retained_health_and_state(mosquitto: int) -> None:
+    config = free_port_config(stage="mq", mqtt=True, mqtt_broker=f"127.0.0.1:{mosquitto}")
+    with StageHarness(config) as stage:
+        wait_mqtt(stage)
+        with EngineClient(config, ClientIdentity("t", "operator")) as client:
+            client.call("led.set", {"key": "colour_temperature_k", "value": 3200})
+        time.sleep(0.5)
+        # a late subscriber gets the retained picture of the stage
+        found = asyncio.run(collect(mosquitto, "stagectl/mq/#", want=3))
+        health, retained = found["stagectl/mq/led-main/health"][-1]
+        assert retained and health["state"] == "online"
+        state, retained = found["stagectl/mq/led-main/state"][-1]
+        assert retained and state["colour_temperature_k"] == 3200
+        assert found["stagectl/mq/engine/online"][-1] == ("true", True)
+    # after a clean stop the engine says it is gone
+    found = asyncio.run(collect(mosquitto, "stagectl/mq/engine/online", want=1))
+    assert found["stagectl/mq/engine/online"][-1][0] == "false"
+
+
+def test_health_change_is_published(mosquitto: int) -> None:
+    config = free_port_config(stage="mq2", mqtt=True, mqtt_broker=f"127.0.0.1:{mosquitto}")
+    with StageHarness(config) as stage:
+        wait_mqtt(stage)
+
+        async def watch() -> dict[str, Any]:
+            async with aiomqtt.Client("127.0.0.1", mosquitto) as client:
+                await client.subscribe("stagectl/mq2/led-main/health", qos=1)
+                with EngineClient(config, ClientIdentity("e", "engineer")) as c:
+                    c.call("sim.fault", {"fault": "panels_offline", "value": 5})
+                async with asyncio.timeout(5):
+                    async for message in client.messages:
+                        body: dict[str, Any] = json.loads(message.payload)
+                        if body["state"] == "degraded":
+                            return body
+            raise AssertionError("unreachable")
+
+        body = asyncio.run(watch())
+        assert "5 of 240 panels offline" in body["reason"]
+
+
+def test_engine_survives_broker_loss(mosquitto: int) -> None:
+    config = free_port_config(stage="mq3", mqtt=True, mqtt_broker="127.0.0.1:1")  # no broker
+    with StageHarness(config) as stage:
+        with EngineClient(config, ClientIdentity("t", "operator")) as client:
+            client.call("led.set", {"key": "gamma", "value": 2.2})
+            assert client.call("status")["devices"][0]["health"] == "online"
+        time.sleep(0.5)
+        assert stage.engine is not None and stage.engine.telemetry is not None
+        assert stage.engine.telemetry.counters["connect_failures"] >= 1
+
+
+def test_embedded_broker_is_the_default() -> None:
+    config = free_port_config(stage="emb", mqtt=True)  # broker = "embedded"
+    with StageHarness(config) as stage:
+        wait_mqtt(stage)
+        port = int(config.mqtt.embedded_bind.rsplit(":", 1)[1])
+        found = asyncio.run(collect(port, "stagectl/emb/led-main/#", want=2))
+        assert found["stagectl/emb/led-main/health"][-1][0]["state"] == "online"
+        assert "brightness_nits" in found["stagectl/emb/led-main/state"][-1][0]
