@@ -1,0 +1,772 @@
+"""SQLite storage and the booking lifecycle (docs/decisions/0013-booking-storage-locking.md).
+
+One SQLite file in WAL mode with ``synchronous=FULL``. Every change runs inside
+``BEGIN IMMEDIATE``: SQLite grants that write lock to one connection at a time, across
+processes, so the check "is this slot still free?" and the write that takes it can never be
+interleaved with another producer's. A change is acknowledged only after COMMIT returns, so a
+killed process loses nothing it acknowledged. Every change writes a row to ``history``.
+
+Lifecycle: REQUESTED -> HOLD (rank 1..n) -> CONFIRMED -> COMPLETED; exits RELEASED, EXPIRED,
+CANCELLED, REJECTED.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from scheduler.booking.checker import check_plan
+from scheduler.booking.greedy import greedy_plan
+from scheduler.booking.model import (
+    ACTIVE,
+    Assignment,
+    Booking,
+    Plan,
+    Problem,
+    Status,
+    Window,
+)
+from scheduler.booking.optimiser import optimise
+from scheduler.booking.parse import (
+    BookingInputError,
+    booking_to_dict,
+    problem_from_dict,
+    stage_to_dict,
+)
+from scheduler.booking.solve import PlanCheckFailed, solve
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS stages (id TEXT PRIMARY KEY, spec TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pools (
+    id TEXT PRIMARY KEY, capacity INTEGER NOT NULL, kind TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS outages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, stage TEXT NOT NULL, start TEXT NOT NULL,
+    end TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS bookings (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    stage TEXT,
+    start TEXT,
+    hold_rank INTEGER,
+    hold_expires TEXT,
+    challenged_by TEXT,
+    challenge_deadline TEXT,
+    sequence INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS bookings_stage ON bookings (stage, status);
+CREATE TABLE IF NOT EXISTS history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    booking_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    from_status TEXT,
+    to_status TEXT,
+    reason TEXT NOT NULL DEFAULT '',
+    details TEXT NOT NULL DEFAULT '{}');
+INSERT OR IGNORE INTO meta (key, value) VALUES ('version', '0'), ('slot_minutes', '15');
+"""
+
+
+class BookingRefused(Exception):
+    """A lifecycle change that is not allowed; the message says why and what to do."""
+
+
+class UnknownBooking(BookingRefused):
+    """No booking with that id."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """A stored booking with its bookkeeping fields."""
+
+    booking: Booking
+    sequence: int
+    created_at: datetime
+    updated_at: datetime
+    hold_expires: datetime | None = None
+    challenged_by: str | None = None
+    challenge_deadline: datetime | None = None
+
+    @property
+    def id(self) -> str:
+        """Booking id."""
+        return self.booking.id
+
+    @property
+    def status(self) -> Status:
+        """Lifecycle state."""
+        return self.booking.status
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One audited change: who, when, what and why."""
+
+    seq: int
+    booking_id: str
+    at: datetime
+    actor: str
+    action: str
+    from_status: str | None
+    to_status: str | None
+    reason: str
+    details: dict[str, Any]
+
+
+@dataclass
+class OutageReport:
+    """What an outage re-plan did."""
+
+    stage: str
+    start: datetime
+    end: datetime
+    moved: list[dict[str, str]]
+    unplaced: list[dict[str, str]]
+    kept: int
+    solve_seconds: float
+    source: str
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return None if dt is None else dt.isoformat()
+
+
+def _dt(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _overlap(a: Booking, b: Booking, changeover_minutes: int) -> bool:
+    """Whether two placed bookings clash on one stage, changeover included."""
+    assert a.start is not None and b.start is not None and a.end is not None and b.end is not None
+    co = timedelta(minutes=changeover_minutes)
+    return a.start < b.end + co and b.start < a.end + co
+
+
+class BookingStore:
+    """Bookings in one SQLite file, safe to use from several processes at once.
+
+    Args:
+        path: the database file (created with its folder if missing).
+        clock: returns "now" as an aware datetime; injectable for tests.
+    """
+
+    def __init__(self, path: Path | str, clock: Callable[[], datetime] = _now) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.clock = clock
+        self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA busy_timeout = 30000")
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = FULL")
+        self._init_schema()
+
+    def _init_schema(self) -> None:
+        with self._tx():
+            for stmt in SCHEMA.split(";"):
+                if stmt.strip():
+                    self.conn.execute(stmt)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    def __enter__(self) -> BookingStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction holding SQLite's single writer lock from the first statement."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # --- configuration ------------------------------------------------------------------
+
+    def setup(self, doc: dict[str, Any], actor: str = "setup") -> None:
+        """Load (or replace) stages, pools and slot size from a ``solve``-style document.
+
+        Raises:
+            BookingInputError: the document is invalid.
+        """
+        problem = problem_from_dict(
+            {k: doc[k] for k in ("slot_minutes", "stages", "pools") if k in doc}
+        )
+        with self._tx() as c:
+            c.execute("UPDATE meta SET value = ? WHERE key = 'slot_minutes'",
+                      (str(problem.slot_minutes),))
+            for s in problem.stages:
+                c.execute("INSERT OR REPLACE INTO stages (id, spec) VALUES (?, ?)",
+                          (s.id, json.dumps(stage_to_dict(s))))
+            for p in problem.pools:
+                c.execute("INSERT OR REPLACE INTO pools (id, capacity, kind) VALUES (?, ?, ?)",
+                          (p.id, p.capacity, p.kind))
+            self._bump(c)
+
+    def _config(self, c: sqlite3.Connection) -> dict[str, Any]:
+        slot = int(c.execute("SELECT value FROM meta WHERE key='slot_minutes'").fetchone()[0])
+        stages = [json.loads(r["spec"]) for r in c.execute("SELECT spec FROM stages ORDER BY id")]
+        extra: dict[str, list[list[str]]] = {}
+        for r in c.execute("SELECT stage, start, end FROM outages ORDER BY start"):
+            extra.setdefault(r["stage"], []).append([r["start"], r["end"]])
+        for s in stages:
+            s["outages"] = list(s.get("outages", [])) + extra.get(s["id"], [])
+        pools = [
+            {"id": r["id"], "capacity": r["capacity"], "kind": r["kind"] or "pool"}
+            for r in c.execute("SELECT * FROM pools ORDER BY id")
+        ]
+        return {"slot_minutes": slot, "stages": stages, "pools": pools}
+
+    def problem(self, statuses: frozenset[Status] = ACTIVE) -> Problem:
+        """The stored stages, pools and bookings (in arrival order) as a planning problem."""
+        c = self.conn
+        doc = self._config(c)
+        rows = c.execute("SELECT * FROM bookings ORDER BY created_at, rowid").fetchall()
+        doc["bookings"] = [
+            self._row_doc(r) for r in rows if Status(r["status"]) in statuses
+        ]
+        return problem_from_dict(doc)
+
+    @staticmethod
+    def _row_doc(r: sqlite3.Row) -> dict[str, Any]:
+        spec: dict[str, Any] = json.loads(r["spec"])
+        status = Status(r["status"])
+        spec["status"] = status.value if status in ACTIVE else Status.REQUESTED.value
+        spec.pop("stage", None)
+        spec.pop("start", None)
+        spec.pop("hold_rank", None)
+        if r["stage"] is not None and r["start"] is not None:
+            spec["stage"] = r["stage"]
+            spec["start"] = r["start"]
+        if status is Status.HOLD:
+            spec["hold_rank"] = r["hold_rank"] or 1
+        return spec
+
+    def version(self) -> int:
+        """A counter bumped by every committed change (for optimistic re-plans)."""
+        return int(self.conn.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0])
+
+    @staticmethod
+    def _bump(c: sqlite3.Connection) -> None:
+        c.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version'")
+
+    # --- reads --------------------------------------------------------------------------
+
+    def get(self, booking_id: str) -> Record:
+        """One booking.
+
+        Raises:
+            UnknownBooking: no such id.
+        """
+        r = self.conn.execute("SELECT * FROM bookings WHERE id = ?", (booking_id,)).fetchone()
+        if r is None:
+            raise UnknownBooking(f"no booking {booking_id!r} (see `stagectl book list`)")
+        return self._record(r)
+
+    def _record(self, r: sqlite3.Row, config: dict[str, Any] | None = None) -> Record:
+        spec = self._row_doc(r)
+        doc = dict(config or self._config(self.conn))
+        doc["bookings"] = [spec]
+        booking = problem_from_dict(doc).bookings[0]
+        booking = replace(booking, status=Status(r["status"]),
+                          hold_rank=r["hold_rank"] if r["status"] == Status.HOLD else None)
+        return Record(
+            booking=booking,
+            sequence=r["sequence"],
+            created_at=datetime.fromisoformat(r["created_at"]),
+            updated_at=datetime.fromisoformat(r["updated_at"]),
+            hold_expires=_dt(r["hold_expires"]),
+            challenged_by=r["challenged_by"],
+            challenge_deadline=_dt(r["challenge_deadline"]),
+        )
+
+    def records(
+        self,
+        statuses: frozenset[Status] | None = None,
+        stage: str | None = None,
+        production: str | None = None,
+    ) -> list[Record]:
+        """Bookings in arrival order, optionally filtered."""
+        rows = self.conn.execute("SELECT * FROM bookings ORDER BY created_at, rowid").fetchall()
+        out = []
+        config = self._config(self.conn)
+        for r in rows:
+            if statuses is not None and Status(r["status"]) not in statuses:
+                continue
+            if stage is not None and r["stage"] != stage:
+                continue
+            rec = self._record(r, config)
+            if production is not None and rec.booking.production != production:
+                continue
+            out.append(rec)
+        return out
+
+    def history(self, booking_id: str | None = None) -> list[HistoryEntry]:
+        """The audit trail, oldest first."""
+        q = "SELECT * FROM history"
+        args: tuple[str, ...] = ()
+        if booking_id is not None:
+            q += " WHERE booking_id = ?"
+            args = (booking_id,)
+        return [
+            HistoryEntry(r["seq"], r["booking_id"], datetime.fromisoformat(r["at"]), r["actor"],
+                         r["action"], r["from_status"], r["to_status"], r["reason"],
+                         json.loads(r["details"]))
+            for r in self.conn.execute(q + " ORDER BY seq", args)
+        ]
+
+    def outages(self) -> list[tuple[str, Window, str]]:
+        """Recorded outages: stage, window, reason."""
+        return [
+            (r["stage"], Window(datetime.fromisoformat(r["start"]),
+                                datetime.fromisoformat(r["end"])), r["reason"])
+            for r in self.conn.execute("SELECT * FROM outages ORDER BY start")
+        ]
+
+    # --- writes -------------------------------------------------------------------------
+
+    def _log(self, c: sqlite3.Connection, booking_id: str, actor: str, action: str,
+             from_status: str | None, to_status: str | None, reason: str = "",
+             **details: Any) -> None:
+        c.execute(
+            "INSERT INTO history (booking_id, at, actor, action, from_status, to_status, reason,"
+            " details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (booking_id, self.clock().isoformat(), actor, action, from_status, to_status, reason,
+             json.dumps(details, default=str)),
+        )
+
+    def _set(self, c: sqlite3.Connection, booking_id: str, actor: str, action: str,
+             reason: str, *, bump_sequence: bool = False, **fields: Any) -> None:
+        old = c.execute("SELECT status FROM bookings WHERE id = ?", (booking_id,)).fetchone()
+        cols = dict(fields, updated_at=self.clock().isoformat())
+        sets = ", ".join(f"{k} = ?" for k in cols)
+        seq = ", sequence = sequence + 1" if bump_sequence else ""
+        c.execute(f"UPDATE bookings SET {sets}{seq} WHERE id = ?", (*cols.values(), booking_id))
+        new_status = fields.get("status", old["status"])
+        details = {k: v for k, v in fields.items() if k != "status"}
+        self._log(c, booking_id, actor, action, old["status"], new_status, reason, **details)
+
+    def request(self, spec: dict[str, Any], actor: str, reason: str = "") -> Record:
+        """Record a new request (status REQUESTED).
+
+        ``spec`` uses the input contract's booking fields; ``id`` is generated when missing.
+        ``stage``/``start`` are kept as the wished-for placement.
+
+        Raises:
+            BookingInputError: invalid spec (unknown stage or pool, bad times...).
+            BookingRefused: the id already exists.
+        """
+        spec = dict(spec)
+        spec["status"] = Status.REQUESTED.value
+        with self._tx() as c:
+            self._sweep(c)
+            if "id" not in spec:
+                n = c.execute("SELECT COUNT(*) FROM bookings").fetchone()[0]
+                spec["id"] = f"BK{n + 1:05d}"
+                while c.execute("SELECT 1 FROM bookings WHERE id=?", (spec["id"],)).fetchone():
+                    n += 1
+                    spec["id"] = f"BK{n + 1:05d}"
+            doc = self._config(c)
+            doc["bookings"] = [spec]
+            try:
+                booking = problem_from_dict(doc).bookings[0]
+            except BookingInputError as exc:
+                raise BookingInputError(
+                    [e.replace("bookings[0]", "request") for e in exc.errors]) from exc
+            if c.execute("SELECT 1 FROM bookings WHERE id = ?", (booking.id,)).fetchone():
+                raise BookingRefused(f"booking {booking.id!r} already exists")
+            now = self.clock().isoformat()
+            stored = booking_to_dict(booking)
+            c.execute(
+                "INSERT INTO bookings (id, status, spec, stage, start, sequence, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
+                (booking.id, Status.REQUESTED.value, json.dumps(stored), booking.stage,
+                 _iso(booking.start), now, now),
+            )
+            self._log(c, booking.id, actor, "request", None, Status.REQUESTED.value, reason)
+            self._bump(c)
+        return self.get(booking.id)
+
+    def _active_on_stage(self, c: sqlite3.Connection, stage: str) -> list[Record]:
+        rows = c.execute(
+            "SELECT * FROM bookings WHERE stage = ? AND status IN (?, ?)",
+            (stage, Status.HOLD.value, Status.CONFIRMED.value),
+        ).fetchall()
+        config = self._config(c)
+        return [self._record(r, config) for r in rows]
+
+    def _validate_placement(self, c: sqlite3.Connection, booking: Booking) -> None:
+        """Refuse a placement that breaks a rule against confirmed bookings."""
+        doc = self._config(c)
+        confirmed = [
+            self._row_doc(r) for r in c.execute(
+                "SELECT * FROM bookings WHERE status = ? AND id != ?",
+                (Status.CONFIRMED.value, booking.id))
+        ]
+        mine = booking_to_dict(replace(booking, status=Status.CONFIRMED, hold_rank=None))
+        doc["bookings"] = [*confirmed, mine]
+        problem = problem_from_dict(doc)
+        assignments = [
+            Assignment(b.id, b.stage, b.start, b.start + timedelta(minutes=b.duration_minutes))
+            for b in problem.bookings
+            if b.stage is not None and b.start is not None
+        ]
+        mine_slot = problem.slot_minutes * 60
+        violations = [
+            str(v) for v in check_plan(problem, assignments) if booking.id in v.ids
+        ]
+        if booking.start is not None and booking.start.timestamp() % mine_slot:
+            violations.append(f"slot: start is off the {problem.slot_minutes}-minute grid")
+        if violations:
+            raise BookingRefused(f"{booking.id} cannot go on {booking.stage} at "
+                                 f"{_iso(booking.start)}: " + "; ".join(violations))
+
+    def _earliest_slot(self, c: sqlite3.Connection, booking: Booking) -> tuple[str, datetime]:
+        doc = self._config(c)
+        confirmed = [
+            self._row_doc(r) for r in c.execute(
+                "SELECT * FROM bookings WHERE status = ?", (Status.CONFIRMED.value,))
+        ]
+        mine = booking_to_dict(replace(booking, status=Status.REQUESTED, stage=None, start=None))
+        mine.pop("stage", None)
+        mine.pop("start", None)
+        doc["bookings"] = [*confirmed, mine]
+        plan = greedy_plan(problem_from_dict(doc))
+        for a in plan.assignments:
+            if a.id == booking.id:
+                return a.stage, a.start
+        reason = next(r.reason for r in plan.rejected if r.id == booking.id)
+        raise BookingRefused(f"no slot for {booking.id}: {reason}")
+
+    def hold(self, booking_id: str, actor: str, stage: str | None = None,
+             start: datetime | None = None, expires: datetime | None = None,
+             reason: str = "") -> Record:
+        """Put a hold on a slot (REQUESTED -> HOLD). Holds may stack; each gets a rank.
+
+        Without ``stage``/``start`` the request's wished-for placement is used, else the
+        earliest slot free of confirmed bookings.
+        """
+        with self._tx() as c:
+            self._sweep(c)
+            rec = self._get_in(c, booking_id)
+            if rec.status is not Status.REQUESTED:
+                raise BookingRefused(f"{booking_id} is {rec.status.value}; only a requested "
+                                     "booking can be put on hold")
+            b = rec.booking
+            if stage is not None or start is not None:
+                if stage is None or start is None:
+                    raise BookingRefused("give both --stage and --start, or neither")
+                b = replace(b, stage=stage, start=start)
+            elif b.stage is None:
+                s, t = self._earliest_slot(c, b)
+                b = replace(b, stage=s, start=t)
+            self._validate_placement(c, b)
+            assert b.stage is not None
+            self._set(c, booking_id, actor, "hold", reason, status=Status.HOLD.value,
+                      stage=b.stage, start=_iso(b.start), hold_rank=10**6,
+                      hold_expires=_iso(expires))
+            self._rerank(c, b.stage, actor)
+            self._bump(c)
+        return self.get(booking_id)
+
+    def _get_in(self, c: sqlite3.Connection, booking_id: str) -> Record:
+        r = c.execute("SELECT * FROM bookings WHERE id = ?", (booking_id,)).fetchone()
+        if r is None:
+            raise UnknownBooking(f"no booking {booking_id!r} (see `stagectl book list`)")
+        return self._record(r)
+
+    def _rerank(self, c: sqlite3.Connection, stage: str, actor: str) -> None:
+        """Give holds on a stage ranks 1..n in the order they were placed, per clash group.
+
+        A hold's rank is one more than the highest rank among earlier holds it clashes with;
+        holds are promoted when one above them leaves.
+        """
+        changeover = json.loads(
+            c.execute("SELECT spec FROM stages WHERE id = ?", (stage,)).fetchone()["spec"]
+        ).get("changeover_minutes", 0)
+        holds = [r for r in self._active_on_stage(c, stage) if r.status is Status.HOLD]
+        holds.sort(key=lambda r: (r.booking.hold_rank or 0, r.updated_at, r.id))
+        done: list[tuple[Record, int]] = []
+        for r in holds:
+            rank = 1 + max(
+                (k for o, k in done if _overlap(o.booking, r.booking, changeover)), default=0
+            )
+            done.append((r, rank))
+            old = r.booking.hold_rank
+            if old != rank:
+                c.execute("UPDATE bookings SET hold_rank = ? WHERE id = ?", (rank, r.id))
+                if old is not None and old < 10**6:
+                    self._log(c, r.id, actor, "rank", "hold", "hold",
+                              f"hold rank {old} -> {rank}", hold_rank=rank)
+
+    def confirm(self, booking_id: str, actor: str, reason: str = "") -> Record:
+        """Confirm a first hold (or a requested booking with a placement nobody holds).
+
+        Refused when a confirmed booking already takes the time (never double-books) or when
+        another producer holds it first. Lower holds clashing with it are rejected.
+        """
+        with self._tx() as c:
+            self._sweep(c)
+            rec = self._get_in(c, booking_id)
+            b = rec.booking
+            if rec.status not in (Status.HOLD, Status.REQUESTED):
+                raise BookingRefused(f"{booking_id} is {rec.status.value}; only a hold or a "
+                                     "placed request can be confirmed")
+            if b.stage is None or b.start is None:
+                raise BookingRefused(f"{booking_id} has no stage and start yet: hold it first "
+                                     "(`stagectl book hold`) or run `stagectl book solve`")
+            self._validate_placement(c, b)
+            changeover = self._changeover(c, b.stage)
+            clashing = [
+                r for r in self._active_on_stage(c, b.stage)
+                if r.id != b.id and r.status is Status.HOLD
+                and _overlap(r.booking, b, changeover)
+            ]
+            my_rank = b.hold_rank if rec.status is Status.HOLD else None
+            ahead = [
+                r for r in clashing
+                if my_rank is None or (r.booking.hold_rank or 1) < my_rank
+            ]
+            if ahead:
+                first = min(ahead, key=lambda r: r.booking.hold_rank or 1)
+                raise BookingRefused(
+                    f"{first.id} holds {b.stage} first (rank {first.booking.hold_rank}); "
+                    f"challenge it (`stagectl book challenge {booking_id}`) or wait for release")
+            self._set(c, booking_id, actor, "confirm", reason, bump_sequence=True,
+                      status=Status.CONFIRMED.value, hold_rank=None, challenged_by=None,
+                      challenge_deadline=None)
+            for r in clashing:
+                self._set(c, r.id, actor, "reject", f"slot confirmed by {booking_id}",
+                          bump_sequence=True, status=Status.REJECTED.value)
+            self._rerank(c, b.stage, actor)
+            self._bump(c)
+        return self.get(booking_id)
+
+    def _changeover(self, c: sqlite3.Connection, stage: str) -> int:
+        row = c.execute("SELECT spec FROM stages WHERE id = ?", (stage,)).fetchone()
+        return int(json.loads(row["spec"]).get("changeover_minutes", 0)) if row else 0
+
+    def release(self, booking_id: str, actor: str, reason: str = "") -> Record:
+        """Release a hold (HOLD -> RELEASED); the holds behind it move up."""
+        with self._tx() as c:
+            self._sweep(c)
+            rec = self._get_in(c, booking_id)
+            if rec.status is not Status.HOLD:
+                raise BookingRefused(f"{booking_id} is {rec.status.value}; only a hold can be "
+                                     "released (use cancel for the rest)")
+            self._leave(c, rec, Status.RELEASED, actor, "release", reason)
+            self._bump(c)
+        return self.get(booking_id)
+
+    def _leave(self, c: sqlite3.Connection, rec: Record, status: Status, actor: str,
+               action: str, reason: str) -> None:
+        self._set(c, rec.id, actor, action, reason, bump_sequence=True, status=status.value,
+                  hold_rank=None)
+        c.execute("UPDATE bookings SET challenged_by = NULL, challenge_deadline = NULL"
+                  " WHERE challenged_by = ?", (rec.id,))
+        if rec.booking.stage is not None:
+            self._rerank(c, rec.booking.stage, actor)
+
+    def cancel(self, booking_id: str, actor: str, reason: str = "") -> Record:
+        """Cancel a request, hold or confirmed booking (its ICS SEQUENCE is bumped)."""
+        with self._tx() as c:
+            self._sweep(c)
+            rec = self._get_in(c, booking_id)
+            if rec.status not in ACTIVE:
+                raise BookingRefused(f"{booking_id} is already {rec.status.value}")
+            self._leave(c, rec, Status.CANCELLED, actor, "cancel", reason)
+            self._bump(c)
+        return self.get(booking_id)
+
+    def challenge(self, booking_id: str, actor: str, deadline: datetime,
+                  reason: str = "") -> Record:
+        """A lower hold challenges the first hold, which must confirm or release by ``deadline``.
+
+        Returns the challenged (first) hold.
+        """
+        with self._tx() as c:
+            self._sweep(c)
+            rec = self._get_in(c, booking_id)
+            b = rec.booking
+            if rec.status is not Status.HOLD or (b.hold_rank or 1) <= 1 or b.stage is None:
+                raise BookingRefused(f"{booking_id} must be a hold ranked 2 or lower to "
+                                     "challenge")
+            changeover = self._changeover(c, b.stage)
+            firsts = [
+                r for r in self._active_on_stage(c, b.stage)
+                if r.status is Status.HOLD and r.booking.hold_rank == 1
+                and _overlap(r.booking, b, changeover)
+            ]
+            if not firsts:
+                raise BookingRefused(f"no first hold clashes with {booking_id}")
+            first = firsts[0]
+            self._set(c, first.id, actor, "challenged", reason or f"challenged by {booking_id}",
+                      challenged_by=booking_id, challenge_deadline=deadline.isoformat())
+            self._log(c, booking_id, actor, "challenge", "hold", "hold",
+                      reason or f"challenges {first.id}", deadline=deadline.isoformat())
+            self._bump(c)
+        return self.get(first.id)
+
+    def sweep(self) -> None:
+        """Apply deadlines now: unanswered challenges, expired holds, finished bookings."""
+        with self._tx() as c:
+            self._sweep(c)
+
+    def _sweep(self, c: sqlite3.Connection) -> None:
+        now = self.clock()
+        changed = False
+        config = self._config(c)
+        for r in c.execute("SELECT * FROM bookings WHERE status = ?",
+                           (Status.HOLD.value,)).fetchall():
+            rec = self._record(r, config)
+            if rec.challenge_deadline is not None and rec.challenge_deadline <= now:
+                self._leave(c, rec, Status.RELEASED, "system", "release",
+                            f"challenge by {rec.challenged_by} not answered by "
+                            f"{rec.challenge_deadline.isoformat()}")
+                changed = True
+            elif rec.hold_expires is not None and rec.hold_expires <= now:
+                self._leave(c, rec, Status.EXPIRED, "system", "expire",
+                            f"hold expired at {rec.hold_expires.isoformat()}")
+                changed = True
+        for r in c.execute("SELECT * FROM bookings WHERE status = ?",
+                           (Status.CONFIRMED.value,)).fetchall():
+            rec = self._record(r, config)
+            end = rec.booking.end
+            if end is not None and end <= now:
+                self._set(c, rec.id, "system", "complete", "booking ended",
+                          status=Status.COMPLETED.value)
+                changed = True
+        if changed:
+            self._bump(c)
+
+    # --- plans --------------------------------------------------------------------------
+
+    def apply_plan(self, problem: Problem, plan: Plan, actor: str, reason: str,
+                   expected_version: int) -> None:
+        """Store a plan's placements, after the independent checker passes it.
+
+        Requests that were placed become holds; holds and confirmed bookings that moved are
+        updated (SEQUENCE bumped). Raises :class:`PlanCheckFailed` if the checker finds a
+        violation, :class:`BookingRefused` if the store changed since ``problem`` was read.
+        """
+        violations = check_plan(problem, plan.assignments, [r.id for r in plan.rejected])
+        if violations:
+            raise PlanCheckFailed([str(v) for v in violations])
+        with self._tx() as c:
+            if self.version() != expected_version:
+                raise BookingRefused("bookings changed while planning; run the command again")
+            by_id = problem.booking_by_id()
+            touched: set[str] = set()
+            for a in plan.assignments:
+                b = by_id[a.id]
+                if b.stage == a.stage and b.start == a.start:
+                    continue
+                fields: dict[str, Any] = {"stage": a.stage, "start": a.start.isoformat()}
+                if b.status is Status.REQUESTED:
+                    fields.update(status=Status.HOLD.value, hold_rank=10**6)
+                self._set(c, a.id, actor, "place" if b.stage is None else "move", reason,
+                          bump_sequence=b.stage is not None, **fields)
+                touched |= {a.stage} | ({b.stage} if b.stage else set())
+            for stage in touched:
+                self._rerank(c, stage, actor)
+            self._bump(c)
+
+    def solve(self, time_limit_seconds: float, actor: str, apply: bool = False) -> Plan:
+        """Plan every request and hold around the confirmed bookings; optionally store it."""
+        self.sweep()
+        version = self.version()
+        problem = self.problem()
+        plan = solve(problem, time_limit_seconds)
+        if apply:
+            self.apply_plan(problem, plan, actor, "solve", version)
+        return plan
+
+    def outage(self, stage: str, start: datetime, end: datetime, actor: str, reason: str = "",
+               time_limit_seconds: float = 5.0) -> OutageReport:
+        """Record an outage and move the bookings it hits, changing as little as possible.
+
+        Confirmed bookings elsewhere stay fixed; holds and the hit bookings are re-planned
+        with "keep the current placement" as the second objective. Bookings that cannot be
+        placed again are rejected, with the reason in their history.
+        """
+        if end <= start:
+            raise BookingRefused("outage end must be after its start")
+        with self._tx() as c:
+            if c.execute("SELECT 1 FROM stages WHERE id = ?", (stage,)).fetchone() is None:
+                raise BookingRefused(f"unknown stage {stage!r}")
+            c.execute("INSERT INTO outages (stage, start, end, reason, created_at)"
+                      " VALUES (?, ?, ?, ?, ?)",
+                      (stage, start.isoformat(), end.isoformat(), reason,
+                       self.clock().isoformat()))
+            self._sweep(c)
+            self._bump(c)
+        version = self.version()
+        current = self.problem(frozenset({Status.HOLD, Status.CONFIRMED}))
+        window = Window(start, end)
+        hit = {
+            b.id for b in current.bookings
+            if b.stage == stage and b.start is not None and b.end is not None
+            and window.overlaps(b.start, b.end)
+        }
+        # The hit confirmed bookings become movable (keeping their old placement as a wish).
+        problem = replace(current, bookings=tuple(
+            replace(b, status=Status.HOLD, hold_rank=1) if b.id in hit else b
+            for b in current.bookings
+        ))
+        plan = optimise(problem, time_limit_seconds)
+        placed = plan.assignment_by_id()
+        moved = []
+        for bid in sorted(placed):
+            b = problem.booking_by_id()[bid]
+            a = placed[bid]
+            if b.stage != a.stage or b.start != a.start:
+                moved.append({"id": bid, "from_stage": str(b.stage), "from_start": _iso(b.start)
+                              or "", "to_stage": a.stage, "to_start": a.start.isoformat()})
+        unplaced = [{"id": r.id, "reason": r.reason} for r in plan.rejected]
+        violations = check_plan(problem, plan.assignments, [r.id for r in plan.rejected])
+        if violations:
+            raise PlanCheckFailed([str(v) for v in violations])
+        with self._tx() as c:
+            if self.version() != version:
+                raise BookingRefused("bookings changed while re-planning; run it again")
+            for m in moved:
+                self._set(c, m["id"], actor, "move",
+                          f"outage on {stage} {start.isoformat()}..{end.isoformat()}"
+                          + (f": {reason}" if reason else ""), bump_sequence=True,
+                          stage=m["to_stage"], start=m["to_start"])
+            for u in unplaced:
+                self._set(c, u["id"], actor, "reject",
+                          f"displaced by outage on {stage}; {u['reason']}", bump_sequence=True,
+                          status=Status.REJECTED.value, hold_rank=None)
+            for s in {stage} | {m["to_stage"] for m in moved}:
+                self._rerank(c, s, actor)
+            self._bump(c)
+        return OutageReport(
+            stage=stage, start=start, end=end, moved=moved, unplaced=unplaced,
+            kept=len(placed) - len(moved), solve_seconds=plan.solve_seconds, source=plan.source,
+        )
+
+    def integrity_check(self) -> str:
+        """SQLite's own integrity check ("ok" when healthy)."""
+        return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
