@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import logging
 import os
@@ -21,11 +22,12 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+import typer.main
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
+from typer.core import TyperGroup
 
-from stagectl import cli_book, cli_farm
 from stagectl.client import (
     ClientIdentity,
     EngineClient,
@@ -35,7 +37,27 @@ from stagectl.client import (
 )
 from stagectl.config import DEFAULT_CONFIG, ConfigError, StageConfig, load_config
 
+
+class _LazyGroup(TyperGroup):
+    """Loads the planning command groups (OR-Tools: slow to import) only when used."""
+
+    LAZY = {"book": "stagectl.cli_book", "farm": "stagectl.cli_farm"}
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.LAZY))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in self.LAZY:
+            module = importlib.import_module(self.LAZY[cmd_name])
+            module.app._add_completion = False  # completion belongs to the root command only
+            command = typer.main.get_command(module.app)
+            command.name = cmd_name
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
 app = typer.Typer(
+    cls=_LazyGroup,
     help="stagectl: run an LED virtual-production stage and its render farm.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -44,8 +66,6 @@ led_app = typer.Typer(help="Drive an LED processor through the engine.", no_args
 keys_app = typer.Typer(help="CURVE keys for non-loopback engines.", no_args_is_help=True)
 app.add_typer(led_app, name="led")
 app.add_typer(keys_app, name="keys")
-app.add_typer(cli_book.app, name="book")
-app.add_typer(cli_farm.app, name="farm")
 
 out = Console()
 err = Console(stderr=True)
