@@ -136,7 +136,7 @@ class OscLedProcessor(Device):
         for msg in messages:
             try:
                 self._message(msg)
-            except (p.ValidationError, TypeError, ValueError, IndexError):
+            except (p.ValidationError, TypeError, ValueError, IndexError, OverflowError):
                 self.counters["bad_reports"] += 1
 
     def _message(self, msg: OscMessage) -> None:

@@ -1,0 +1,109 @@
+"""Fixtures for the console tests: a simulated stage, a bridge and the main window.
+
+Every fixture stops what it started, and :func:`no_leaked_threads` fails a test that leaves a
+Python thread behind (napari's habit); the bridge fixture also checks its QThread ended.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from gui import i18n
+from gui.app import MainWindow
+from gui.bridge import EngineBridge
+from gui.led_panel import LedPanel
+from stagectl.client import ClientIdentity
+from stagectl.harness import StageHarness, free_port_config
+
+OPERATOR = ClientIdentity(user="gui-test", role="operator")
+
+
+def _live_threads() -> set[threading.Thread]:
+    # _DummyThread entries are foreign threads (QThread, zmq) that once called into
+    # threading; Python never removes them, so they are not leaks.
+    return {t for t in threading.enumerate() if not isinstance(t, threading._DummyThread)}
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    before = _live_threads()
+    yield
+    deadline = time.monotonic() + 3.0
+    while (extra := _live_threads() - before) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not extra, f"test leaked threads: {sorted(t.name for t in extra)}"
+
+
+@pytest.fixture(autouse=True)
+def english() -> Iterator[None]:
+    """Tests read English labels unless they choose otherwise."""
+    i18n.set_language("en")
+    yield
+    i18n.set_language(None)
+
+
+@pytest.fixture
+def harness() -> Iterator[StageHarness]:
+    h = StageHarness(free_port_config(stage="gui-stage")).start()
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+def sim_values(harness: StageHarness) -> dict[str, object]:
+    assert harness.sims is not None
+    return harness.sims.simulators[0].values
+
+
+def sim_address(harness: StageHarness) -> tuple[str, int]:
+    assert harness.sims is not None
+    host, port = harness.sims.simulators[0].address
+    return host, port
+
+
+@dataclass
+class Console:
+    window: MainWindow
+    bridge: EngineBridge
+    harness: StageHarness
+
+    @property
+    def led(self) -> LedPanel:
+        return self.window.led_panels["led-main"]
+
+
+def make_bridge(harness: StageHarness, **kwargs: Any) -> EngineBridge:
+    return EngineBridge(harness.config, identity=OPERATOR, **kwargs)
+
+
+def stop_bridge(bridge: EngineBridge) -> None:
+    assert bridge.stop(), "the bridge's listener thread did not end"
+    assert not bridge.running
+
+
+@pytest.fixture
+def console(qtbot, harness: StageHarness) -> Iterator[Console]:
+    bridge = make_bridge(harness)
+    window = MainWindow(harness.config, bridge)
+    qtbot.addWidget(window)
+    window.show()
+    bridge.start()
+    try:
+        qtbot.waitUntil(lambda: bridge.connected, timeout=3000)
+        panel = window.led_panels["led-main"]
+        qtbot.waitUntil(lambda: "brightness_nits" in panel.reported, timeout=3000)
+        yield Console(window, bridge, harness)
+    finally:
+        stop_bridge(bridge)
+        window.close()
