@@ -146,8 +146,7 @@ def sim(config: ConfigOpt = DEFAULT_CONFIG, verbose: bool = False) -> None:
         _fail(f"{config}: no [[simulators]] declared", 2)
     sims = SimulatorSet(cfg)
     for s in sims.simulators:
-        err.print(f"simulator {s.settings.name}: LED processor on "
-                  f"udp://{s.settings.host}:{s.settings.port}")
+        err.print(f"simulator {s.name} ({type(s).__name__})")
     raise typer.Exit(asyncio.run(_serve_until_signal(sims.start, sims.stop, "simulators")))
 
 

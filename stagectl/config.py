@@ -169,6 +169,8 @@ class LedSimulatorConfig(_Model):
         return _check_address(value)
 
 
+# Every device family adds its config class to these unions and its kind to KINDS.
+KINDS: frozenset[str] = frozenset({"led"})
 DeviceConfig = Annotated[LedDeviceConfig, Field(discriminator="kind")]
 SimulatorConfig = Annotated[LedSimulatorConfig, Field(discriminator="kind")]
 
@@ -205,7 +207,7 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif isinstance(previous, int) and part in ("led",):
+        elif isinstance(previous, int) and part in KINDS:
             pass  # discriminator tag pydantic inserts after a list index
         elif part.startswith("function-after") or part.startswith("function-"):
             pass

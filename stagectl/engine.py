@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,22 @@ HEARTBEAT_S = 1.0
 READ_ONLY = frozenset({"ping", "status", "commands", "engine.counters"})
 
 
-def build_device(cfg: LedDeviceConfig) -> Device:
-    """Create the driver a device entry names."""
-    if cfg.kind == "led" and cfg.driver == "osc":
-        return OscLedProcessor(cfg.name, parse_address(cfg.address), timeout_s=cfg.timeout_s,
-                               max_brightness_nits=cfg.max_brightness_nits)
-    raise ValueError(f"no driver {cfg.driver!r} for kind {cfg.kind!r}")  # pragma: no cover
+def _build_led(cfg: Any) -> Device:
+    assert isinstance(cfg, LedDeviceConfig)
+    return OscLedProcessor(cfg.name, parse_address(cfg.address), timeout_s=cfg.timeout_s,
+                           max_brightness_nits=cfg.max_brightness_nits)
+
+
+# kind -> factory taking that kind's config entry; each device family registers here.
+DEVICE_BUILDERS: dict[str, Callable[[Any], Device]] = {"led": _build_led}
+
+
+def build_device(cfg: Any) -> Device:
+    """Create the driver a ``[[devices]]`` entry names."""
+    builder = DEVICE_BUILDERS.get(cfg.kind)
+    if builder is None:  # pragma: no cover - config validation only admits known kinds
+        raise ValueError(f"no driver for kind {cfg.kind!r}")
+    return builder(cfg)
 
 
 class Engine:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from drivers.led.simulator import LedSimSettings, LedSimulator
 from drivers.transport import parse_address
@@ -11,13 +13,39 @@ from stagectl.config import LedSimulatorConfig, StageConfig
 log = logging.getLogger(__name__)
 
 
-def build_simulator(cfg: LedSimulatorConfig) -> LedSimulator:
-    """A simulator object for one ``[[simulators]]`` entry (not started)."""
+class Simulator(Protocol):
+    """What every simulator offers: a name, start and stop."""
+
+    @property
+    def name(self) -> str:
+        """The simulator's name from the config."""
+        ...
+
+    async def start(self) -> None:
+        """Bind sockets and start serving."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop serving and release sockets."""
+        ...
+
+
+def _build_led(cfg: Any) -> Simulator:
+    assert isinstance(cfg, LedSimulatorConfig)
     host, port = parse_address(cfg.listen)
     return LedSimulator(LedSimSettings(
         name=cfg.name, host=host, port=port, panels_total=cfg.panels,
         max_brightness_nits=cfg.max_brightness_nits, latency_ms=cfg.latency_ms,
         ramp_nits_per_s=cfg.ramp_nits_per_s))
+
+
+# kind -> factory taking that kind's ``[[simulators]]`` entry.
+SIMULATOR_BUILDERS: dict[str, Callable[[Any], Simulator]] = {"led": _build_led}
+
+
+def build_simulator(cfg: Any) -> Simulator:
+    """A simulator object for one ``[[simulators]]`` entry (not started)."""
+    return SIMULATOR_BUILDERS[cfg.kind](cfg)
 
 
 class SimulatorSet:
@@ -28,7 +56,7 @@ class SimulatorSet:
 
     async def start(self) -> None:
         """Bind every simulator; on a failure, stop those already started."""
-        started: list[LedSimulator] = []
+        started: list[Simulator] = []
         try:
             for sim in self.simulators:
                 await sim.start()
@@ -43,9 +71,9 @@ class SimulatorSet:
         for sim in self.simulators:
             await sim.stop()
 
-    def by_name(self, name: str) -> LedSimulator:
+    def by_name(self, name: str) -> Simulator:
         """The simulator called ``name``."""
         for sim in self.simulators:
-            if sim.settings.name == name:
+            if sim.name == name:
                 return sim
         raise KeyError(name)

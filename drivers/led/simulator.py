@@ -123,6 +123,11 @@ class LedSimulator:
         self._last_tick = time.monotonic()
 
     @property
+    def name(self) -> str:
+        """The simulator's name."""
+        return self.settings.name
+
+    @property
     def address(self) -> Addr:
         """The bound (host, port); the port is real even when 0 was asked for."""
         if self._transport is None:
