@@ -26,11 +26,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.arm_console import attach_arm_console
 from gui.bridge import EngineBridge
 from gui.event_log import EventLog
 from gui.health_panel import DeviceHealthPanel
 from gui.i18n import tr, tr_health
 from gui.led_panel import LedPanel
+from gui.tracking_panel import attach_tracking_panel
 from stagectl.config import StageConfig
 
 CONNECTED_STYLE = "color: #1b5e20; font-weight: bold;"
@@ -98,6 +100,9 @@ class MainWindow(QMainWindow):
         bridge.event_received.connect(self._on_event)
         bridge.command_failed.connect(self._on_command_failed)
         bridge.connection_changed.connect(self._on_connection)
+        # safety bar with the E-STOP (F12) on top, arm and cue tabs (gui/arm_console.py)
+        self.arm_console = attach_arm_console(self)
+        self.tracking_panel = attach_tracking_panel(self)
 
     # ---- bridge -> panels -------------------------------------------------------------
 

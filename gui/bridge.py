@@ -58,6 +58,7 @@ class _Listener(QThread):
     command_succeeded = Signal(str, object)
     command_failed = Signal(str, str)
     connection_changed = Signal(bool)
+    tracking_samples = Signal(str, list)
 
     def __init__(self, config: StageConfig, identity: ClientIdentity, base_dir: Path | None,
                  poll_ms: int, resync_s: float, heartbeat_timeout_s: float,
@@ -73,6 +74,7 @@ class _Listener(QThread):
         self._reply_timeout_s = reply_timeout_s
         self._requests: queue.SimpleQueue[tuple[str, dict[str, Any]]] = queue.SimpleQueue()
         self._stop = threading.Event()
+        self._samples: dict[str, list[dict[str, Any]]] = {}
 
     def submit(self, cmd: str, args: dict[str, Any]) -> None:
         """Queue a request (any thread)."""
@@ -163,6 +165,9 @@ class _Listener(QThread):
             try:
                 topic_b, payload = sub.socket.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
+                for source, batch in self._samples.items():  # one signal per source per poll
+                    self.tracking_samples.emit(source, batch)
+                self._samples = {}
                 return heard
             heard = True
             try:
@@ -181,7 +186,9 @@ class _Listener(QThread):
             source = str(message.get("device") or topic[len(bus.DEVICE_TOPIC_PREFIX):])
         else:
             source = topic
-        if kind == "delta":
+        if kind == "sample":
+            self._samples.setdefault(str(message.get("device")), []).append(data)
+        elif kind == "delta":
             self.device_delta.emit(source, data)
         elif kind == "desired":
             self.desired_changed.emit(source, data)
@@ -263,6 +270,8 @@ class EngineBridge(QObject):
         command_succeeded(str, object): command name, its result.
         command_failed(str, str): command name, the engine's message.
         connection_changed(bool): whether the engine was heard from within the timeout.
+        tracking_samples(str, list): source name, the samples that arrived since the last
+            poll (batched: tracking runs at up to 240 Hz per source).
     """
 
     status_received = Signal(dict)
@@ -273,6 +282,7 @@ class EngineBridge(QObject):
     command_succeeded = Signal(str, object)
     command_failed = Signal(str, str)
     connection_changed = Signal(bool)
+    tracking_samples = Signal(str, list)
 
     def __init__(self, config: StageConfig, identity: ClientIdentity | None = None,
                  base_dir: Path | None = None, *, poll_ms: int = POLL_MS,
@@ -286,7 +296,8 @@ class EngineBridge(QObject):
         self._listener = _Listener(config, self.identity, base_dir, poll_ms, resync_s,
                                    heartbeat_timeout_s, reply_timeout_s)
         for name in ("status_received", "device_delta", "desired_changed", "health_changed",
-                     "event_received", "command_succeeded", "command_failed"):
+                     "event_received", "command_succeeded", "command_failed",
+                     "tracking_samples"):
             getattr(self._listener, name).connect(getattr(self, name))
         self._listener.connection_changed.connect(self._on_connection)
 

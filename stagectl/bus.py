@@ -4,9 +4,10 @@ Command socket (ROUTER on the engine, DEALER in clients): one JSON object per re
 ``{"id", "cmd", "args", "role", "user"}``; the reply carries the same ``id`` and either
 ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": {"code", "message", ...}}``.
 
-State socket (PUB): two frames, a topic (``device.<name>`` or ``engine``) and a JSON object
-``{"type", "device", "seq", "t", "data"}``. ``type`` is ``delta``, ``desired``, ``health``,
-``event`` or (on ``engine``) ``heartbeat``.
+State socket (PUB): two frames, a topic (``device.<name>``, ``tracking.<source>`` or
+``engine``) and a JSON object ``{"type", "device", "seq", "t", "data"}``. ``type`` is
+``delta``, ``desired``, ``health``, ``event``, ``sample`` (tracking) or (on ``engine``)
+``heartbeat``.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 ROLES: tuple[str, ...] = ("operator", "engineer", "producer", "viewer")
 ENGINE_TOPIC = "engine"
 DEVICE_TOPIC_PREFIX = "device."
+TRACKING_TOPIC_PREFIX = "tracking."
 
 
 class ProtocolError(ValueError):
@@ -43,9 +47,12 @@ def _json_default(value: object) -> object:
 
 
 def dumps(obj: object) -> bytes:
-    """Compact JSON (UTF-8, non-finite floats refused) for the wire."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-                      default=_json_default).encode()
+    """Compact UTF-8 JSON for the wire (orjson: non-finite floats become null)."""
+    try:
+        return orjson.dumps(obj, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # e.g. an int beyond 64 bits, echoed back from a hostile request
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False,
+                          default=_json_default).encode()
 
 
 def _reject_constant(name: str) -> float:

@@ -180,6 +180,10 @@ def _brief_state(dev: dict[str, Any]) -> str:
         keys = ("brightness_nits", "colour_temperature_k", "blackout", "freeze",
                 "test_pattern", "preset")
         return "  ".join(f"{k}={state[k]}" for k in keys if k in state)
+    if dev.get("kind") == "arm":
+        joints = " ".join(f"{v:.1f}" for v in state.get("joints_deg") or [])
+        fault = f"  fault={state['fault']}" if state.get("fault") else ""
+        return f"state={state.get('state')}  joints_deg=[{joints}]{fault}"
     return ", ".join(f"{k}={v}" for k, v in list(state.items())[:6])
 
 
@@ -504,6 +508,22 @@ def demo(config: ConfigOpt = DEFAULT_CONFIG,
     raise typer.Exit(code)
 
 
+# ---- arm, safety, cues (stagectl/cli_arm.py reuses the helpers above) ---------------------
+
+from stagectl import cli_arm  # noqa: E402
+
+app.add_typer(cli_arm.arm_app, name="arm")
+app.add_typer(cli_arm.cue_app, name="cue")
+app.command("estop")(cli_arm.estop)
+
+
 def main() -> None:
     """Entry point of the ``stagectl`` console script."""
     app()
+
+# ---- camera tracking and takes (stagectl/cli_tracking.py) ------------------------------------
+
+from stagectl import cli_tracking  # noqa: E402
+
+app.add_typer(cli_tracking.tracking_app, name="tracking")
+app.add_typer(cli_tracking.take_app, name="take")

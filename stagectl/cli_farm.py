@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -51,13 +51,18 @@ def plan_cmd(
         _fail(2, f"--objective: expected one of {list(OBJECTIVES)}, got {objective!r}")
     try:
         farm = load_farm(input_path)
-        prev = None
-        if previous is not None:
-            prev = assignments_from_json(_read_json(previous))
     except FarmInputError as exc:
-        _fail(2, f"{input_path if previous is None else ''} {exc}".strip())
+        _fail(2, f"{input_path}: {exc}")
     except OSError as exc:
         _fail(2, f"cannot read input: {exc}")
+    prev = None
+    if previous is not None:
+        try:
+            prev = assignments_from_json(_read_json(previous))
+        except FarmInputError as exc:
+            _fail(2, f"{previous}: {exc}")
+        except OSError as exc:
+            _fail(2, f"cannot read previous plan: {exc}")
     try:
         plan = plan_farm(farm, objective=objective, time_limit_s=time_limit, previous=prev)
     except PlanningError as exc:
@@ -101,10 +106,10 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise FarmInputError("", f"{path}: not valid JSON: {exc}") from exc
+        raise FarmInputError("", f"not valid JSON: {exc}") from exc
 
 
-def _fail(code: int, message: str) -> None:
+def _fail(code: int, message: str) -> NoReturn:
     _err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
 

@@ -150,9 +150,12 @@ def failure_from(exc: Exception) -> CommandFailure:
     """Map driver exceptions to structured failures."""
     if isinstance(exc, CommandFailure):
         return exc
-    if isinstance(exc, ledp.ValidationError):
-        return CommandFailure("invalid_value", str(exc), device=exc.device, param=exc.param,
-                              value=exc.value, expected=exc.expected)
+    if isinstance(exc, ValueError) and hasattr(exc, "param"):  # a driver's validation error
+        return CommandFailure("invalid_value", str(exc), device=getattr(exc, "device", None),
+                              param=exc.param, value=getattr(exc, "value", None),
+                              expected=getattr(exc, "expected", None))
+    if isinstance(exc, ValueError):
+        return CommandFailure("invalid_value", str(exc))
     if isinstance(exc, CommandError):
         return CommandFailure(exc.code, str(exc), device=exc.device)
     return CommandFailure("internal", f"{type(exc).__name__}: {exc}")

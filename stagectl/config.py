@@ -169,10 +169,195 @@ class LedSimulatorConfig(_Model):
         return _check_address(value)
 
 
+class TrackingDeviceConfig(_Model):
+    """A camera-tracking source the engine ingests (FreeD, OpenTrackIO or OSC over UDP)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Literal["tracking"]
+    driver: Literal["freed", "opentrackio", "osc"]
+    port: int | None = Field(default=None, ge=1, le=65535)
+    host: str = "0.0.0.0"
+    multicast_group: str | None = None
+    interface: str = "0.0.0.0"
+    freed_profile: Literal["generic", "panasonic", "sony", "mosys", "stype", "ncam",
+                           "zcam"] = "generic"
+    rate_hz: float = Field(default=50.0, ge=23.976, le=240.0)
+    delay_frames: float = Field(default=0.0, ge=0.0, le=10.0)
+
+    @field_validator("multicast_group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            ok = ipaddress.ip_address(value).is_multicast
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError("an IPv4 multicast group such as 239.135.1.1")
+        return value
+
+    @field_validator("delay_frames")
+    @classmethod
+    def _tenths(cls, value: float) -> float:
+        if abs(value * 10 - round(value * 10)) > 1e-6:
+            raise ValueError("a delay in 0.1-frame steps, 0..10")
+        return round(value, 1)
+
+
+class TrackingSimulatorConfig(_Model):
+    """A simulated tracking source: a camera move sent as FreeD or OpenTrackIO."""
+
+    name: str = Field(min_length=1)
+    kind: Literal["tracking"]
+    protocol: Literal["freed", "opentrackio"]
+    target: str
+    rate_hz: float = Field(default=50.0, ge=23.976, le=240.0)
+    freed_profile: Literal["generic", "panasonic", "sony", "mosys", "stype", "ncam",
+                           "zcam"] = "generic"
+    source_number: int = Field(default=1, ge=1, le=200)
+    loss_pct: float = Field(default=0.0, ge=0, le=100)
+    jitter_ms: float = Field(default=0.0, ge=0, le=1000)
+    burst_per_s: float = Field(default=0.0, ge=0)
+    bad_checksum_pct: float = Field(default=0.0, ge=0, le=100)
+    reorder_pct: float = Field(default=0.0, ge=0, le=100)
+    seed: int = 0
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        return _check_address(value)
+
+
+def _check_zmq_endpoint(value: str) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme not in ("tcp", "ipc", "inproc") or not (parsed.netloc or parsed.path):
+        raise ValueError("a ZeroMQ endpoint such as tcp://127.0.0.1:5570")
+    return value
+
+
+class ArmAxisConfig(_Model):
+    """One arm axis: hard range, soft range, caps (deg for joints j1..j6, mm for the track)."""
+
+    name: str = Field(pattern=r"^(j[1-6]|track)$")
+    min: float
+    max: float
+    soft_min: float | None = None
+    soft_max: float | None = None
+    soft_margin: float = Field(default=5.0, ge=0)
+    max_velocity: float = Field(gt=0, le=10000)
+    max_acceleration: float = Field(gt=0, le=100000)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> ArmAxisConfig:
+        lo = self.soft_min if self.soft_min is not None else self.min + self.soft_margin
+        hi = self.soft_max if self.soft_max is not None else self.max - self.soft_margin
+        if not self.min <= lo < hi <= self.max:
+            raise ValueError(f"{self.name}: soft range {lo:g}..{hi:g} inside "
+                             f"{self.min:g}..{self.max:g}")
+        return self
+
+
+class DhRowConfig(_Model):
+    """Denavit-Hartenberg parameters of one joint (mm, deg)."""
+
+    a_mm: float
+    alpha_deg: float
+    d_mm: float
+    theta_offset_deg: float = 0.0
+
+
+class ArmDeviceConfig(_Model):
+    """A robotic camera arm driven over ZeroMQ (``docs/protocols/arm-zmq.md``).
+
+    ``axes`` and ``dh`` default to the UR10-sized arm of :mod:`drivers.arm`; give all six
+    joints (plus ``track`` when ``track = true``) to override.
+    """
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Literal["arm"]
+    driver: Literal["zmq"] = "zmq"
+    command: str
+    telemetry: str
+    track: bool = False
+    heartbeat_s: float = Field(default=0.1, gt=0, le=5)
+    watchdog_s: float = Field(default=0.5, ge=0.02, le=10)
+    timeout_s: float = Field(default=0.5, gt=0, le=60)
+    pipeline_latency_frames: float = Field(default=3.0, ge=0, le=25)
+    velocity_scale: float = Field(default=1.0, ge=0.01, le=1.0)
+    payload_kg: float = Field(default=2.5, ge=0, le=1000)
+    axes: list[ArmAxisConfig] | None = None
+    dh: list[DhRowConfig] | None = None
+
+    @field_validator("command", "telemetry")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        return _check_zmq_endpoint(value)
+
+    @model_validator(mode="after")
+    def _shape(self) -> ArmDeviceConfig:
+        if self.heartbeat_s * 2 > self.watchdog_s:
+            raise ValueError(f"heartbeat_s ({self.heartbeat_s:g}) must be at most half of "
+                             f"watchdog_s ({self.watchdog_s:g})")
+        if self.axes is not None:
+            names = [a.name for a in self.axes]
+            want = [f"j{i}" for i in range(1, 7)] + (["track"] if self.track else [])
+            if names != want:
+                raise ValueError(f"axes must be {', '.join(want)} in order, got "
+                                 f"{', '.join(names)}")
+        if self.dh is not None and len(self.dh) != 6:
+            raise ValueError("dh needs exactly 6 rows")
+        return self
+
+
+class ArmSimulatorConfig(_Model):
+    """A simulated arm controller that ``stagectl sim`` starts."""
+
+    name: str = Field(min_length=1)
+    kind: Literal["arm"]
+    command: str
+    telemetry: str
+    track: bool = False
+    rate_hz: float = Field(default=250.0, ge=10, le=2000)
+    watchdog_s: float = Field(default=0.5, ge=0.02, le=10)
+    payload_kg: float = Field(default=2.5, ge=0, le=12)
+    repeatability_deg: float = Field(default=0.005, ge=0, le=1)
+
+    @field_validator("command", "telemetry")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        return _check_zmq_endpoint(value)
+
+
 # Every device family adds its config class to these unions and its kind to KINDS.
-KINDS: frozenset[str] = frozenset({"led"})
-DeviceConfig = Annotated[LedDeviceConfig, Field(discriminator="kind")]
-SimulatorConfig = Annotated[LedSimulatorConfig, Field(discriminator="kind")]
+KINDS: frozenset[str] = frozenset({"led", "tracking", "arm"})
+DeviceConfig = Annotated[LedDeviceConfig | TrackingDeviceConfig | ArmDeviceConfig,
+                         Field(discriminator="kind")]
+SimulatorConfig = Annotated[LedSimulatorConfig | TrackingSimulatorConfig | ArmSimulatorConfig,
+                            Field(discriminator="kind")]
+
+
+class TakesSection(_Model):
+    """Where take files (recorded tracking) are written."""
+
+    dir: str = "var/takes"
+
+
+class SafetySection(_Model):
+    """Stage safety: what the e-stop does to the LED wall and where the audit log lives.
+
+    ``audit_db`` is relative to the engine's working directory; ``":memory:"`` keeps it in
+    memory (tests).
+    """
+
+    estop_led_action: Literal["none", "freeze", "blackout"] = "none"
+    audit_db: str = "var/audit.sqlite"
+
+
+class CuesSection(_Model):
+    """The stage's cue list file (TOML; ``docs/protocols/arm-zmq.md`` shows the shape)."""
+
+    file: str = ""
 
 
 class StageConfig(_Model):
@@ -181,6 +366,9 @@ class StageConfig(_Model):
     stage: StageSection
     engine: EngineSection = EngineSection()
     mqtt: MqttSection = MqttSection()
+    takes: TakesSection = TakesSection()
+    safety: SafetySection = SafetySection()
+    cues: CuesSection = CuesSection()
     devices: list[DeviceConfig] = Field(default_factory=list)
     simulators: list[SimulatorConfig] = Field(default_factory=list)
 

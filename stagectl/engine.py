@@ -13,8 +13,10 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import zmq
 import zmq.asyncio
@@ -22,11 +24,20 @@ from zmq.auth.asyncio import AsyncioAuthenticator
 
 from drivers.device import Device, DeviceEvent
 from drivers.led.driver import OscLedProcessor
+from drivers.tracking.device import TrackingSource
+from drivers.tracking.timecode import RATES, StageClock
 from drivers.transport import parse_address
-from stagectl import bus
+from stagectl import (
+    bus,
+    tracking_commands,  # noqa: F401  (registers tracking and take commands)
+)
+from stagectl.arm_commands import build_arm  # also registers arm, safety and cue commands
 from stagectl.commands import COMMANDS, failure_from
-from stagectl.config import LedDeviceConfig, StageConfig
+from stagectl.config import LedDeviceConfig, StageConfig, StageSection, TrackingDeviceConfig
+from stagectl.cues import CueList
 from stagectl.keys import Identity, authorized_identities, load_pair
+from stagectl.safety import Safety
+from stagectl.takes import TakeManager
 from stagectl.telemetry import MqttTelemetry
 
 log = logging.getLogger(__name__)
@@ -35,22 +46,43 @@ HEARTBEAT_S = 1.0
 READ_ONLY = frozenset({"ping", "status", "commands", "engine.counters"})
 
 
-def _build_led(cfg: Any) -> Device:
+def _build_led(cfg: Any, engine: Engine) -> Device:
     assert isinstance(cfg, LedDeviceConfig)
     return OscLedProcessor(cfg.name, parse_address(cfg.address), timeout_s=cfg.timeout_s,
                            max_brightness_nits=cfg.max_brightness_nits)
 
 
-# kind -> factory taking that kind's config entry; each device family registers here.
-DEVICE_BUILDERS: dict[str, Callable[[Any], Device]] = {"led": _build_led}
+def _build_tracking(cfg: Any, engine: Engine) -> Device:
+    assert isinstance(cfg, TrackingDeviceConfig)
+    options: dict[str, Any] = {"host": cfg.host, "interface": cfg.interface,
+                               "freed_profile": cfg.freed_profile}
+    if cfg.port is not None:
+        options["port"] = cfg.port
+    if cfg.multicast_group:
+        options["multicast_group"] = cfg.multicast_group
+    return TrackingSource(cfg.name, cfg.driver, engine.clock, rate_hz=cfg.rate_hz,
+                          delay_frames=cfg.delay_frames, **options)
 
 
-def build_device(cfg: Any) -> Device:
+# kind -> factory taking that kind's config entry and the engine (for its stage clock);
+# each device family registers here.
+DEVICE_BUILDERS: dict[str, Callable[[Any, Engine], Device]] = {
+    "led": _build_led, "tracking": _build_tracking, "arm": build_arm}
+
+
+def build_device(cfg: Any, engine: Engine) -> Device:
     """Create the driver a ``[[devices]]`` entry names."""
     builder = DEVICE_BUILDERS.get(cfg.kind)
     if builder is None:  # pragma: no cover - config validation only admits known kinds
         raise ValueError(f"no driver for kind {cfg.kind!r}")
-    return builder(cfg)
+    return builder(cfg, engine)
+
+
+def stage_clock(stage: StageSection) -> StageClock:
+    """The stage's timecode clock: its frame rate, time of day in its time zone."""
+    offset = datetime.now(ZoneInfo(stage.timezone)).utcoffset()
+    rate = min(RATES.values(), key=lambda r: abs(r.fps - stage.frame_rate))
+    return StageClock(rate, utc_offset_s=offset.total_seconds() if offset else 0.0)
 
 
 class Engine:
@@ -64,12 +96,14 @@ class Engine:
     def __init__(self, config: StageConfig, base_dir: Path | None = None) -> None:
         self.config = config
         self.base_dir = base_dir or Path.cwd()
-        self.devices: dict[str, Device] = {d.name: build_device(d) for d in config.devices}
+        self.clock = stage_clock(config.stage)
+        self.devices: dict[str, Device] = {d.name: build_device(d, self) for d in config.devices}
         self.counters: Counter[str] = Counter()
         self.started_at = time.time()
         self._ctx = zmq.asyncio.Context()
         self._router: zmq.asyncio.Socket | None = None
         self._pub: zmq.asyncio.Socket | None = None
+        self._pub_send: zmq.Socket[bytes] | None = None
         self._auth: AsyncioAuthenticator | None = None
         self._identities: dict[str, Identity] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -77,6 +111,14 @@ class Engine:
         self._listeners: list[Any] = []
         self._stopped = asyncio.Event()
         self.telemetry: MqttTelemetry | None = None
+        self.takes = TakeManager(
+            config.stage.name, config.stage.timezone, config.stage.frame_rate,
+            self.base_dir / config.takes.dir,
+            [d for d in self.devices.values() if isinstance(d, TrackingSource)])
+        self.safety = Safety(config, self.base_dir, self._publish)
+        self.safety.attach(self.devices.values())
+        self.cues = CueList.for_stage(config.cues.file, self.base_dir)
+        self._inflight: set[asyncio.Task[None]] = set()
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -125,6 +167,7 @@ class Engine:
             pub.close()
             raise
         self._router, self._pub = router, pub
+        self._pub_send = zmq.Socket.shadow(pub.underlying)
 
     def _secure(self, router: zmq.asyncio.Socket, pub: zmq.asyncio.Socket) -> None:
         """Switch on CURVE (required off loopback) with the keys from ``keys_dir``."""
@@ -151,11 +194,14 @@ class Engine:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        for task in self._tasks:
+        for task in (*self._tasks, *self._inflight):
             task.cancel()
-        for task in self._tasks:
+        for task in (*self._tasks, *self._inflight):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.takes.recorder is not None:
+            with contextlib.suppress(Exception):
+                log.info("take stopped on shutdown: %s", self.takes.stop())
         for device in self.devices.values():
             try:
                 await device.stop()
@@ -166,6 +212,7 @@ class Engine:
                                                   "level": "warning"}})
         if self.telemetry is not None:
             await self.telemetry.stop()
+        self.safety.close()
         self._close_sockets()
 
     def _close_sockets(self) -> None:
@@ -173,6 +220,7 @@ class Engine:
             if sock is not None:
                 sock.close(linger=0)
         self._router = self._pub = None
+        self._pub_send = None
         if self._auth is not None:
             self._auth.stop()
             self._auth = None
@@ -217,15 +265,23 @@ class Engine:
             except Exception:
                 self.counters["listener_errors"] += 1
                 log.exception("state listener failed")
-        if self._pub is None or self._pub.closed:
+        if self._pub_send is None or self._pub_send.closed:
             return
         try:
-            self._pub.send_multipart([topic.encode(), bus.dumps(message)], flags=zmq.NOBLOCK)
+            # a plain (shadow) socket: PUB never blocks, and skipping the asyncio wrapper
+            # halves the cost of publishing a tracking sample
+            self._pub_send.send_multipart([topic.encode(), bus.dumps(message)],
+                                          flags=zmq.NOBLOCK)
             self.counters["published"] += 1
         except zmq.ZMQError:
             self.counters["publish_dropped"] += 1
 
     def _on_device_event(self, event: DeviceEvent) -> None:
+        if event.kind == "sample":  # high-rate tracking samples get their own topic
+            self._publish(bus.TRACKING_TOPIC_PREFIX + event.device,
+                          {"type": "sample", "device": event.device, "t": event.t,
+                           "data": event.data})
+            return
         self._publish(bus.device_topic(event.device),
                       {"type": event.kind, "device": event.device, "t": event.t,
                        "data": event.data})
@@ -256,12 +312,21 @@ class Engine:
                 with contextlib.suppress(zmq.ZMQError, KeyError):
                     found = frames[-1].get("User-Id")
                     user_id = None if found is None else str(found)
-            reply = await self.handle(payload, user_id)
-            try:
-                await router.send_multipart([*envelope, reply])
-            except zmq.ZMQError as exc:  # client vanished
-                self.counters["reply_dropped"] += 1
-                log.debug("reply dropped: %s", exc)
+            # Each request is its own task, so one waiting on a device never holds up the
+            # next (an e-stop is served the moment it arrives). Tasks start in arrival order,
+            # so commands that do not wait keep their order.
+            task = asyncio.create_task(self._serve(router, envelope, payload, user_id))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    async def _serve(self, router: zmq.asyncio.Socket, envelope: list[bytes], payload: bytes,
+                     user_id: str | None) -> None:
+        reply = await self.handle(payload, user_id)
+        try:
+            await router.send_multipart([*envelope, reply])
+        except zmq.ZMQError as exc:  # client vanished
+            self.counters["reply_dropped"] += 1
+            log.debug("reply dropped: %s", exc)
 
     async def handle(self, payload: bytes, curve_user: str | None = None) -> bytes:
         """Decode, authorise and run one request; always returns a reply (never raises)."""
@@ -287,11 +352,15 @@ class Engine:
             self.counters["forbidden"] += 1
             self._publish(bus.ENGINE_TOPIC, {"type": "event", "device": None, "data": {
                 "message": f"{user} ({role}) refused {request.cmd}", "level": "warning"}})
+            if request.cmd.startswith(("arm.", "safety.", "cue.")):
+                self.safety.refuse(request.cmd, user, role, f"role {role!r} not allowed")
             return bus.error_reply(request.id, "forbidden",
                                    f"role {role!r} may not run {request.cmd}; allowed: "
                                    f"{', '.join(sorted(command.roles))}", role=role)
         try:
-            result = await command.handler(self, request.args)
+            # handlers that need it read who asked from _user/_role (never from the client)
+            result = await command.handler(self, {**request.args, "_user": user,
+                                                  "_role": role})
         except Exception as exc:
             failure = failure_from(exc)
             self.counters[f"failed_{failure.code}"] += 1

@@ -32,8 +32,14 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 def free_port_config(stage: str = "test-stage", devices: int = 1, mqtt: bool = False,
                      mqtt_broker: str = "embedded", latency_ms: float = 1.0,
-                     extra_engine: dict[str, Any] | None = None) -> StageConfig:
-    """A simulated stage with ``devices`` LED processors, all on fresh loopback ports."""
+                     extra_engine: dict[str, Any] | None = None, arms: int = 0,
+                     safety: dict[str, Any] | None = None, cues_file: str = "",
+                     arm_options: dict[str, Any] | None = None) -> StageConfig:
+    """A simulated stage with ``devices`` LED processors and ``arms`` camera arms.
+
+    Every port is a fresh loopback one; the safety audit log is in memory unless ``safety``
+    says otherwise.
+    """
     data: dict[str, Any] = {
         "stage": {"name": stage, "site": "Huangpu", "timezone": "Asia/Shanghai",
                   "frame_rate": 25},
@@ -42,7 +48,18 @@ def free_port_config(stage: str = "test-stage", devices: int = 1, mqtt: bool = F
         "mqtt": {"enabled": mqtt, "broker": mqtt_broker,
                  "embedded_bind": f"127.0.0.1:{free_port()}"},
         "devices": [], "simulators": [],
+        "safety": {"audit_db": ":memory:", **(safety or {})},
+        "cues": {"file": cues_file},
     }
+    for i in range(arms):
+        name = "arm-a" if i == 0 else f"arm-{chr(ord('a') + i)}"
+        command, telemetry = (f"tcp://127.0.0.1:{free_port()}",
+                              f"tcp://127.0.0.1:{free_port()}")
+        data["devices"].append({"name": name, "kind": "arm", "command": command,
+                                "telemetry": telemetry, "heartbeat_s": 0.05,
+                                "watchdog_s": 0.3, "timeout_s": 0.4, **(arm_options or {})})
+        data["simulators"].append({"name": f"{name}-sim", "kind": "arm", "command": command,
+                                   "telemetry": telemetry, "watchdog_s": 0.3})
     for i in range(devices):
         port = free_port(socket.SOCK_DGRAM)
         name = "led-main" if i == 0 else f"led-{i + 1}"

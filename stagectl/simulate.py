@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from drivers.arm.simulator import ArmSimSettings, ArmSimulator
 from drivers.led.simulator import LedSimSettings, LedSimulator
+from drivers.tracking.simulator import Faults, TrackingSimulator
 from drivers.transport import parse_address
-from stagectl.config import LedSimulatorConfig, StageConfig
+from stagectl.config import (
+    ArmSimulatorConfig,
+    LedSimulatorConfig,
+    StageConfig,
+    TrackingSimulatorConfig,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +48,57 @@ def _build_led(cfg: Any) -> Simulator:
         ramp_nits_per_s=cfg.ramp_nits_per_s))
 
 
+class TrackingSimulatorRunner:
+    """A :class:`TrackingSimulator` as a start/stop server (its ``run`` as a task)."""
+
+    def __init__(self, cfg: TrackingSimulatorConfig) -> None:
+        host, port = parse_address(cfg.target)
+        self._name = cfg.name
+        self.sim = TrackingSimulator(
+            cfg.protocol, host, port, cfg.rate_hz, freed_profile=cfg.freed_profile,
+            source_number=cfg.source_number, seed=cfg.seed,
+            faults=Faults(loss_pct=cfg.loss_pct, jitter_ms=cfg.jitter_ms,
+                          burst_per_s=cfg.burst_per_s, bad_checksum_pct=cfg.bad_checksum_pct,
+                          reorder_pct=cfg.reorder_pct))
+        self._task: asyncio.Task[Any] | None = None
+
+    @property
+    def name(self) -> str:
+        """The simulator's name."""
+        return self._name
+
+    async def start(self) -> None:
+        """Start sending samples."""
+        self._task = asyncio.create_task(self.sim.run(), name=f"tracking-sim-{self._name}")
+        await asyncio.sleep(0)
+        if self._task.done():
+            self._task.result()  # surface a socket error now
+
+    async def stop(self) -> None:
+        """Stop sending and wait for the socket to close."""
+        self.sim.stop()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._task, 2.0)
+            self._task = None
+
+
+def _build_tracking(cfg: Any) -> Simulator:
+    assert isinstance(cfg, TrackingSimulatorConfig)
+    return TrackingSimulatorRunner(cfg)
+
+
+def _build_arm(cfg: Any) -> Simulator:
+    assert isinstance(cfg, ArmSimulatorConfig)
+    return ArmSimulator(ArmSimSettings(
+        name=cfg.name, command=cfg.command, telemetry=cfg.telemetry, rate_hz=cfg.rate_hz,
+        track=cfg.track, watchdog_s=cfg.watchdog_s, payload_kg=cfg.payload_kg,
+        repeatability_deg=cfg.repeatability_deg))
+
+
 # kind -> factory taking that kind's ``[[simulators]]`` entry.
-SIMULATOR_BUILDERS: dict[str, Callable[[Any], Simulator]] = {"led": _build_led}
+SIMULATOR_BUILDERS: dict[str, Callable[[Any], Simulator]] = {
+    "led": _build_led, "tracking": _build_tracking, "arm": _build_arm}
 
 
 def build_simulator(cfg: Any) -> Simulator:

@@ -205,6 +205,10 @@ class StageClock:
         """Re-capture the offset between the monotonic and the wall clock."""
         self._mono_to_wall = self._wall() - self._monotonic()
 
+    def frame_offset_s(self) -> float:
+        """Seconds to add to a monotonic instant to get the local time of day (unwrapped)."""
+        return self._mono_to_wall + self._utc_offset_s
+
     def frame_at(self, monotonic_s: float) -> int:
         """Frames since local midnight at a monotonic instant (not wrapped)."""
         tod = monotonic_s + self._mono_to_wall + self._utc_offset_s

@@ -16,10 +16,13 @@ def test_shipped_config_loads() -> None:
     cfg = load_config(REPO / "configs/sim-stage.toml")
     assert cfg.stage.name == "sim-stage"
     assert cfg.stage.timezone == "Asia/Shanghai"
-    (led,) = cfg.devices
+    (led,) = [d for d in cfg.devices if d.kind == "led"]
     assert (led.name, led.kind, led.driver, led.address) == ("led-main", "led", "osc",
                                                             "127.0.0.1:9000")
-    assert cfg.simulators[0].listen == led.address
+    assert [s.listen for s in cfg.simulators if s.kind == "led"] == [led.address]
+    (arm,) = [d for d in cfg.devices if d.kind == "arm"]
+    assert [s.command for s in cfg.simulators if s.kind == "arm"] == [arm.command]
+    assert cfg.cues.file and (REPO / cfg.cues.file).exists()
     assert not cfg.engine.needs_curve
 
 

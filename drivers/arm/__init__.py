@@ -1,0 +1,1 @@
+"""Robotic camera arm over ZeroMQ: codec, kinematics, motion planning, driver, simulator."""

@@ -1,0 +1,428 @@
+"""Camera-arm driver over ZeroMQ (the stagectl arm protocol, ``docs/protocols/arm-zmq.md``).
+
+Two DEALER sockets reach the controller's ROUTER: one for ordinary commands and one used only
+for ``estop`` and ``stop``, so a safety stop never queues behind a large path upload. A SUB
+socket receives telemetry at 250 Hz; silence for ``timeout_s`` means offline (state
+DISCONNECTED). Heartbeats go out every ``heartbeat_s`` while the link is up; the controller
+stops the arm and faults if they stop during motion.
+
+Every command is validated *before* it is sent: argument types and ranges by the protocol
+codec, and for motion the whole trajectory is planned from the last reported position and
+checked against the envelope (soft limits, caps). The controller checks again on receipt.
+The desired state is the envelope (``set_limits``), re-applied on every (re)connect.
+Safe shutdown is a controlled stop, waited for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from typing import Any, cast
+
+import numpy as np
+import zmq
+import zmq.asyncio
+
+from drivers.arm import protocol as p
+from drivers.arm.motion import Vector
+from drivers.arm.planner import Envelope, plan
+from drivers.device import Backoff, CommandError, Device, Health
+
+log = logging.getLogger(__name__)
+
+REPORT_INTERVAL_S = 0.04  # joints/pose deltas to the engine at 25 Hz; state changes at once
+LIMIT_KEYS = ("soft_min", "soft_max", "velocity_scale", "watchdog_s", "lookahead_s",
+              "payload_kg")
+
+
+class ArmRefused(CommandError):
+    """The driver or the controller refused a command; nothing moved.
+
+    ``details`` name the field, axis, limit and value (they go into the engine's error reply).
+    """
+
+    def __init__(self, device: str, message: str, code: str, **details: object) -> None:
+        super().__init__(device, message, code)
+        self.details = details
+
+
+class ZmqArm(Device):
+    """A robotic camera arm reached over ZeroMQ.
+
+    Args:
+        name: device name from the stage config.
+        command: the controller's command endpoint (ROUTER).
+        telemetry: the controller's telemetry endpoint (PUB).
+        envelope: limits the stage allows (validated before sending, sent as ``set_limits``).
+        heartbeat_s: heartbeat period.
+        watchdog_s: the controller's heartbeat watchdog period (sent with the limits).
+        lookahead_s: how far ahead the controller publishes its planned pose.
+        timeout_s: telemetry silence after which the link is declared lost.
+        reply_timeout_s: how long to wait for a command reply.
+    """
+
+    kind = "arm"
+
+    def __init__(self, name: str, command: str, telemetry: str, *,
+                 envelope: Envelope | None = None, heartbeat_s: float = 0.1,
+                 watchdog_s: float = 0.5, lookahead_s: float = 0.12, timeout_s: float = 0.5,
+                 reply_timeout_s: float = 1.0, backoff: Backoff | None = None) -> None:
+        super().__init__(name, backoff or Backoff(initial_s=0.1, max_s=0.5))
+        self.command_endpoint = command
+        self.telemetry_endpoint = telemetry
+        self.envelope = envelope or Envelope()
+        self.heartbeat_s = heartbeat_s
+        self.timeout_s = timeout_s
+        self.reply_timeout_s = reply_timeout_s
+        self.heartbeats_enabled = True  # fault injection: a hung controller host
+        self.last: p.Telemetry | None = None
+        self._last_rx = 0.0
+        self._last_report = 0.0
+        self._ids = itertools.count(1)
+        self._pending: dict[str, asyncio.Future[p.Reply]] = {}
+        self._ctx: zmq.asyncio.Context | None = None
+        self._dealer: zmq.asyncio.Socket | None = None
+        self._urgent: zmq.asyncio.Socket | None = None
+        self._sub: zmq.asyncio.Socket | None = None
+        self._readers: list[asyncio.Task[None]] = []
+        self.desired["limits"] = self.validate("limits", {
+            "soft_min": [a.soft_min for a in self.envelope.axes],
+            "soft_max": [a.soft_max for a in self.envelope.axes],
+            "velocity_scale": self.envelope.velocity_scale, "watchdog_s": watchdog_s,
+            "lookahead_s": lookahead_s, "payload_kg": self.envelope.payload_kg})
+        self.reported["state"] = p.ArmState.DISCONNECTED.value
+
+    # ---- Device hooks -----------------------------------------------------------------
+
+    def validate(self, key: str, value: object) -> Any:
+        """Only ``limits`` is desired state; it is checked like a ``set_limits`` command."""
+        if key != "limits":
+            raise p.ValidationError(key, value, "limits", self.name)
+        if not isinstance(value, dict):
+            raise p.ValidationError(key, value, "an object of " + ", ".join(LIMIT_KEYS),
+                                    self.name)
+        try:
+            args = p.validate_args("set_limits", value, self.envelope.track)
+            self.envelope.with_limits(args)
+        except p.ArmProtocolError as exc:
+            raise p.ValidationError(str(exc.details.get("param", key)), value, str(exc),
+                                    self.name) from None
+        return args
+
+    async def _open(self) -> None:
+        self._ctx = zmq.asyncio.Context()
+        dealer, urgent = self._ctx.socket(zmq.DEALER), self._ctx.socket(zmq.DEALER)
+        sub = self._ctx.socket(zmq.SUB)
+        for sock in (dealer, urgent, sub):
+            sock.setsockopt(zmq.LINGER, 0)
+        for sock in (dealer, urgent):
+            sock.setsockopt(zmq.IMMEDIATE, 1)  # never queue a command for a missing arm
+            sock.setsockopt(zmq.RECONNECT_IVL, 50)
+            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
+            sock.connect(self.command_endpoint)
+        sub.setsockopt(zmq.RCVHWM, 1000)
+        sub.setsockopt(zmq.RECONNECT_IVL, 50)
+        sub.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
+        sub.setsockopt(zmq.SUBSCRIBE, p.TELEMETRY_TOPIC)
+        sub.connect(self.telemetry_endpoint)
+        self._dealer, self._urgent, self._sub = dealer, urgent, sub
+        self._readers = [
+            asyncio.create_task(self._read_replies(dealer), name=f"{self.name}-replies"),
+            asyncio.create_task(self._read_replies(urgent), name=f"{self.name}-urgent"),
+            asyncio.create_task(self._read_telemetry(sub), name=f"{self.name}-telemetry"),
+        ]
+
+    async def _close(self) -> None:
+        for task in self._readers:
+            task.cancel()
+        for task in self._readers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._readers = []
+        for future in self._pending.values():
+            if not future.done():
+                future.cancel()
+        self._pending.clear()
+        for sock in (self._dealer, self._urgent, self._sub):
+            if sock is not None:
+                sock.close(linger=0)
+        self._dealer = self._urgent = self._sub = None
+        if self._ctx is not None:
+            self._ctx.term()
+            self._ctx = None
+
+    def _probe(self) -> None:
+        if self.heartbeats_enabled:
+            self._fire(self._dealer, "heartbeat", {})
+
+    def _keepalive_interval(self) -> float:
+        return self.heartbeat_s
+
+    def _link_alive(self) -> bool:
+        return time.monotonic() - self._last_rx < self.timeout_s
+
+    def _silence_reason(self) -> str:
+        return f"no telemetry from {self.telemetry_endpoint} for {self.timeout_s:g} s"
+
+    def _link_down(self, reason: str) -> None:
+        super()._link_down(reason)
+        self._report({"state": p.ArmState.DISCONNECTED.value})
+
+    def _send_desired(self, values: dict[str, Any]) -> None:
+        limits = values.get("limits")
+        if isinstance(limits, dict):
+            self._fire(self._dealer, "set_limits", limits)
+
+    async def safe_shutdown(self) -> None:
+        """A controlled stop, waited for (up to 3 s): the arm is left at rest.
+
+        ``stop`` is sent even when the last sample showed the arm at rest: a motion accepted
+        a moment ago may not have shown in telemetry yet.
+        """
+        sent_at = time.monotonic()
+        if not self._fire(self._urgent, "stop", {}):
+            self.event("engine stopping: controller unreachable, no stop sent", "warning")
+            return
+        deadline = sent_at + 3.0
+        while time.monotonic() < deadline and self.online and (
+                self._last_rx < sent_at + 0.01 or self.state in p.MOTION_STATES):
+            await asyncio.sleep(0.01)
+        if self.state in p.MOTION_STATES:
+            self.estop_now("controlled stop did not finish within 3 s at shutdown")
+        else:
+            self.event(f"engine stopping; arm at rest ({self.state.value})")
+
+    def _problems(self) -> list[str]:
+        state = self.reported.get("state")
+        if state == p.ArmState.ESTOP.value:
+            return ["e-stop latched"]
+        if state == p.ArmState.FAULT.value:
+            return [f"FAULT: {self.reported.get('fault') or 'unknown'}"]
+        return []
+
+    # ---- state ------------------------------------------------------------------------
+
+    @property
+    def state(self) -> p.ArmState:
+        """The controller's last reported state (DISCONNECTED when not heard)."""
+        if not self.online or self.last is None:
+            return p.ArmState.DISCONNECTED
+        return self.last.state
+
+    @property
+    def position(self) -> Vector | None:
+        """Last reported axis positions (deg; track mm last), or None."""
+        if self.last is None:
+            return None
+        values = list(self.last.joints_deg)
+        if self.envelope.track:
+            values.append(self.last.track_mm or 0.0)
+        return np.array(values, dtype=np.float64)
+
+    # ---- commands ---------------------------------------------------------------------
+
+    def _fire(self, sock: zmq.asyncio.Socket | None, cmd: str, args: dict[str, Any]) -> bool:
+        """Send without waiting for the reply; False when it could not leave."""
+        if sock is None or sock.closed:
+            return False
+        rid = f"{self.name}-{next(self._ids)}"
+        try:
+            sent: asyncio.Future[Any] | None = cast(
+                "asyncio.Future[Any]", sock.send(p.encode_request(rid, cmd, args),
+                                                 flags=zmq.NOBLOCK))
+        except zmq.ZMQError:
+            sent = None
+        # pyzmq's asyncio socket tries a NOBLOCK send at once and keeps any error in the future
+        if sent is None or (sent.done() and sent.exception() is not None):
+            self.counters["send_failed"] += 1
+            return False
+        if not sent.done():
+            sent.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self.counters["commands_sent"] += 1
+        return True
+
+    def estop_now(self, reason: str = "") -> bool:
+        """Send ``estop`` at once on the urgent socket (no validation, no waiting).
+
+        Returns:
+            Whether the message left (False when the controller is unreachable).
+        """
+        sent = self._fire(self._urgent, "estop", {"reason": reason[:200]})
+        self.event(f"E-STOP sent{': ' + reason if reason else ''}" if sent
+                   else "E-STOP could not be sent: controller unreachable", "error")
+        return sent
+
+    def stop_now(self) -> bool:
+        """Send a controlled ``stop`` on the urgent socket without waiting."""
+        return self._fire(self._urgent, "stop", {})
+
+    def check(self, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Validate a command and, for motion, plan it from the last reported position.
+
+        Returns:
+            The normalised arguments, ready to send.
+
+        Raises:
+            ArmRefused: invalid arguments, a plan crossing a limit, an unreachable pose, or
+                no telemetry yet (the position is unknown); nothing is sent.
+        """
+        try:
+            clean = p.validate_args(cmd, args, self.envelope.track)
+            if cmd in p.MOTION_COMMANDS:
+                position = self.position
+                if position is None or not self.online:
+                    raise ArmRefused(self.name, f"cannot {cmd}: "
+                                     f"{self.health.reason or 'no telemetry yet'}",
+                                     "device_offline")
+                plan(self.envelope, cmd, clean, position)
+            if cmd == "set_limits":
+                self.envelope.with_limits(clean)
+        except p.ArmProtocolError as exc:
+            self.counters["refused_locally"] += 1
+            raise ArmRefused(self.name, f"{cmd}: {exc}", exc.code, **exc.details) from None
+        return clean
+
+    async def request(self, cmd: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Validate, send and wait for the controller's reply.
+
+        Raises:
+            ArmRefused: refused here (nothing sent) or by the controller.
+            CommandError: offline, or no reply in time.
+        """
+        clean = self.check(cmd, dict(args or {}))
+        if not self.online:
+            raise CommandError(self.name, f"cannot {cmd}: {self.health.reason or 'offline'}",
+                               "device_offline")
+        sock = self._urgent if cmd in ("estop", "stop") else self._dealer
+        if sock is None:
+            raise CommandError(self.name, f"cannot {cmd}: not started", "device_offline")
+        rid = f"{self.name}-{next(self._ids)}"
+        future: asyncio.Future[p.Reply] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = future
+        try:
+            try:
+                await sock.send(p.encode_request(rid, cmd, clean), flags=zmq.NOBLOCK)
+            except zmq.ZMQError as exc:
+                raise CommandError(self.name, f"{cmd} not sent to {self.command_endpoint}: "
+                                   f"{exc}", "device_offline") from None
+            self.counters["commands_sent"] += 1
+            try:
+                reply = await asyncio.wait_for(future, self.reply_timeout_s)
+            except TimeoutError:
+                raise CommandError(self.name, f"no reply to {cmd} from "
+                                   f"{self.command_endpoint} within {self.reply_timeout_s:g} s",
+                                   "device_timeout") from None
+        finally:
+            self._pending.pop(rid, None)
+        if not reply.ok:
+            self.counters["refused_by_arm"] += 1
+            raise ArmRefused(self.name, reply.message, reply.code, **reply.details)
+        if cmd == "set_limits":
+            self.envelope = self.envelope.with_limits(clean)
+        if cmd == "reset":  # the next sample confirms; motion may be commanded right away
+            self._report({"state": str(reply.result.get("state", "IDLE")), "fault": ""})
+            self._update_health()
+        return reply.result
+
+    async def home(self, profile: str = "trapezoid") -> dict[str, Any]:
+        """Move to the home position."""
+        return await self.request("home", {"profile": profile})
+
+    async def move_joints(self, joints_deg: list[float], track_mm: float | None = None,
+                          profile: str = "trapezoid", speed_scale: float = 1.0
+                          ) -> dict[str, Any]:
+        """Synchronised move to joint angles (deg) and track position (mm)."""
+        args: dict[str, Any] = {"joints_deg": joints_deg, "profile": profile,
+                                "speed_scale": speed_scale}
+        if track_mm is not None:
+            args["track_mm"] = track_mm
+        return await self.request("move_joints", args)
+
+    async def move_pose(self, pose: dict[str, float], profile: str = "trapezoid",
+                        speed_scale: float = 1.0) -> dict[str, Any]:
+        """Move the flange to a pose in the stage frame (mm, deg)."""
+        return await self.request("move_pose", {"pose": pose, "profile": profile,
+                                                "speed_scale": speed_scale})
+
+    async def run_path(self, keyframes: list[dict[str, Any]],
+                       start_utc_s: float | None = None) -> dict[str, Any]:
+        """Run keyframes ``{t_s, joints_deg[, track_mm]}``, optionally starting at a time."""
+        args: dict[str, Any] = {"keyframes": keyframes}
+        if start_utc_s is not None:
+            args["start_utc_s"] = start_utc_s
+        return await self.request("run_path", args)
+
+    async def jog(self, axis: str, velocity: float, duration_s: float = 0.5) -> dict[str, Any]:
+        """Jog one axis at ``velocity`` (deg/s, mm/s for the track) for ``duration_s``."""
+        return await self.request("jog", {"axis": axis, "velocity": velocity,
+                                          "duration_s": duration_s})
+
+    async def reset(self) -> dict[str, Any]:
+        """Clear ESTOP or FAULT (the arm must be at rest)."""
+        return await self.request("reset")
+
+    # ---- receive ----------------------------------------------------------------------
+
+    async def _read_replies(self, sock: zmq.asyncio.Socket) -> None:
+        while True:
+            payload = await sock.recv()
+            try:
+                reply = p.decode_reply(payload)
+            except p.ArmProtocolError:
+                self.counters["bad_replies"] += 1
+                continue
+            future = self._pending.get(reply.id or "")
+            if future is not None and not future.done():
+                future.set_result(reply)
+            elif not reply.ok:  # a fire-and-forget command the arm refused
+                self.counters["refused_by_arm"] += 1
+                self.event(f"controller refused a command: {reply.message}", "warning")
+
+    async def _read_telemetry(self, sock: zmq.asyncio.Socket) -> None:
+        while True:
+            frames = await sock.recv_multipart()
+            try:
+                sample = p.decode_telemetry(frames[-1])
+            except p.ArmProtocolError:
+                self.counters["bad_telemetry"] += 1
+                continue
+            self._on_sample(sample)
+
+    def _on_sample(self, sample: p.Telemetry) -> None:
+        previous = self.last
+        self.last = sample
+        self._last_rx = time.monotonic()
+        self.counters["telemetry"] += 1
+        if previous is not None and sample.seq < previous.seq:
+            self.event("controller restarted (telemetry sequence went back)", "warning")
+            self._connected.clear()  # re-apply the envelope
+        if not self._connected.is_set():
+            self._link_up("telemetry received")
+        changed_state = previous is None or previous.state != sample.state \
+            or previous.fault != sample.fault
+        now = time.monotonic()
+        if changed_state:
+            self._report({"state": sample.state.value, "fault": sample.fault})
+            if sample.fault.startswith("watchdog"):
+                self.event(f"controller watchdog tripped: {sample.fault}", "error")
+            self._update_health()
+        if changed_state or now - self._last_report >= REPORT_INTERVAL_S:
+            self._last_report = now
+            changes: dict[str, Any] = {
+                "joints_deg": [round(v, 2) for v in sample.joints_deg],
+                "velocities_deg_s": [round(v, 2) for v in sample.velocities_deg_s],
+                "tool_pose": {k: round(v, 1) for k, v in sample.tool_pose.items()},
+                "planned_tool_pose": {k: round(v, 1) for k, v in
+                                      sample.planned_tool_pose.items()},
+                "progress": round(sample.progress, 3), "payload_kg": sample.payload_kg}
+            if sample.track_mm is not None:
+                changes["track_mm"] = round(sample.track_mm, 1)
+            self._report(changes)
+
+    def _update_health(self) -> None:
+        if self._connected.is_set():
+            problems = self._problems()
+            self._set_health(Health.DEGRADED if problems else Health.ONLINE, "; ".join(problems))

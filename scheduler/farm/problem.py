@@ -1,0 +1,316 @@
+"""The farm as the planners see it: integer indices, resource groups and per-task options.
+
+Nodes whose slots are interchangeable for every task (same VRAM, speed, windows and explicit
+durations) are merged into one *group*: the solver treats a group as a single cumulative
+resource and slots are assigned afterwards by :func:`assign_slots`, which always succeeds
+because intervals that never exceed a capacity can be coloured with that many colours.
+See docs/decisions/0020-farm-decomposition.md.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import math
+from dataclasses import dataclass, field
+
+from scheduler.farm.model import UNBOUNDED_S, Farm, Node, Pool, eligible_durations
+
+COST_SCALE = 100
+"""Integer objective unit: 1 CNY = COST_SCALE * 3600 units (prices to 0.01 CNY/h are exact)."""
+UNITS_PER_CNY = COST_SCALE * 3600
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A node or pool with its usable windows (pools: from their startup on)."""
+
+    id: str
+    slots: int
+    windows: tuple[tuple[int, int], ...]
+    cost_per_gpu_hour_cny: float
+    is_pool: bool
+
+
+@dataclass
+class Group:
+    """Resources whose slots are interchangeable for every task, solved as one cumulative."""
+
+    members: list[int]
+    capacity: int
+    windows: tuple[tuple[int, int], ...]
+    is_pool: bool
+
+
+@dataclass(frozen=True)
+class Option:
+    """Task may run on ``group`` for ``duration_s`` at ``cost_units`` (pool rent, scaled)."""
+
+    group: int
+    duration_s: int
+    cost_units: int
+
+
+@dataclass
+class Schedule:
+    """A complete plan in index form: task i runs on resource[i], slot[i], [start[i], end[i])."""
+
+    resource: list[int]
+    slot: list[int]
+    start: list[int]
+    end: list[int]
+
+
+@dataclass(frozen=True)
+class Score:
+    """A schedule's objective pieces, in float units for reporting."""
+
+    cost_cny: float
+    late_cost_cny: float
+    makespan_s: int
+    job_finish_s: tuple[int, ...]
+    job_late_s: tuple[int, ...]
+
+    def value(self, objective: str) -> float:
+        """The objective: ``cost`` (CNY, rent + lateness) or ``makespan`` (seconds)."""
+        if objective == "makespan":
+            return float(self.makespan_s)
+        return self.cost_cny + self.late_cost_cny
+
+
+@dataclass
+class Problem:
+    """Index form of a :class:`Farm`."""
+
+    farm: Farm
+    task_ids: list[str]
+    job_of: list[int]
+    resources: list[Resource]
+    groups: list[Group]
+    group_of: list[int]
+    options: list[list[Option]]
+    preds: list[list[int]]
+    succs: list[list[int]]
+    topo: list[int]
+    deadline_s: list[int | None]
+    late_units_per_s: list[int]
+    horizon_s: int
+    duration_on: list[dict[int, int]] = field(default_factory=list)
+    """duration_on[task][resource] for every eligible resource."""
+
+    @property
+    def n_tasks(self) -> int:
+        """Number of tasks."""
+        return len(self.task_ids)
+
+
+def build_problem(farm: Farm) -> Problem:
+    """Index the farm, merge interchangeable nodes into groups and compute the horizon."""
+    resources: list[Resource] = []
+    for n in farm.nodes:
+        resources.append(Resource(n.id, n.slots, n.available, 0.0, False))
+    for p in farm.pools:
+        resources.append(
+            Resource(
+                p.id, p.max_slots, ((p.startup_s, UNBOUNDED_S),), p.cost_per_gpu_hour_cny, True
+            )
+        )
+    r_index = {r.id: i for i, r in enumerate(resources)}
+    pairs = farm.tasks()
+    task_ids = [t.id for _, t in pairs]
+    t_index = {tid: i for i, tid in enumerate(task_ids)}
+    job_index = {j.id: i for i, j in enumerate(farm.jobs)}
+    job_of = [job_index[j.id] for j, _ in pairs]
+
+    duration_on: list[dict[int, int]] = []
+    for job, task in pairs:
+        eligible: list[tuple[Node | Pool, int]] = eligible_durations(farm, job, task)
+        duration_on.append({r_index[r.id]: d for r, d in eligible})
+
+    # Nodes are interchangeable when every task sees them the same way.
+    signatures: dict[tuple[object, ...], int] = {}
+    groups: list[Group] = []
+    group_of = [0] * len(resources)
+    for ri, r in enumerate(resources):
+        if r.is_pool:
+            key: tuple[object, ...] = ("pool", ri)
+        else:
+            key = ("node", r.windows, tuple(d.get(ri) for d in duration_on))
+        if key in signatures:
+            g = signatures[key]
+            groups[g].members.append(ri)
+            groups[g].capacity += r.slots
+        else:
+            signatures[key] = len(groups)
+            groups.append(Group([ri], r.slots, r.windows, r.is_pool))
+        group_of[ri] = signatures[key]
+
+    options: list[list[Option]] = []
+    for ti in range(len(task_ids)):
+        seen: dict[int, Option] = {}
+        for ri, d in duration_on[ti].items():
+            g = group_of[ri]
+            if g not in seen:
+                cost = round(COST_SCALE * resources[ri].cost_per_gpu_hour_cny * d)
+                seen[g] = Option(g, d, cost)
+        options.append(sorted(seen.values(), key=lambda o: o.group))
+
+    preds: list[list[int]] = [[t_index[a] for a in t.after] for _, t in pairs]
+    succs: list[list[int]] = [[] for _ in task_ids]
+    for ti, ps in enumerate(preds):
+        for pi in ps:
+            succs[pi].append(ti)
+    indegree = [len(p) for p in preds]
+    queue = [ti for ti in range(len(task_ids)) if indegree[ti] == 0]
+    topo: list[int] = []
+    while queue:
+        ti = queue.pop()
+        topo.append(ti)
+        for s in succs[ti]:
+            indegree[s] -= 1
+            if indegree[s] == 0:
+                queue.append(s)
+
+    deadlines = [farm.jobs[j].deadline_s for j in job_of]
+    late_units = [
+        round(COST_SCALE * farm.jobs[j].priority * farm.late_cost_cny_per_hour)
+        if farm.jobs[j].deadline_s is not None
+        else 0
+        for j in range(len(farm.jobs))
+    ]
+    # Semi-active schedules (nothing can start earlier) never need more than: the last window
+    # boundary, then every task back to back at its longest eligible duration.
+    last_boundary = max(
+        [b for r in resources for w in r.windows for b in w if b < UNBOUNDED_S] + [0]
+    )
+    horizon = last_boundary + sum(max(d.values()) for d in duration_on)
+    return Problem(
+        farm=farm,
+        task_ids=task_ids,
+        job_of=job_of,
+        resources=resources,
+        groups=groups,
+        group_of=group_of,
+        options=options,
+        preds=preds,
+        succs=succs,
+        topo=topo,
+        deadline_s=deadlines,
+        late_units_per_s=late_units,
+        horizon_s=horizon,
+        duration_on=duration_on,
+    )
+
+
+def fit_start(windows: tuple[tuple[int, int], ...], earliest_s: int, duration_s: int) -> int | None:
+    """Earliest start >= earliest_s such that [start, start + duration) lies in one window."""
+    i = max(bisect.bisect_right(windows, (earliest_s, UNBOUNDED_S + 1)) - 1, 0)
+    for ws, we in windows[i:]:
+        start = max(ws, earliest_s)
+        if start + duration_s <= we:
+            return start
+    return None
+
+
+def score(problem: Problem, sched: Schedule) -> Score:
+    """Exact (float) objective pieces of a schedule."""
+    farm = problem.farm
+    cost = 0.0
+    for ti in range(problem.n_tasks):
+        r = problem.resources[sched.resource[ti]]
+        if r.is_pool:
+            cost += (sched.end[ti] - sched.start[ti]) / 3600 * r.cost_per_gpu_hour_cny
+    finish = [0] * len(farm.jobs)
+    for ti in range(problem.n_tasks):
+        j = problem.job_of[ti]
+        finish[j] = max(finish[j], sched.end[ti])
+    late = []
+    late_cost = 0.0
+    for j, job in enumerate(farm.jobs):
+        late_s = 0 if job.deadline_s is None else max(0, finish[j] - job.deadline_s)
+        late.append(late_s)
+        late_cost += job.priority * late_s / 3600 * farm.late_cost_cny_per_hour
+    return Score(cost, late_cost, max(sched.end, default=0), tuple(finish), tuple(late))
+
+
+def assign_slots(
+    problem: Problem,
+    group_choice: list[int],
+    start: list[int],
+    end: list[int],
+    prefer: dict[int, tuple[int, int]] | None = None,
+) -> Schedule:
+    """Turn per-group times into (resource, slot) pairs by interval colouring.
+
+    Within a group every slot is interchangeable, so sweeping tasks by start time and taking a
+    free slot always succeeds when the group's capacity is never exceeded. ``prefer`` maps a
+    task to the (resource, slot) it should keep when that slot is free (re-planning).
+    """
+    n = problem.n_tasks
+    resource = [-1] * n
+    slot = [-1] * n
+    by_group: dict[int, list[int]] = {}
+    for ti in range(n):
+        by_group.setdefault(group_choice[ti], []).append(ti)
+    for g, tasks in by_group.items():
+        members = problem.groups[g].members
+        all_slots = [(ri, k) for ri in members for k in range(problem.resources[ri].slots)]
+        busy: list[tuple[int, tuple[int, int]]] = []  # heap of (end, slot)
+        free = set(all_slots)
+        every_slot = set(all_slots)
+        for ti in sorted(tasks, key=lambda t: (start[t], end[t])):
+            while busy and busy[0][0] <= start[ti]:
+                _, s = heapq.heappop(busy)
+                free.add(s)
+            want = prefer.get(ti) if prefer else None
+            if end[ti] == start[ti]:
+                # Zero-length work occupies no slot time (cumulatives ignore it too).
+                resource[ti], slot[ti] = (
+                    want if want is not None and want in every_slot else all_slots[0]
+                )
+                continue
+            if want is not None and want in free:
+                chosen = want
+            elif not free:
+                raise RuntimeError(f"group {g} over capacity at {start[ti]} s (planner bug)")
+            else:
+                chosen = min(free)
+            free.discard(chosen)
+            heapq.heappush(busy, (end[ti], chosen))
+            resource[ti], slot[ti] = chosen
+    return Schedule(resource, slot, list(start), list(end))
+
+
+def lower_bound(problem: Problem, objective: str) -> float:
+    """A cheap valid lower bound: cheapest option per task, critical paths, total work."""
+    n = problem.n_tasks
+    earliest_end = [0] * n
+    for ti in problem.topo:
+        ready = max((earliest_end[p] for p in problem.preds[ti]), default=0)
+        best = math.inf
+        for ri, d in problem.duration_on[ti].items():
+            s = fit_start(problem.resources[ri].windows, ready, d)
+            if s is not None:
+                best = min(best, s + d)
+        earliest_end[ti] = int(best)
+    if objective == "makespan":
+        capacity = sum(r.slots for r in problem.resources)
+        work = sum(min(d.values()) for d in problem.duration_on)
+        return float(max(max(earliest_end, default=0), math.ceil(work / max(capacity, 1))))
+    farm = problem.farm
+    rent = sum(
+        min(
+            d / 3600 * problem.resources[ri].cost_per_gpu_hour_cny
+            for ri, d in problem.duration_on[ti].items()
+        )
+        for ti in range(n)
+    )
+    finish = [0] * len(farm.jobs)
+    for ti in range(n):
+        finish[problem.job_of[ti]] = max(finish[problem.job_of[ti]], earliest_end[ti])
+    late = sum(
+        job.priority * max(0, finish[j] - job.deadline_s) / 3600 * farm.late_cost_cny_per_hour
+        for j, job in enumerate(farm.jobs)
+        if job.deadline_s is not None
+    )
+    return rent + late

@@ -1,0 +1,243 @@
+"""Stage safety: the one e-stop, the motion interlocks and the audit trail.
+
+* **E-stop** (:meth:`Safety.estop`) sends ``estop`` to every motion device first, each on
+  its driver's dedicated socket without waiting for any reply, then (if configured) freezes
+  or blacks out the LED walls, then writes the audit row. It latches: motion stays refused
+  until a ``reset`` by an operator or engineer. Anyone who can reach the engine may e-stop
+  (``docs/decisions/0042-who-may-estop-and-reset.md``).
+* **Interlocks** (:meth:`Safety.motion_problems`): arm motion is refused while the stage is
+  not armed, while "talent on stage" is set, while the e-stop is latched, and while the arm
+  is offline, faulted or e-stopped. The stage starts disarmed.
+* **Audit**: every e-stop, watchdog trip, refused move and reset goes to
+  :class:`~stagectl.audit.AuditLog` with time, user, role and reason.
+
+State changes are published on the engine's PUB socket under topic :data:`SAFETY_TOPIC`
+(``type: delta``) so consoles show them at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from drivers.device import Device, DeviceEvent
+from stagectl.audit import AuditLog
+from stagectl.commands import CommandFailure
+from stagectl.config import StageConfig
+
+log = logging.getLogger(__name__)
+
+SAFETY_TOPIC = "stage.safety"
+SYSTEM_USER = "system"
+Publish = Callable[[str, dict[str, Any]], None]
+
+
+@runtime_checkable
+class MotionDevice(Protocol):
+    """A device that moves things on the stage and can be e-stopped without waiting."""
+
+    name: str
+
+    def estop_now(self, reason: str = "") -> bool:
+        """Send the device's e-stop at once; False when it could not leave."""
+        ...
+
+    def stop_now(self) -> bool:
+        """Send a controlled stop at once."""
+        ...
+
+    async def reset(self) -> dict[str, Any]:
+        """Clear the device's ESTOP or FAULT."""
+        ...
+
+
+def motion_devices(devices: Iterable[Device]) -> list[Any]:
+    """The devices that can move (every one an e-stop must reach): :class:`MotionDevice` s."""
+    return [d for d in devices if isinstance(d, MotionDevice)]
+
+
+class Safety:
+    """Stage-wide safety state plus the audit log.
+
+    Args:
+        config: the stage (``[safety]`` section).
+        base_dir: where a relative audit path is resolved.
+        publish: the engine's publisher ``(topic, message)``.
+    """
+
+    def __init__(self, config: StageConfig, base_dir: Path, publish: Publish) -> None:
+        self.config = config.safety
+        path = config.safety.audit_db
+        self.audit = AuditLog(path if path == ":memory:" else base_dir / path,
+                              config.stage.name)
+        self._publish = publish
+        self.armed = False
+        self.talent_on_stage = False
+        self.estop_latched = False
+        self.estop_reason = ""
+        self.estop_by = ""
+
+    # ---- state ------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """JSON view of the interlocks."""
+        return {"armed": self.armed, "talent_on_stage": self.talent_on_stage,
+                "estop_latched": self.estop_latched, "estop_reason": self.estop_reason,
+                "estop_by": self.estop_by, "estop_led_action": self.config.estop_led_action}
+
+    def publish(self, topic: str, message: dict[str, Any]) -> None:
+        """Publish on the engine's state socket."""
+        self._publish(topic, message)
+
+    def event(self, message: str, level: str = "info") -> None:
+        """An operator-visible engine event."""
+        self._publish("engine", {"type": "event", "device": None,
+                                 "data": {"message": message, "level": level}})
+
+    def _announce(self, message: str, level: str) -> None:
+        self.event(message, level)
+        self._publish(SAFETY_TOPIC, {"type": "delta", "device": None, "data": self.status()})
+
+    def attach(self, devices: Iterable[Device]) -> None:
+        """Watch motion devices for watchdog trips and faults (audited as ``system``)."""
+        for device in motion_devices(devices):
+            device.subscribe(self._on_device_event)
+
+    def _on_device_event(self, event: DeviceEvent) -> None:
+        if event.kind != "delta" or event.data.get("state") != "FAULT":
+            return
+        fault = str(event.data.get("fault", ""))
+        kind = "watchdog_trip" if fault.startswith("watchdog") else "fault"
+        self.audit.record(kind, user=SYSTEM_USER, role=SYSTEM_USER, device=event.device,
+                          reason=fault or "controller reported FAULT")
+        self._announce(f"{event.device}: {kind.replace('_', ' ')}: {fault}", "error")
+
+    # ---- e-stop -----------------------------------------------------------------------
+
+    async def estop(self, devices: dict[str, Device], user: str, role: str,
+                    reason: str = "") -> dict[str, Any]:
+        """Stop every motion device now, then apply the LED action; latches until reset."""
+        why = reason or "e-stop pressed"
+        sent = {d.name: d.estop_now(f"{why} ({user})")
+                for d in motion_devices(devices.values())}
+        self.estop_latched = True
+        self.estop_reason, self.estop_by = why, f"{user} ({role})"
+        led_results: dict[str, str] = {}
+        action = self.config.estop_led_action
+        if action != "none":
+            for device in devices.values():
+                if device.kind != "led":
+                    continue
+                try:
+                    await device.set(action, True)
+                    led_results[device.name] = action if device.online else \
+                        f"{action} (applied on reconnect)"
+                except Exception as exc:  # the arm is already stopped; report, carry on
+                    led_results[device.name] = f"failed: {exc}"
+        unreachable = sorted(name for name, ok in sent.items() if not ok)
+        self.audit.record("estop", user=user, role=role, reason=why,
+                          details={"motion_devices": sent, "led": led_results,
+                                   "unreachable": unreachable})
+        message = f"E-STOP by {user} ({role}): {why}"
+        if unreachable:
+            message += f"; NOT REACHED: {', '.join(unreachable)}"
+        log.warning(message)
+        self._announce(message, "error")
+        return {"estop": True, "motion_devices": sent, "led": led_results,
+                "unreachable": unreachable, "reason": why}
+
+    async def reset(self, devices: dict[str, Device], user: str, role: str,
+                    reason: str = "") -> dict[str, Any]:
+        """Clear the stage latch and reset every e-stopped or faulted arm at rest."""
+        results: dict[str, str] = {}
+        for device in motion_devices(devices.values()):
+            state = device.reported.get("state")
+            if state not in ("ESTOP", "FAULT"):
+                results[device.name] = f"{state}: nothing to reset"
+                continue
+            try:
+                reply = await device.reset()
+                results[device.name] = f"{reply.get('was', state)} -> {reply.get('state')}"
+            except Exception as exc:
+                results[device.name] = f"not reset: {exc}"
+        was = self.estop_latched
+        self.estop_latched = False
+        self.estop_reason = self.estop_by = ""
+        self.audit.record("reset", user=user, role=role, reason=reason or "reset",
+                          details={"estop_was_latched": was, "devices": results})
+        self._announce(f"safety reset by {user} ({role}): {results or 'no motion devices'}",
+                       "warning")
+        return {"reset": True, "estop_was_latched": was, "devices": results}
+
+    # ---- interlocks -------------------------------------------------------------------
+
+    def set_armed(self, armed: bool, devices: dict[str, Device], user: str,
+                  role: str) -> dict[str, Any]:
+        """Arm or disarm the stage; disarming stops motion (controlled)."""
+        if armed and self.estop_latched:
+            raise CommandFailure("interlock", "cannot arm: e-stop latched "
+                                 f"({self.estop_reason}); reset first", interlock="estop")
+        self.armed = armed
+        if not armed:
+            for device in motion_devices(devices.values()):
+                device.stop_now()
+        self.audit.record("armed" if armed else "disarmed", user=user, role=role,
+                          reason="stage armed" if armed else "stage disarmed")
+        self._announce(f"stage {'ARMED' if armed else 'disarmed'} by {user} ({role})",
+                       "warning" if armed else "info")
+        return self.status()
+
+    def set_talent(self, on_stage: bool, devices: dict[str, Device], user: str,
+                   role: str) -> dict[str, Any]:
+        """Set "talent on stage"; setting it stops motion (controlled)."""
+        self.talent_on_stage = on_stage
+        if on_stage:
+            for device in motion_devices(devices.values()):
+                device.stop_now()
+        self.audit.record("talent_on" if on_stage else "talent_off", user=user, role=role,
+                          reason="talent on stage" if on_stage else "stage clear of talent")
+        self._announce(f"talent {'ON STAGE' if on_stage else 'clear'} ({user}, {role})",
+                       "warning")
+        return self.status()
+
+    def motion_problems(self, device: Device | None = None) -> list[str]:
+        """Why motion is not allowed now (empty when it is), naming the interlock/device."""
+        problems = []
+        if self.estop_latched:
+            problems.append(f"interlock: e-stop latched ({self.estop_reason}); reset first")
+        if not self.armed:
+            problems.append("interlock: stage not armed (stagectl arm arm)")
+        if self.talent_on_stage:
+            problems.append("interlock: talent on stage")
+        if device is not None:
+            state = device.reported.get("state")
+            if not device.online:
+                problems.append(f"{device.name} is offline: "
+                                f"{device.health.reason or 'not connected'}")
+            elif state in ("ESTOP", "FAULT"):
+                fault = device.reported.get("fault") or ""
+                problems.append(f"{device.name} is in {state}"
+                                f"{': ' + str(fault) if fault else ''}; reset first")
+        return problems
+
+    def require_motion(self, device: Device, user: str, role: str, what: str) -> None:
+        """Raise (and audit) when an interlock forbids ``what`` on ``device``."""
+        problems = self.motion_problems(device)
+        if problems:
+            self.refuse(what, user, role, "; ".join(problems), device.name)
+            interlock = "estop" if self.estop_latched else "not_armed" if not self.armed \
+                else "talent_on_stage" if self.talent_on_stage else "device"
+            raise CommandFailure("interlock", f"{what} refused: {'; '.join(problems)}",
+                                 device=device.name, interlock=interlock, problems=problems)
+
+    def refuse(self, what: str, user: str, role: str, reason: str,
+               device: str | None = None, details: dict[str, Any] | None = None) -> None:
+        """Audit a refused motion command."""
+        self.audit.record("refused_move", user=user, role=role, device=device,
+                          reason=f"{what}: {reason}", details=details)
+
+    def close(self) -> None:
+        """Close the audit log."""
+        self.audit.close()

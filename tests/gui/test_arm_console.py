@@ -1,0 +1,58 @@
+"""The console's E-STOP, arm panel and cue panel, against a simulated stage with an arm."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from PySide6.QtCore import Qt
+
+from drivers.arm.simulator import ArmSimulator
+from gui.app import MainWindow
+from stagectl.harness import StageHarness, free_port_config
+from tests.gui.conftest import make_bridge, stop_bridge
+
+
+@pytest.fixture
+def arm_console(qtbot) -> Iterator[tuple[MainWindow, ArmSimulator]]:
+    harness = StageHarness(free_port_config(stage="gui-arm", arms=1)).start()
+    bridge = make_bridge(harness)
+    window = MainWindow(harness.config, bridge)
+    qtbot.addWidget(window)
+    window.show()
+    bridge.start()
+    try:
+        qtbot.waitUntil(lambda: bridge.connected, timeout=3000)
+        assert harness.sims is not None
+        sim = harness.sims.by_name("arm-a-sim")
+        assert isinstance(sim, ArmSimulator)
+        yield window, sim
+    finally:
+        stop_bridge(bridge)
+        window.close()
+        harness.stop()
+
+
+def test_estop_button_and_f12_stop_the_arm(qtbot, arm_console) -> None:
+    window, sim = arm_console
+    console = window.arm_console
+    panel = console.arm_panels["arm-a"]
+    qtbot.waitUntil(lambda: panel.state_label.text() == "IDLE", timeout=3000)
+    qtbot.mouseClick(console.safety_bar.arm_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: console.safety_bar.status.get("armed") is True, timeout=3000)
+    qtbot.mouseClick(panel.jog_buttons[("j1", 1)], Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: sim.state == "MOVING", timeout=3000)
+    estop = window.findChild(type(console.safety_bar.estop_button), "estop_button")
+    assert estop is console.safety_bar.estop_button and estop.isVisible()
+    qtbot.mouseClick(estop, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: sim.state == "ESTOP", timeout=2000)
+    assert sim.velocity == [0.0] * 6
+    qtbot.waitUntil(lambda: panel.state_label.text() == "ESTOP", timeout=3000)
+    qtbot.waitUntil(lambda: console.safety_bar.status.get("estop_latched") is True,
+                    timeout=3000)
+    # reset from the console, then F12 from anywhere in the window
+    qtbot.mouseClick(console.safety_bar.reset_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: sim.state == "IDLE", timeout=3000)
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_F12)
+    qtbot.waitUntil(lambda: sim.state == "ESTOP", timeout=2000)
