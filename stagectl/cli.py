@@ -413,8 +413,14 @@ def gui(config: ConfigOpt = DEFAULT_CONFIG,
 
 
 def _demo_script(cfg: StageConfig, stop: threading.Event) -> None:
-    """Drive the LED through the engine like an operator would, so there is something to see."""
-    steps: list[tuple[str, dict[str, Any]]] = [
+    """Drive the stage through the engine like an operator would, so there is something to see.
+
+    The LED steps through looks; when the stage has an arm and a cue list, the stage is armed
+    (no talent on the simulated stage) and the cues run, moving the arm.
+    """
+    kinds = {d.kind for d in cfg.devices}
+    cues = "arm" in kinds and cfg.cues.file is not None
+    led_steps: list[tuple[str, dict[str, Any]]] = [
         ("led.set", {"key": "brightness_nits", "value": 800.0}),
         ("led.set", {"key": "colour_temperature_k", "value": 3200}),
         ("led.set", {"key": "test_pattern", "value": "grid"}),
@@ -424,8 +430,22 @@ def _demo_script(cfg: StageConfig, stop: threading.Event) -> None:
         ("led.preset", {"number": 3}),
         ("led.set", {"key": "freeze", "value": True}),
         ("led.set", {"key": "freeze", "value": False}),
-    ]
-    with EngineClient(cfg, ClientIdentity("demo", "operator"), timeout_s=2.0) as client:
+    ] if "led" in kinds else []
+    cue_steps: list[tuple[str, dict[str, Any]]] = [
+        ("cue.jump", {"number": 1}), ("cue.go", {}), ("cue.go", {}), ("cue.go", {}),
+    ] if cues else []
+    steps: list[tuple[str, dict[str, Any]]] = []
+    for i in range(max(len(led_steps), len(cue_steps))):
+        if i < len(led_steps):
+            steps.append(led_steps[i])
+        if i < len(cue_steps):
+            steps.append(cue_steps[i])
+    if not steps:
+        return
+    with EngineClient(cfg, ClientIdentity("demo", "operator"), timeout_s=3.0) as client:
+        if cues:
+            with contextlib.suppress(EngineError, EngineUnavailable):
+                client.call("safety.arm", {})
         i = 0
         while not stop.wait(2.5):
             cmd, args = steps[i % len(steps)]

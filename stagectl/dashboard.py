@@ -115,6 +115,36 @@ def render(model: StageModel, config: StageConfig) -> Group:
         table.add_row("alerts", Text(", ".join(alerts) or "none",
                                      style="bold red" if alerts else ""), "")
         parts.append(table)
+    sources = [d for d in model.devices.values() if d.get("kind") == "tracking"]
+    if sources:
+        table = Table(title="Tracking", expand=True)
+        for col in ("source", "health", "rate Hz", "jitter ms", "loss %", "timecode",
+                    "position m", "pan/tilt/roll °"):
+            table.add_column(col)
+        for dev in sources:
+            state = dev.get("state", {})
+            src_health = str(dev.get("health", "offline"))
+            pos, rot = state.get("position_m"), state.get("rotation_deg")
+            table.add_row(dev["name"], Text(src_health, style=HEALTH_STYLE.get(src_health, "")),
+                          _fmt(state.get("rate_hz")), _fmt(state.get("jitter_ms")),
+                          _fmt(state.get("loss_pct")), _fmt(state.get("timecode")),
+                          " ".join(f"{v:+.2f}" for v in pos) if pos else "—",
+                          " ".join(f"{v:+.1f}" for v in rot) if rot else "—")
+        parts.append(table)
+    arms = [d for d in model.devices.values() if d.get("kind") == "arm"]
+    if arms:
+        table = Table(title="Camera arms", expand=True)
+        for col in ("arm", "state", "joints °", "tool pose mm/°", "progress"):
+            table.add_column(col)
+        for dev in arms:
+            state = dev.get("state", {})
+            joints = state.get("joints_deg") or []
+            pose = state.get("tool_pose") or {}
+            table.add_row(dev["name"], _fmt(state.get("state")),
+                          " ".join(f"{v:.1f}" for v in joints) or "—",
+                          " ".join(f"{v:g}" for v in pose.values()) or "—",
+                          _fmt(state.get("progress")))
+        parts.append(table)
     log = Table(title="Events", expand=True, show_header=False)
     log.add_column("time", width=9)
     log.add_column("source", width=12)

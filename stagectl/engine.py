@@ -43,7 +43,10 @@ from stagectl.telemetry import MqttTelemetry
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0
-READ_ONLY = frozenset({"ping", "status", "commands", "engine.counters"})
+# Queries: not announced as engine events (the console polls some of them).
+READ_ONLY = frozenset({"ping", "status", "commands", "engine.counters", "safety.status",
+                       "audit.tail", "arm.status", "cue.list", "tracking.sources",
+                       "take.status"})
 
 
 def _build_led(cfg: Any, engine: Engine) -> Device:

@@ -52,3 +52,13 @@ def no_leaked_threads() -> Iterator[None]:
         time.sleep(0.05)
         leaked = _threads() - before
     assert not leaked, f"test leaked threads: {[t.name for t in leaked]}"
+
+
+def require_path(path: Path, what: str = "shared reference data") -> Path:
+    """A file the tests read from ``../shared``; skip on a laptop without it, fail under CI."""
+    if not path.exists():
+        message = f"{what} not found at {path}"
+        if IN_CI:
+            pytest.fail(f"CI=true: {message}")
+        pytest.skip(message)
+    return path

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stagectl.cli import app
+from tests.conftest import require_path
 
 runner = CliRunner()
 MK01 = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "scheduling" / "mk01.fjs"
@@ -114,8 +115,8 @@ def test_unplannable_farm_exits_1(tmp_path: Path) -> None:
     assert result.exit_code == 1
 
 
-@pytest.mark.skipif(not MK01.exists(), reason="shared benchmark data not present")
 def test_bench_fjsp_prints_one_json_line() -> None:
+    require_path(MK01)
     result = runner.invoke(app, ["farm", "bench-fjsp", str(MK01), "--time-limit", "3"])
     assert result.exit_code == 0, result.output
     line = json.loads(result.stdout.strip().splitlines()[-1])

@@ -8,6 +8,7 @@ from scheduler.farm.checker import check_plan
 from scheduler.farm.fjsp import load_fjs, parse_fjs
 from scheduler.farm.model import FarmInputError, parse_farm
 from scheduler.farm.planner import plan_farm
+from tests.conftest import require_path
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "scheduling"
 MK01 = DATA / "mk01.fjs"
@@ -45,8 +46,8 @@ def test_malformed_files(text: str, where: str) -> None:
     assert info.value.path == where
 
 
-@pytest.mark.skipif(not MK01.exists(), reason="shared benchmark data not present")
 def test_mk01_parses_and_solves_to_a_valid_plan() -> None:
+    require_path(MK01)
     farm = load_fjs(MK01)
     assert len(farm.nodes) == 6
     assert len(farm.jobs) == 10
