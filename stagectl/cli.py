@@ -184,6 +184,9 @@ def _brief_state(dev: dict[str, Any]) -> str:
         joints = " ".join(f"{v:.1f}" for v in state.get("joints_deg") or [])
         fault = f"  fault={state['fault']}" if state.get("fault") else ""
         return f"state={state.get('state')}  joints_deg=[{joints}]{fault}"
+    if dev.get("kind") == "tracking":
+        keys = ("protocol", "rate_hz", "jitter_ms", "loss_pct", "delay_frames", "timecode")
+        return "  ".join(f"{k}={state[k]}" for k in keys if k in state)
     return ", ".join(f"{k}={v}" for k, v in list(state.items())[:6])
 
 
