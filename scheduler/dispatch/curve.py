@@ -1,0 +1,72 @@
+"""CURVE for the farm sockets, with the key layout of ``stagectl keys generate``.
+
+``DIR/server.key_secret`` is the controller's certificate, ``DIR/authorized/*.key`` the agents
+and clients let in, ``DIR/<name>.key_secret`` a client's own certificate. Kept here with
+``zmq.auth`` directly because the scheduler package may not import the engine's key module.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+
+
+class KeysMissing(Exception):
+    """A key file the socket needs is not there; the message names it and what to run."""
+
+
+def is_loopback(endpoint: str) -> bool:
+    """Whether a ZeroMQ endpoint stays on this machine (loopback, ipc, inproc)."""
+    parsed = urlparse(endpoint)
+    if parsed.scheme in ("ipc", "inproc"):
+        return True
+    host = (parsed.hostname or "").strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _load(path: Path, hint: str) -> tuple[bytes, bytes | None]:
+    if not path.is_file():
+        raise KeysMissing(f"{path}: not found; run `{hint}`")
+    return zmq.auth.load_certificate(str(path))
+
+
+def server_keys(ctx: zmq.Context[Any], sock: zmq.Socket[Any],
+                keys_dir: Path) -> ThreadAuthenticator:
+    """Make ``sock`` a CURVE server that lets in only ``keys_dir/authorized`` keys."""
+    hint = f"stagectl keys generate --name server --dir {keys_dir}"
+    public, secret = _load(keys_dir / "server.key_secret", hint)
+    authorized = keys_dir / "authorized"
+    if not authorized.is_dir() or not any(authorized.glob("*.key")):
+        raise KeysMissing(f"{authorized}: no authorised agent or client keys; run "
+                          f"`stagectl keys generate --name NODE --role engineer --dir {keys_dir}`")
+    auth = ThreadAuthenticator(ctx)
+    auth.start()
+    auth.configure_curve(domain="*", location=str(authorized))
+    sock.curve_secretkey = secret
+    sock.curve_publickey = public
+    sock.curve_server = True
+    return auth
+
+
+def client_keys(sock: zmq.Socket[Any], keys_dir: Path, name: str) -> None:
+    """Make ``sock`` a CURVE client with ``keys_dir/<name>.key_secret``."""
+    server_public, _ = _load(keys_dir / "server.key",
+                             f"stagectl keys generate --name server --dir {keys_dir}")
+    public, secret = _load(keys_dir / f"{name}.key_secret",
+                           f"stagectl keys generate --name {name} --role engineer --dir {keys_dir}")
+    if secret is None:
+        raise KeysMissing(f"{keys_dir / (name + '.key_secret')}: has no secret key")
+    sock.curve_serverkey = server_public
+    sock.curve_publickey = public
+    sock.curve_secretkey = secret

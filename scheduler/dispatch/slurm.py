@@ -1,0 +1,498 @@
+"""Compute pool on Slurm: the batch system rented GPU pools actually run.
+
+:class:`SlurmPool` is the controller's :class:`~scheduler.dispatch.pool.PoolBackend` over
+Slurm's own commands (``sbatch``, ``squeue``, ``sacct``, ``scancel``), so it works against any
+cluster the machine is a submit host of, and needs no Python binding to Slurm's C library.
+
+- ``submit``: ``sbatch --parsable`` with the job script on stdin. The script's one command is
+  ``exec`` of the argv, each argument through ``shlex.quote``, so no shell interprets any of it.
+  GPUs are ``--gres=gpu:N``, ordering is ``--dependency=afterok:A:B`` with
+  ``--kill-on-invalid-dep=yes`` (a job whose dependency failed is cancelled, not left pending
+  forever), chunk arrays are ``--array=0-(N-1)``.
+- ``poll``: ``squeue --json --states=all``; Slurm 22.05 (Debian bookworm) keeps finished jobs
+  there for ``MinJobAge`` seconds. Ids it no longer knows are looked up in accounting
+  (``sacct --parsable2``) when the cluster has it, and left out otherwise
+  (docs/decisions/0060-slurm-job-state-without-slurmdbd.md).
+- ``cancel``: ``scancel``.
+
+Every failed Slurm command raises :class:`PoolError` with the command, its exit code and stderr.
+See docs/slurm-pool.md for the mapping and scripts/slurm-up.sh for a single-node Slurm to test on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import shlex
+import subprocess
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from scheduler.dispatch.pool import TERMINAL, PoolBackend, PoolJobState, cost_cny
+
+__all__ = [
+    "SLURM_STATES",
+    "PoolBackend",
+    "PoolError",
+    "PoolJobState",
+    "SlurmBackend",
+    "SlurmPool",
+    "cost_cny",
+    "decode_exit_code",
+    "job_script",
+    "pool_state",
+]
+
+log = logging.getLogger(__name__)
+
+_JOB_ID = re.compile(r"^[0-9]+(_[0-9]+)?$")
+
+#: Slurm job states (base states, and the flag names squeue and sacct print in their place)
+#: to the pool's five. DEADLINE means Slurm removed the job because it could not end before its
+#: deadline: it is CANCELLED, like a job the controller cancelled, because retrying cannot help.
+SLURM_STATES: Mapping[str, str] = {
+    "PENDING": "PENDING",
+    "REQUEUED": "PENDING",
+    "REQUEUE_HOLD": "PENDING",
+    "REQUEUE_FED": "PENDING",
+    "RESV_DEL_HOLD": "PENDING",
+    "POWER_UP_NODE": "PENDING",
+    "CONFIGURING": "RUNNING",
+    "RUNNING": "RUNNING",
+    "SUSPENDED": "RUNNING",
+    "COMPLETING": "RUNNING",
+    "STAGE_OUT": "RUNNING",
+    "SIGNALING": "RUNNING",
+    "STOPPED": "RUNNING",
+    "RESIZING": "RUNNING",
+    "UPDATE_DB": "RUNNING",
+    "COMPLETED": "COMPLETED",
+    "FAILED": "FAILED",
+    "TIMEOUT": "FAILED",
+    "NODE_FAIL": "FAILED",
+    "BOOT_FAIL": "FAILED",
+    "OUT_OF_MEMORY": "FAILED",
+    "PREEMPTED": "FAILED",
+    "SPECIAL_EXIT": "FAILED",
+    "CANCELLED": "CANCELLED",
+    "DEADLINE": "CANCELLED",
+    "REVOKED": "CANCELLED",
+}
+
+
+class PoolError(RuntimeError):
+    """A Slurm command failed: which command, its exit code (None: it never exited) and stderr."""
+
+    def __init__(self, command: Sequence[str], returncode: int | None, stderr: str) -> None:
+        self.command = list(command)
+        self.returncode = returncode
+        self.stderr = stderr
+        how = "did not finish" if returncode is None else f"exited {returncode}"
+        super().__init__(f"{shlex.join(self.command)} {how}: {stderr.strip() or '(no stderr)'}")
+
+
+def pool_state(slurm_state: str) -> str:
+    """The pool state for a Slurm job state as squeue or sacct prints it.
+
+    Args:
+        slurm_state: e.g. ``"COMPLETED"``, ``"CANCELLED by 0"`` (sacct), ``"OUT_OF_MEMORY"``.
+
+    Returns:
+        One of PENDING, RUNNING, COMPLETED, FAILED, CANCELLED.
+
+    Raises:
+        PoolError: for a state this module does not know (a newer Slurm); guessing could
+            report a failed job as done.
+    """
+    word = slurm_state.split()[0].rstrip("+").upper() if slurm_state.strip() else ""
+    try:
+        return SLURM_STATES[word]
+    except KeyError:
+        raise PoolError(["squeue"], None, f"unknown Slurm job state {slurm_state!r}") from None
+
+
+def decode_exit_code(raw_status: int) -> int:
+    """Exit code from the raw wait status squeue reports (``exit 3`` is 768).
+
+    Args:
+        raw_status: the job's ``exit_code`` field from ``squeue --json``.
+
+    Returns:
+        The process's exit status, or 128 + the signal number when a signal ended it
+        (the shell's convention).
+    """
+    signal = raw_status & 0x7F
+    return 128 + signal if signal else (raw_status >> 8) & 0xFF
+
+
+def job_script(argv: Sequence[str]) -> str:
+    """The batch script that runs ``argv`` with no shell interpretation of its arguments.
+
+    Args:
+        argv: program and arguments, exactly as the program should receive them.
+
+    Returns:
+        A ``/bin/sh`` script whose only command is ``exec`` of the quoted argv, so the job's
+        exit code is the program's.
+    """
+    return ("#!/bin/sh\n"
+            "# stagectl pool job (scheduler/dispatch/slurm.py): argv quoted with shlex.quote\n"
+            f"exec {shlex.join(argv)}\n")
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One job or array task as Slurm reported it, already mapped to the pool's terms."""
+
+    job_id: str
+    array_job_id: str | None
+    array_task_id: str | None
+    state: str
+    elapsed_s: float
+    exit_code: int | None
+
+
+class SlurmPool:
+    """A :class:`~scheduler.dispatch.pool.PoolBackend` that submits to Slurm.
+
+    Jobs run as the user that runs the controller, in ``workdir`` (which must be visible to
+    the compute nodes at the same path); each writes its stdout and stderr to
+    ``slurm-<jobid>.out`` (arrays: ``slurm-<jobid>_<task>.out``) in ``log_dir`` or ``workdir``.
+
+    Built by ``scheduler.dispatch.pool.open_backend`` from a ``[[pools]]`` entry with
+    ``backend = "slurm"``: ``max_slots`` plus the entry's ``options`` table become these
+    keyword arguments.
+
+    Args:
+        slurm_conf: ``slurm.conf`` to use (sets ``SLURM_CONF`` for the commands); default: the
+            environment's ``SLURM_CONF``, else Slurm's own default.
+        partition: partition to submit to (``--partition``); default: the cluster's default.
+        account: account to charge (``--account``); default: the user's default account.
+        qos: quality of service (``--qos``); default: the account's default.
+        max_slots: how many jobs the controller keeps in this pool at once; kept for the
+            controller, Slurm itself decides how many of them run.
+        log_dir: folder for the jobs' output files; default: each job's ``workdir``.
+        sbatch_options: extra ``sbatch`` options, e.g. ``["--account=vfx", "--qos=render"]``.
+        bin_dir: folder holding the Slurm commands; default: found on ``PATH``.
+        timeout_s: how long one Slurm command may take before it is a :class:`PoolError`.
+    """
+
+    def __init__(
+        self,
+        *,
+        slurm_conf: str | Path | None = None,
+        partition: str | None = None,
+        account: str | None = None,
+        qos: str | None = None,
+        max_slots: int | None = None,
+        log_dir: str | Path | None = None,
+        sbatch_options: Sequence[str] = (),
+        bin_dir: str | Path | None = None,
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.slurm_conf = Path(slurm_conf) if slurm_conf is not None else None
+        self.partition = partition
+        self.account = account
+        self.qos = qos
+        self.max_slots = max_slots
+        self.log_dir = Path(log_dir).resolve() if log_dir is not None else None
+        self.sbatch_options = list(sbatch_options)
+        self.bin_dir = Path(bin_dir) if bin_dir is not None else None
+        self.timeout_s = timeout_s
+        self._accounting: bool | None = None  # unknown until sacct first answers
+
+    # --- PoolBackend ------------------------------------------------------------------------
+
+    def submit(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        gpus: int,
+        after: list[str],
+        deadline_utc: datetime | None,
+        workdir: Path,
+        array: int | None = None,
+    ) -> str:
+        """Queue ``argv`` with ``sbatch``; it starts once every job in ``after`` completed OK.
+
+        Args:
+            name: job name shown by ``squeue`` (``--job-name``).
+            argv: program and arguments, passed to the program unchanged (never to a shell).
+            gpus: GPUs per job, or per array task (``--gres=gpu:N``; 0 asks for none).
+            after: job ids that must complete OK first; if one fails or is cancelled, Slurm
+                cancels this job (``--kill-on-invalid-dep=yes``).
+            deadline_utc: the job must end by then (``--deadline``, with the time limit set to
+                the time left): Slurm does not start it with under a minute left (CANCELLED)
+                and stops it at the deadline (FAILED). Naive datetimes are taken as UTC.
+            workdir: the job's working folder (``--chdir``), created if missing.
+            array: run ``array`` copies as tasks 0..array-1 (``--array``); each reads its
+                index from ``SLURM_ARRAY_TASK_ID``. Poll the returned id for all of them.
+
+        Returns:
+            The Slurm job id (for an array, the array's id).
+
+        Raises:
+            ValueError: empty argv, negative gpus, array < 1, a malformed id in ``after`` or a
+                deadline that has passed.
+            PoolError: ``sbatch`` refused the job.
+        """
+        if not argv:
+            raise ValueError(f"pool job {name!r}: empty argv")
+        if gpus < 0:
+            raise ValueError(f"pool job {name!r}: gpus must be >= 0, got {gpus}")
+        if array is not None and array < 1:
+            raise ValueError(f"pool job {name!r}: array must be >= 1 tasks, got {array}")
+        for dep in after:
+            _check_id(dep, f"pool job {name!r}: dependency")
+        workdir = Path(workdir).resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
+        log_dir = self.log_dir or workdir
+        log_dir.mkdir(parents=True, exist_ok=True)
+        pattern = "slurm-%A_%a.out" if array is not None else "slurm-%j.out"
+        # Slurm expands %-patterns in --output, so a literal % in the folder is doubled.
+        output = f"{str(log_dir).replace('%', '%%')}/{pattern}"
+        cmd = ["sbatch", "--parsable", f"--job-name={name}", f"--chdir={workdir}",
+               f"--output={output}", "--kill-on-invalid-dep=yes"]
+        for option, value in (("partition", self.partition), ("account", self.account),
+                              ("qos", self.qos)):
+            if value:
+                cmd.append(f"--{option}={value}")
+        if gpus:
+            cmd.append(f"--gres=gpu:{gpus}")
+        if after:
+            cmd.append(f"--dependency=afterok:{':'.join(after)}")
+        if array is not None:
+            cmd.append(f"--array=0-{array - 1}")
+        if deadline_utc is not None:
+            cmd.extend(_deadline_options(name, deadline_utc))
+        cmd.extend(self.sbatch_options)
+        out = self._run(cmd, stdin=job_script(argv))
+        job_id = out.strip().split(";", 1)[0]  # --parsable prints "id" or "id;cluster"
+        if not _JOB_ID.match(job_id):
+            raise PoolError(cmd, 0, f"unexpected sbatch output {out!r} (expected a job id)")
+        return job_id
+
+    def poll(self, job_ids: list[str]) -> dict[str, PoolJobState]:
+        """States of the given jobs; an array's id reports all its tasks together.
+
+        An array is PENDING until a task starts, RUNNING while any task is pending or running,
+        then COMPLETED if every task completed, else FAILED if one failed, else CANCELLED; its
+        ``elapsed_s`` is the sum of its tasks' run times (what the pool bills) and its exit
+        code the largest of its tasks'. ``"<array>_<task>"`` polls one task.
+
+        Args:
+            job_ids: ids returned by :meth:`submit` (or array task ids).
+
+        Returns:
+            ``job_id -> PoolJobState``; ids neither the controller nor accounting knows any
+            more (older than ``MinJobAge`` on a cluster without slurmdbd) are left out.
+
+        Raises:
+            ValueError: a malformed id.
+            PoolError: ``squeue`` failed or printed something that is not its JSON.
+        """
+        for job_id in job_ids:
+            _check_id(job_id, "poll")
+        if not job_ids:
+            return {}
+        # 22.05 ignores squeue's filters with --json (newer versions honour them, and then
+        # need --states=all to list finished jobs), so every job is listed and filtered here.
+        cmd = ["squeue", "--json", "--states=all"]
+        text = self._run(cmd)
+        try:
+            rows = _squeue_rows(json.loads(text), time.time())
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PoolError(cmd, 0, f"unreadable squeue --json output: {exc}") from exc
+        found = _states(rows, job_ids)
+        missing = [j for j in job_ids if j not in found]
+        if missing:
+            found.update(_states(self._sacct_rows(missing), missing))
+        return {j: found[j] for j in job_ids if j in found}
+
+    def cancel(self, job_id: str) -> None:
+        """Cancel a pending or running job (``scancel``); no error when it already ended.
+
+        Args:
+            job_id: a job, array or array task id.
+
+        Raises:
+            ValueError: a malformed id.
+            PoolError: ``scancel`` failed for another reason than the job having ended.
+        """
+        _check_id(job_id, "cancel")
+        try:
+            self._run(["scancel", job_id])
+        except PoolError as exc:
+            if "invalid job id" in exc.stderr.lower():
+                return  # aged out of the controller: it ended long ago
+            raise
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _sacct_rows(self, job_ids: list[str]) -> list[_Row]:
+        """Finished jobs the controller has forgotten, from accounting when there is one."""
+        if self._accounting is False:
+            return []
+        cmd = ["sacct", "--noheader", "--parsable2", "--allocations", "--starttime=1970-01-01",
+               "--format=JobIDRaw,JobID,State,ExitCode,ElapsedRaw", f"--jobs={','.join(job_ids)}"]
+        try:
+            text = self._run(cmd)
+        except PoolError as exc:
+            if "accounting storage is disabled" in exc.stderr.lower():
+                self._accounting = False
+            else:
+                # The squeue answer still stands; these ids are left out until sacct answers.
+                log.warning("%s", exc)
+            return []
+        self._accounting = True
+        return _sacct_rows(text)
+
+    def _run(self, argv: list[str], stdin: str | None = None) -> str:
+        """Run one Slurm command; its stdout, or a PoolError naming what failed."""
+        cmd = [str(self.bin_dir / argv[0]) if self.bin_dir else argv[0], *argv[1:]]
+        env = dict(os.environ)
+        if self.slurm_conf is not None:
+            env["SLURM_CONF"] = str(self.slurm_conf)
+        try:
+            proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env,
+                                  timeout=self.timeout_s, check=False)
+        except FileNotFoundError:
+            raise PoolError(cmd, None, f"{argv[0]} not found: install Slurm's client commands "
+                                       "(Debian: apt-get install slurm-client)") from None
+        except subprocess.TimeoutExpired:
+            raise PoolError(cmd, None, f"no answer in {self.timeout_s:g} s: is slurmctld "
+                                       "running? (scripts/slurm-up.sh starts one)") from None
+        if proc.returncode != 0:
+            raise PoolError(cmd, proc.returncode, proc.stderr)
+        return proc.stdout
+
+
+#: The name ``scheduler.dispatch.pool.open_backend`` looks up for ``kind = "slurm"``.
+SlurmBackend = SlurmPool
+
+
+def _check_id(job_id: str, what: str) -> None:
+    if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
+        raise ValueError(f"{what}: {job_id!r} is not a Slurm job id (expected 123 or 123_4)")
+
+
+def _deadline_options(name: str, deadline_utc: datetime) -> list[str]:
+    """``--deadline`` plus a time limit that lets the job start before it, in minutes."""
+    if deadline_utc.tzinfo is None:
+        deadline_utc = deadline_utc.replace(tzinfo=UTC)
+    left_s = (deadline_utc - datetime.now(UTC)).total_seconds()
+    if left_s <= 0:
+        raise ValueError(f"pool job {name!r}: deadline {deadline_utc.isoformat()} has passed")
+    # sbatch reads the deadline in its local time zone, which is this process's. Without a
+    # time limit the partition's (often unlimited) one applies, and Slurm would never start a
+    # job that cannot end by its deadline; --time-min lets it shrink the limit to fit.
+    local = deadline_utc.astimezone().strftime("%Y-%m-%dT%H:%M:%S")
+    return [f"--deadline={local}", f"--time={max(1, math.ceil(left_s / 60))}", "--time-min=1"]
+
+
+def _squeue_rows(doc: Mapping[str, Any], now_s: float) -> list[_Row]:
+    """Rows from ``squeue --json`` (OpenAPI v0.0.38 in Slurm 22.05; later ones likewise)."""
+    rows = []
+    for job in doc["jobs"]:
+        state = pool_state(_text(job["job_state"]))
+        start_s, end_s = _number(job.get("start_time")), _number(job.get("end_time"))
+        if state == "PENDING" or start_s <= 0:
+            elapsed_s = 0.0
+        elif state == "RUNNING":
+            elapsed_s = max(now_s - start_s, 0.0)
+        else:
+            elapsed_s = max(end_s - start_s, 0.0)
+        exit_code = None
+        if state in ("COMPLETED", "FAILED"):
+            exit_code = decode_exit_code(int(_number(job.get("exit_code"))))
+        array_job = int(_number(job.get("array_job_id")))
+        task = job.get("array_task_id")
+        task_id = None if task is None else str(int(_number(task)))
+        rows.append(_Row(str(job["job_id"]), str(array_job) if array_job else None,
+                         task_id if array_job else None, state, elapsed_s, exit_code))
+    return rows
+
+
+def _sacct_rows(text: str) -> list[_Row]:
+    """Rows from ``sacct --parsable2`` with JobIDRaw,JobID,State,ExitCode,ElapsedRaw."""
+    rows = []
+    for line in text.splitlines():
+        fields = line.split("|")
+        if len(fields) < 5:
+            continue
+        raw_id, shown_id, state_text, exit_text, elapsed_text = fields[:5]
+        state = pool_state(state_text)
+        array_job = task_id = None
+        if "_" in shown_id:
+            array_job, task = shown_id.split("_", 1)
+            task_id = task if task.isdigit() else None  # "7_[4-9]": tasks not started yet
+        exit_code = None
+        if state in ("COMPLETED", "FAILED") and ":" in exit_text:
+            code, signal = (int(x) for x in exit_text.split(":", 1))
+            exit_code = 128 + signal if signal else code
+        elapsed_s = float(elapsed_text) if elapsed_text.isdigit() else 0.0
+        rows.append(_Row(raw_id, array_job, task_id, state, elapsed_s, exit_code))
+    return rows
+
+
+def _states(rows: Iterable[_Row], wanted: Iterable[str]) -> dict[str, PoolJobState]:
+    """The wanted ids' states: plain jobs and array tasks as they are, arrays folded up."""
+    wanted = set(wanted)
+    single: dict[str, _Row] = {}
+    arrays: dict[str, list[_Row]] = {}
+    for row in rows:
+        if row.array_job_id is None:
+            single[row.job_id] = row
+            continue
+        arrays.setdefault(row.array_job_id, []).append(row)
+        if row.array_task_id is not None:
+            single[f"{row.array_job_id}_{row.array_task_id}"] = row
+            if row.job_id != row.array_job_id:
+                single[row.job_id] = row
+    out = {}
+    for job_id in wanted:
+        if job_id in arrays:
+            out[job_id] = _fold(job_id, arrays[job_id])
+        elif job_id in single:
+            row = single[job_id]
+            out[job_id] = PoolJobState(job_id, row.state, row.elapsed_s, row.exit_code)
+    return out
+
+
+def _fold(job_id: str, tasks: list[_Row]) -> PoolJobState:
+    """One state for an array from its tasks' (see :meth:`SlurmPool.poll`)."""
+    states = {t.state for t in tasks}
+    elapsed_s = sum(t.elapsed_s for t in tasks)
+    if not states <= TERMINAL:
+        started = any(t.state != "PENDING" for t in tasks)
+        return PoolJobState(job_id, "RUNNING" if started else "PENDING", elapsed_s, None)
+    codes = [t.exit_code for t in tasks if t.exit_code is not None]
+    exit_code = max(codes) if codes else None
+    if states == {"COMPLETED"}:
+        return PoolJobState(job_id, "COMPLETED", elapsed_s, exit_code)
+    return PoolJobState(job_id, "FAILED" if "FAILED" in states else "CANCELLED", elapsed_s,
+                        exit_code)
+
+
+def _number(value: Any) -> float:
+    """A number from squeue's JSON, which later Slurm versions wrap as {"set", "number"}."""
+    if isinstance(value, dict):
+        return float(value.get("number", 0)) if value.get("set", True) else 0.0
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _text(value: Any) -> str:
+    """A job state from squeue's JSON: a string in 22.05, a list of names in later versions."""
+    if isinstance(value, list):
+        # Later versions list the base state first, then flags such as COMPLETING.
+        names = [str(v) for v in value]
+        return "COMPLETING" if "COMPLETING" in names else (names[0] if names else "")
+    return str(value)

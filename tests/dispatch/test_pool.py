@@ -1,0 +1,103 @@
+"""The compute-pool path through the PoolBackend interface (LocalPool stands in for Slurm)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from scheduler.dispatch.client import FarmClient
+from scheduler.dispatch.config import ControllerConfig, PoolConfig
+from scheduler.dispatch.controller import Controller
+from scheduler.dispatch.pool import LocalPool, PoolJobState, cost_cny
+from tests.dispatch.conftest import ROOT, frames_exactly_once, free_port, work_job
+
+PY = sys.executable
+
+
+def wait_for(pred: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+@pytest.fixture
+def pool() -> Iterator[LocalPool]:
+    p = LocalPool(max_running=2)
+    yield p
+    p.close()
+
+
+def state(pool: LocalPool, job_id: str) -> PoolJobState:
+    return pool.poll([job_id])[job_id]
+
+
+def test_dependency_waits_for_afterok_and_cancel(pool: LocalPool, tmp_path: Path) -> None:
+    a = pool.submit("a", [PY, "-c", "import time; time.sleep(0.4)"], gpus=1, after=[],
+                    deadline_utc=None, workdir=tmp_path)
+    b = pool.submit("b", [PY, "-c", "pass"], gpus=1, after=[a], deadline_utc=None,
+                    workdir=tmp_path)
+    bad = pool.submit("bad", [PY, "-c", "raise SystemExit(3)"], gpus=1, after=[],
+                      deadline_utc=None, workdir=tmp_path)
+    c = pool.submit("c", [PY, "-c", "pass"], gpus=1, after=[bad], deadline_utc=None,
+                    workdir=tmp_path)
+    assert state(pool, b).state == "PENDING"
+    wait_for(lambda: state(pool, b).state == "COMPLETED")
+    assert state(pool, a).state == "COMPLETED" and state(pool, a).elapsed_s >= 0.3
+    assert state(pool, bad).state == "FAILED" and state(pool, bad).exit_code == 3
+    wait_for(lambda: state(pool, c).state == "CANCELLED")
+    long = pool.submit("long", [PY, "-c", "import time; time.sleep(30)"], gpus=1, after=[],
+                       deadline_utc=None, workdir=tmp_path)
+    wait_for(lambda: state(pool, long).state == "RUNNING")
+    pool.cancel(long)
+    assert state(pool, long).state == "CANCELLED"
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    late = pool.submit("late", [PY, "-c", "pass"], gpus=1, after=[long], deadline_utc=past,
+                       workdir=tmp_path)
+    assert state(pool, late).state == "CANCELLED"
+
+
+def test_cost_is_run_time_times_price() -> None:
+    assert cost_cny(1800, 2, 30.0) == pytest.approx(30.0)
+    assert cost_cny(-5, 1, 30.0) == 0.0
+
+
+def test_controller_runs_tasks_on_the_pool_and_accounts_cost(tmp_path: Path) -> None:
+    price = 36.0
+    cfg = ControllerConfig(
+        bind=f"tcp://127.0.0.1:{free_port()}", plan_time_limit_s=0.3, pool_poll_s=0.2,
+        replan_min_interval_s=0.2,
+        pools=(PoolConfig(id="hpc", backend="local", max_slots=2, vram_gb=80, speed=2.0,
+                          cost_per_gpu_hour_cny=price, workdir=str(ROOT)),))
+    ctl = Controller(tmp_path / "farm.sqlite", cfg)
+    thread = threading.Thread(target=ctl.serve, name="controller-under-test")
+    thread.start()
+    out = tmp_path / "out"
+    job = work_job("pooled", out, 1, 4, chunk=2, sleep=0.3, vram_gb=64)
+    try:
+        with FarmClient(cfg.bind, timeout_s=5) as client:
+            client.request("submit", jobs=[job.to_wire()])
+
+            def done() -> bool:
+                return client.request("status")["jobs"][0]["state"] == "done"
+            wait_for(done, 30)
+            cost = client.request("cost")
+            events = client.request("events", limit=100)["events"]
+    finally:
+        ctl.stop()
+        thread.join(timeout=10)
+    frames_exactly_once(out, [job])
+    assert sum(e["kind"] == "pool_submitted" for e in events) == 2
+    assert cost["spent_cny"] > 0
+    # each chunk ran at least its 0.3 s sleep, billed per second at 36 CNY/GPU-hour
+    assert cost["spent_cny"] >= 2 * cost_cny(0.3, 1, price)
+    assert cost["spent_cny"] < 2 * cost_cny(10, 1, price)
+    assert cost["forecast_cny"] == pytest.approx(cost["spent_cny"])
