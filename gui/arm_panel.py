@@ -153,5 +153,8 @@ class ArmPanel(QWidget):
                 self.velocity_labels[name].setText(f"{float(velocities[i]):7.1f}")
         pose = self.reported.get("tool_pose")
         if isinstance(pose, dict) and ("tool_pose" in delta):
+            order = ("x_mm", "y_mm", "z_mm", "roll_deg", "pitch_deg", "yaw_deg")
+            unit = {"mm": " mm", "deg": "°"}
             self.pose_label.setText(tr("arm_pose") + ": " + "  ".join(
-                f"{k.split('_')[0]}={float(v):.1f}" for k, v in pose.items()))
+                f"{k.split('_')[0]} {float(pose[k]):.1f}{unit[k.split('_')[1]]}"
+                for k in order if k in pose))
