@@ -118,3 +118,33 @@ def test_property_optimiser_valid_and_never_worse_than_greedy(d: dict) -> None:
     assert valid(p, plan)
     assert plan.objective >= g.objective - 1e-9
     assert plan.bound >= plan.objective - 1e-9
+
+
+def test_pool_binds_across_stages() -> None:
+    # One arm kit for two stages: the two arm bookings cannot overlap in time even on
+    # different stages, so only one fits the shared four-hour window.
+    d = doc(
+        booking("a", priority=2, stages=["HP-1"], pools={"arm_kits": 1},
+                earliest_start=at(8), latest_end=at(12)),
+        booking("b", priority=3, stages=["HP-1", "NS-1"], pools={"arm_kits": 1},
+                earliest_start=at(8), latest_end=at(12)),
+        booking("c", priority=1, stages=["HP-1", "NS-1"], pools={"arm_kits": 1},
+                earliest_start=at(12), latest_end=at(16)),
+    )
+    p = problem_from_dict(d)
+    plan = solve(p, 5)
+    assert sorted(a.id for a in plan.assignments) == ["b", "c"]
+    assert plan.status == "optimal" and valid(p, plan)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances())
+def test_property_pool_per_booking_has_the_same_optimum(d: dict) -> None:
+    # One pool interval per booking (shared by its stage options) is a reformulation of one
+    # per (booking, stage) option: both must prove the same optimum.
+    p = problem_from_dict(d)
+    per_booking = optimise(p, 5.0)
+    per_option = optimise(p, 5.0, pools_per_option=True)
+    assert per_booking.status == per_option.status == "optimal"
+    assert per_booking.objective == per_option.objective
+    assert valid(p, per_booking)

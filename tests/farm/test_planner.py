@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scheduler.farm.checker import check_plan
+from scheduler.farm.cpsat import solve_window
 from scheduler.farm.generate import synthetic_farm
 from scheduler.farm.greedy import greedy_schedule
 from scheduler.farm.model import parse_farm
@@ -187,3 +188,31 @@ def test_random_farms_pass_the_checker_and_beat_greedy(
     assert plan.greedy_objective == pytest.approx(greedy)
     assert plan.objective <= greedy + 1e-6
     assert plan.bound <= plan.objective + 1e-6
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=small_farms())
+def test_deadline_energy_cuts_keep_the_optimum(data: dict[str, Any]) -> None:
+    # The cuts are redundant: with and without them the flat cost model proves the same
+    # optimum (and with them the bound can only be tighter before that).
+    problem = build_problem(parse_farm(data))
+    results = [
+        solve_window(problem, "cost", range(problem.n_tasks), None, None, 5.0, energy_cuts=cuts)
+        for cuts in (True, False)
+    ]
+    assert results[0].status == results[1].status
+    if results[0].status == "optimal":
+        assert results[0].bound_units == pytest.approx(results[1].bound_units)
+
+
+@pytest.mark.parametrize(
+    ("chunks", "slots", "seed"), [(16, 4, 1), (24, 4, 2), (24, 4, 3), (40, 8, 1)]
+)
+def test_deadline_energy_cuts_keep_synthetic_optima(chunks: int, slots: int, seed: int) -> None:
+    problem = build_problem(parse_farm(synthetic_farm(chunks, slots, seed)))
+    with_cuts, without = (
+        solve_window(problem, "cost", range(problem.n_tasks), None, None, 10.0, energy_cuts=c)
+        for c in (True, False)
+    )
+    assert with_cuts.status == without.status == "optimal"
+    assert with_cuts.bound_units == without.bound_units > 0
