@@ -47,6 +47,9 @@ class ControllerConfig:
     replan_min_interval_s: float = 2.0
     overrun_factor: float = 2.0
     blocklist_after: int = 3
+    lost_limit: int = 5
+    """A task whose attempts were lost this many times (its agent crashed or vanished each
+    time, e.g. a frame that kills the renderer) fails instead of being requeued forever."""
     late_cost_cny_per_hour: float = 1000.0
     pool_poll_s: float = 1.0
     curve: bool = False

@@ -261,10 +261,24 @@ class Controller:
         self.store.end_attempt(a.id, state, log_tail="\n".join(a.log), **kw)
 
     def _lose(self, a: AttemptRec, why: str) -> None:
-        """An attempt whose runner vanished: requeue its task (not counted as a failure)."""
+        """An attempt whose runner vanished: requeue its task (not counted as a failure).
+
+        After ``lost_limit`` lost attempts the task fails instead, so a chunk that crashes
+        every agent it lands on cannot loop forever.
+        """
         self._end_attempt(a, "LOST", error=why)
         task = self.tasks[a.task_id]
         if task.attempt_id == a.id and task.state == "RUNNING":
+            lost = self.store.lost_attempts(task.id)
+            if lost >= self.config.lost_limit:
+                reason = (f"lost {lost} times (its agent died or vanished each time); "
+                          f"last: {why}")
+                task.state, task.attempt_id, task.reason = "FAILED", None, reason
+                self.store.update_task(task.id, state="FAILED", attempt_id=None, reason=reason)
+                self.store.event("task_failed", job_id=a.job_id, task_id=a.task_id,
+                                 resource=a.resource, detail=reason)
+                self._order_dirty = True
+                return
             self._requeue(task, why)
             self.store.event("task_requeued", job_id=a.job_id, task_id=a.task_id,
                              resource=a.resource, detail=why)

@@ -153,6 +153,12 @@ class FarmStore:
             (state, time.time() if ended_utc is None else ended_utc, exit_code, error, cost_cny,
              log_tail, attempt_id))
 
+    def lost_attempts(self, task_id: str) -> int:
+        """How many of a task's attempts were lost (their agent died or vanished)."""
+        row = self._db.execute("SELECT COUNT(*) FROM attempts WHERE task_id = ? AND "
+                               "state = 'LOST'", (task_id,)).fetchone()
+        return int(row[0])
+
     def add_failure(self, job_id: str, resource: str) -> int:
         """Count one more failure of ``job_id`` on ``resource``; returns the new count."""
         self._db.execute(
