@@ -10,8 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# No per-example deadline: a 2-core CI machine running socket tests beside the fuzzers can
+# pause any example past hypothesis's 200 ms default; examples still count as they were.
+settings.register_profile("stagectl", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("stagectl")
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 REPO = Path(__file__).resolve().parent.parent
