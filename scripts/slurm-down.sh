@@ -22,7 +22,11 @@ stop() {  # name pidfile
     fi
     kill "$pid"
     for ((i = 0; i < 100; i++)); do
-        [ -d "/proc/$pid" ] || { say "stopped $1 (pid $pid)"; return 0; }
+        # gone, or a zombie nobody has reaped yet (both mean it has stopped)
+        if [ ! -d "/proc/$pid" ] || [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ]; then
+            say "stopped $1 (pid $pid)"
+            return 0
+        fi
         sleep 0.1
     done
     kill -9 "$pid" 2>/dev/null || true

@@ -152,10 +152,13 @@ fi
 
 # --- daemons ----------------------------------------------------------------------------------
 running() {  # name pidfile: true when the pid file names a live process of that name
-    local pid
+    # (a killed daemon can linger as a zombie where nothing reaps orphans: not running)
+    local pid state
     pid=$(cat "$2" 2>/dev/null) || return 1
     [ -n "$pid" ] || return 1
-    [ -r "/proc/$pid/comm" ] && [ "$(cat "/proc/$pid/comm")" = "$1" ]
+    [ -r "/proc/$pid/comm" ] && [ "$(cat "/proc/$pid/comm")" = "$1" ] || return 1
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "$state" != "Z" ] && [ "$state" != "X" ]
 }
 stop() {  # name pidfile
     local pid i
