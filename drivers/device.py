@@ -33,15 +33,48 @@ class Health(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class HealthStatus:
-    """Health with the reason an operator needs and the wall time it began."""
+    """Health with the reason an operator needs and the wall time it began.
+
+    ``problems`` carries the same reason machine-readably (``[{"code", "params"}]``) so a
+    console can show it in the operator's language; ``reason`` stays the English sentence.
+    """
 
     state: Health
     reason: str = ""
     since: float = field(default_factory=time.time)
+    problems: tuple[dict[str, Any], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"state": self.state.value, "reason": self.reason, "since": self.since}
+        return {"state": self.state.value, "reason": self.reason, "since": self.since,
+                "problems": [dict(p) for p in self.problems]}
+
+
+class Problem(str):
+    """A health reason that is also machine-readable.
+
+    The English text plus a code and parameters, e.g. ``Problem("12 of 240 panels offline",
+    "panels_offline", offline=12, total=240)``. It is a ``str``, so code that joins reasons
+    keeps working.
+    """
+
+    code: str
+    params: dict[str, Any]
+
+    def __new__(cls, text: str, code: str, **params: Any) -> Problem:  # noqa: D102
+        obj = super().__new__(cls, text)
+        obj.code = code
+        obj.params = params
+        return obj
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"code", "params"}`` for the wire."""
+        return {"code": self.code, "params": dict(self.params)}
+
+
+def problem_dicts(reasons: list[str] | tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+    """The machine-readable part of reasons (plain strings have none)."""
+    return tuple(r.as_dict() for r in reasons if isinstance(r, Problem))
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +137,8 @@ class Device(ABC):
         self.name = name
         self.desired: dict[str, Any] = {}
         self.reported: dict[str, Any] = {}
-        self.health = HealthStatus(Health.OFFLINE, "not started")
+        self.health = HealthStatus(Health.OFFLINE, "not started",
+                                   problems=({"code": "not_started", "params": {}},))
         self.counters: Counter[str] = Counter()
         self.backoff = backoff or Backoff()
         self._listeners: list[Listener] = []
@@ -135,10 +169,13 @@ class Device(ABC):
             self.reported.update(delta)
             self._emit("delta", delta)
 
-    def _set_health(self, state: Health, reason: str = "") -> None:
+    def _set_health(self, state: Health, reason: str = "",
+                    problems: tuple[dict[str, Any], ...] | None = None) -> None:
         if state == self.health.state and reason == self.health.reason:
             return
-        self.health = HealthStatus(state, reason)
+        if problems is None:
+            problems = problem_dicts([reason]) if reason else ()
+        self.health = HealthStatus(state, str(reason), problems=problems)
         log.info("%s: %s %s", self.name, state.value, reason)
         self._emit("health", self.health.as_dict())
 
@@ -153,6 +190,7 @@ class Device(ABC):
             "kind": self.kind,
             "health": self.health.state.value,
             "health_reason": self.health.reason,
+            "health_problems": [dict(p) for p in self.health.problems],
             "state": dict(self.reported),
             "desired": dict(self.desired),
             "counters": dict(self.counters),
@@ -182,7 +220,7 @@ class Device(ABC):
                     await self._task
                 self._task = None
             await self._close()
-            self._set_health(Health.OFFLINE, "stopped")
+            self._set_health(Health.OFFLINE, Problem("stopped", "stopped"))
 
     async def wait_online(self, timeout: float) -> bool:
         """Wait until the device is connected; False on timeout."""
@@ -238,7 +276,7 @@ class Device(ABC):
         if self._connected.is_set():
             problems = self._problems()
             if problems:
-                self._set_health(Health.DEGRADED, "; ".join(problems))
+                self._set_health(Health.DEGRADED, "; ".join(problems), problem_dicts(problems))
             else:
                 self._set_health(Health.ONLINE, "")
 

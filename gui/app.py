@@ -30,7 +30,7 @@ from gui.arm_console import attach_arm_console
 from gui.bridge import EngineBridge
 from gui.event_log import EventLog
 from gui.health_panel import DeviceHealthPanel
-from gui.i18n import tr, tr_health
+from gui.i18n import tr, tr_health, tr_reason
 from gui.led_panel import LedPanel
 from gui.tracking_panel import attach_tracking_panel
 from stagectl.config import StageConfig
@@ -128,7 +128,7 @@ class MainWindow(QMainWindow):
         state = str(health.get("state", "unknown"))
         level = {"online": "info", "degraded": "warning"}.get(state, "error")
         self.event_log.add(device, tr("log_health", state=tr_health(state),
-                                      reason=health.get("reason") or "").strip(), level)
+                                      reason=tr_reason(health)).strip(), level)
 
     def _on_event(self, source: str, event: dict[str, Any]) -> None:
         t = event.get("t")

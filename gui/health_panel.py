@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
-from gui.i18n import STRINGS, tr, tr_health
+from gui.i18n import STRINGS, tr, tr_health, tr_reason
 
 HEALTH_COLOURS: dict[str, tuple[str, str]] = {  # state: (background, text)
     "online": ("#c8e6c9", "#1b5e20"),
@@ -61,7 +61,8 @@ class DeviceHealthPanel(QTableWidget):
             name = str(snapshot.get("name", "?"))
             self._row(name)[COL_KIND].setText(tr_kind(str(snapshot.get("kind", ""))))
             self.apply_health(name, {"state": snapshot.get("health", "unknown"),
-                                     "reason": snapshot.get("health_reason", "")})
+                                     "reason": snapshot.get("health_reason", ""),
+                                     "problems": snapshot.get("health_problems", [])})
 
     def apply_health(self, device: str, health: dict[str, Any]) -> None:
         """Render one device's health message."""
@@ -86,7 +87,7 @@ class DeviceHealthPanel(QTableWidget):
         item.setData(STATE_ROLE, state)  # the wire state, for tests
         item.setBackground(QBrush(QColor(background)))
         item.setForeground(QBrush(QColor(text)))
-        items[COL_REASON].setText(str(health.get("reason") or ""))
+        items[COL_REASON].setText(tr_reason(health))
 
     def health_of(self, device: str) -> str | None:
         """The health state shown for ``device`` (``online``...), or None if not listed."""

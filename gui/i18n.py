@@ -147,3 +147,46 @@ def tr_level(level: str) -> str:
     """An event level for display."""
     key = f"level_{level}"
     return tr(key) if key in STRINGS else level
+
+
+# Health reasons by code (drivers send ``problems: [{"code", "params"}]`` beside the English
+# ``reason``); a reason without a known code is shown as sent.
+REASONS: dict[str, dict[str, str]] = {
+    "not_started": {"en": "not started", "zh": "未启动"},
+    "stopped": {"en": "stopped", "zh": "已停止"},
+    "no_reply": {"en": "no reply from {address} for {seconds} s",
+                 "zh": "{address} 已 {seconds} 秒无响应"},
+    "panels_offline": {"en": "{offline} of {total} panels offline",
+                       "zh": "{total} 块灯板中 {offline} 块离线"},
+    "processor_hot": {"en": "processor at {temperature_c} °C",
+                      "zh": "处理器温度 {temperature_c} °C"},
+    "silent": {"en": "silent for {frames} frames (udp port {port})",
+               "zh": "已 {frames} 帧无数据（UDP 端口 {port}）"},
+    "loss": {"en": "loss {pct} % over the last {window_s} s",
+             "zh": "最近 {window_s} 秒丢包 {pct}%"},
+    "bad_packets": {"en": "{count} bad packets in the last {window_s} s",
+                    "zh": "最近 {window_s} 秒有 {count} 个错误数据包"},
+    "estop_latched": {"en": "e-stop latched", "zh": "急停已锁定"},
+    "arm_fault": {"en": "FAULT: {fault}", "zh": "故障：{fault}"},
+}
+
+
+def tr_reason(health: dict[str, object]) -> str:
+    """A health reason in the current language (the English text when a code is unknown)."""
+    problems = health.get("problems")
+    text = str(health.get("reason") or "")
+    if not isinstance(problems, list) or not problems:
+        return text
+    parts = []
+    for problem in problems:
+        if not isinstance(problem, dict):
+            return text
+        template = REASONS.get(str(problem.get("code")))
+        params = problem.get("params")
+        if template is None or not isinstance(params, dict):
+            return text
+        try:
+            parts.append(template[language()].format(**params))
+        except (KeyError, IndexError, ValueError):
+            return text
+    return ("；" if language() == "zh" else "; ").join(parts)

@@ -29,7 +29,7 @@ import zmq.asyncio
 from drivers.arm import protocol as p
 from drivers.arm.motion import Vector
 from drivers.arm.planner import Envelope, plan
-from drivers.device import Backoff, CommandError, Device, Health
+from drivers.device import Backoff, CommandError, Device, Health, Problem, problem_dicts
 
 log = logging.getLogger(__name__)
 
@@ -198,9 +198,10 @@ class ZmqArm(Device):
     def _problems(self) -> list[str]:
         state = self.reported.get("state")
         if state == p.ArmState.ESTOP.value:
-            return ["e-stop latched"]
+            return [Problem("e-stop latched", "estop_latched")]
         if state == p.ArmState.FAULT.value:
-            return [f"FAULT: {self.reported.get('fault') or 'unknown'}"]
+            fault = str(self.reported.get("fault") or "unknown")
+            return [Problem(f"FAULT: {fault}", "arm_fault", fault=fault)]
         return []
 
     # ---- state ------------------------------------------------------------------------
@@ -425,4 +426,5 @@ class ZmqArm(Device):
     def _update_health(self) -> None:
         if self._connected.is_set():
             problems = self._problems()
-            self._set_health(Health.DEGRADED if problems else Health.ONLINE, "; ".join(problems))
+            self._set_health(Health.DEGRADED if problems else Health.ONLINE, "; ".join(problems),
+                             problem_dicts(problems))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from drivers.device import Backoff, CommandError, Device
+from drivers.device import Backoff, CommandError, Device, Problem
 from drivers.led import protocol as p
 from drivers.osc import OscDecodeError, OscMessage, decode_packet, encode_message
 from drivers.transport import Addr, UdpTransport
@@ -75,7 +75,8 @@ class OscLedProcessor(Device):
 
     def _silence_reason(self) -> str:
         host, port = self.remote
-        return f"no reply from udp://{host}:{port} for {self.timeout_s:g} s"
+        return Problem(f"no reply from udp://{host}:{port} for {self.timeout_s:g} s",
+                       "no_reply", address=f"udp://{host}:{port}", seconds=self.timeout_s)
 
     def _send_desired(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
@@ -90,10 +91,12 @@ class OscLedProcessor(Device):
         problems: list[str] = []
         online, total = self.reported.get("panels_online"), self.reported.get("panels_total")
         if isinstance(online, int) and isinstance(total, int) and online < total:
-            problems.append(f"{total - online} of {total} panels offline")
+            problems.append(Problem(f"{total - online} of {total} panels offline",
+                                    "panels_offline", offline=total - online, total=total))
         temp = self.reported.get("temperature_c")
         if isinstance(temp, float) and temp >= DEGRADED_TEMPERATURE_C:
-            problems.append(f"processor at {temp:.1f} C")
+            problems.append(Problem(f"processor at {temp:.1f} C", "processor_hot",
+                                    temperature_c=round(temp, 1)))
         return problems
 
     # ---- actions ----------------------------------------------------------------------

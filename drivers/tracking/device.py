@@ -17,7 +17,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
-from drivers.device import Backoff, Device
+from drivers.device import Backoff, Device, Problem
 from drivers.tracking.compensate import DelayCompensator
 from drivers.tracking.ingest import TrackingIngest
 from drivers.tracking.sample import Protocol, TrackingSample
@@ -137,7 +137,9 @@ class TrackingSource(Device):
     def _silence_reason(self) -> str:
         age = self.ingest.snapshot().age_s
         frames = (age or 0.0) / self.clock.rate.period_s
-        return f"silent for {frames:.1f} frames (no sample on udp port {self.ingest.port})"
+        return Problem(f"silent for {frames:.1f} frames (no sample on udp port "
+                       f"{self.ingest.port})", "silent", frames=round(frames, 1),
+                       port=self.ingest.port)
 
     def _send_desired(self, values: dict[str, Any]) -> None:
         if "delay_frames" in values:
@@ -148,14 +150,17 @@ class TrackingSource(Device):
 
     def _problems(self) -> list[str]:
         """Problems in the last statistics window (so a past burst does not stick)."""
-        problems = []
+        problems: list[str] = []
         limit = DEGRADED_LOSS_PCT if self.ingest.stats.sequence_bits else DEGRADED_GAP_LOSS_PCT
         if self._recent_loss_pct > limit:
-            problems.append(f"loss {self._recent_loss_pct:.1f} % over the last "
-                            f"{STATS_INTERVAL_S:g} s")
+            problems.append(Problem(f"loss {self._recent_loss_pct:.1f} % over the last "
+                                    f"{STATS_INTERVAL_S:g} s", "loss",
+                                    pct=round(self._recent_loss_pct, 1),
+                                    window_s=STATS_INTERVAL_S))
         if self._recent_errors:
-            problems.append(f"{self._recent_errors} bad packets in the last "
-                            f"{STATS_INTERVAL_S:g} s")
+            problems.append(Problem(f"{self._recent_errors} bad packets in the last "
+                                    f"{STATS_INTERVAL_S:g} s", "bad_packets",
+                                    count=self._recent_errors, window_s=STATS_INTERVAL_S))
         return problems
 
     # ---- data path --------------------------------------------------------------------
