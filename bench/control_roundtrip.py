@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import socket
 import statistics
 import subprocess
@@ -21,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _stage import percentile, start_engine, stop
 from pythonosc.osc_message import OscMessage
 from pythonosc.udp_client import SimpleUDPClient
 
@@ -52,11 +52,6 @@ listen = "127.0.0.1:{udp}"
 latency_ms = 0
 """)
     return path
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 def raw_round_trips(host: str, port: int, n: int) -> list[float]:
@@ -122,24 +117,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = write_config(Path(tmp), args.mqtt)
-        cfg = load_config(path)
-        stagectl = [sys.executable, "-m", "stagectl"]
-        procs = [subprocess.Popen([*stagectl, "sim", "--config", str(path)],
-                                  stderr=subprocess.DEVNULL),
-                 subprocess.Popen([*stagectl, "serve", "--config", str(path)],
-                                  stderr=subprocess.DEVNULL)]
+        sim = subprocess.Popen([sys.executable, "-m", "stagectl", "sim", "--config", str(path)],
+                               stderr=subprocess.DEVNULL)
+        engine = None
         try:
-            with EngineClient(cfg, timeout_s=0.5) as c:
-                deadline = time.monotonic() + 30
-                while True:
-                    try:
-                        if c.call("status")["devices"][0]["health"] == "online":
-                            break
-                    except Exception:
-                        pass
-                    if time.monotonic() > deadline:
-                        raise SystemExit("stage did not come up")
-                    time.sleep(0.2)
+            engine, cfg = start_engine(
+                path, wait_for=lambda status: status["devices"][0]["health"] == "online")
             host, port = cfg.simulators[0].listen.rsplit(":", 1)
             raw: list[float] = []
             ours: list[float] = []
@@ -147,10 +130,9 @@ def main() -> None:
                 raw += raw_round_trips(host, int(port), args.n)
                 ours += engine_round_trips(path, args.n)
         finally:
-            for p in procs:
-                p.send_signal(signal.SIGINT)
-            for p in procs:
-                p.wait(10)
+            if engine is not None:
+                stop(engine)
+            stop(sim)
     for name, samples in (("raw python-osc", raw), ("engine path", ours)):
         print(f"{name:15s} n={len(samples)} p50={statistics.median(samples):.3f} ms "
               f"p99={percentile(samples, 99):.3f} ms")

@@ -23,16 +23,12 @@ import time
 from typing import Any
 
 import zmq
+from _stage import percentile
 
 from drivers.arm import protocol as p
 from stagectl.client import ClientIdentity, EngineClient
 from stagectl.config import ArmDeviceConfig
 from stagectl.harness import StageHarness, free_port, free_port_config
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 def raw_round_trips(n: int) -> list[float]:
