@@ -110,7 +110,8 @@ async def _reset(engine: Engine, args: dict[str, Any]) -> Any:
                                      reason if isinstance(reason, str) else "")
 
 
-@command("safety.status", ALL_ROLES, "Interlocks: armed, talent on stage, e-stop latch.")
+@command("safety.status", ALL_ROLES, "Interlocks: armed, talent on stage, e-stop latch.",
+         query=True)
 async def _safety_status(engine: Engine, args: dict[str, Any]) -> Any:
     return engine.safety.status()
 
@@ -142,7 +143,7 @@ async def _talent(engine: Engine, args: dict[str, Any]) -> Any:
     return engine.safety.set_talent(on, engine.devices, user, role)
 
 
-@command("audit.tail", ALL_ROLES, "Newest safety audit rows: args limit?, event?.")
+@command("audit.tail", ALL_ROLES, "Newest safety audit rows: args limit?, event?.", query=True)
 async def _audit(engine: Engine, args: dict[str, Any]) -> Any:
     limit = args.get("limit", 50)
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
@@ -153,7 +154,7 @@ async def _audit(engine: Engine, args: dict[str, Any]) -> Any:
 
 # ---- arm ---------------------------------------------------------------------------------
 
-@command("arm.status", ALL_ROLES, "Arm state, joints, pose and limits: args device?.")
+@command("arm.status", ALL_ROLES, "Arm state, joints, pose and limits: args device?.", query=True)
 async def _arm_status(engine: Engine, args: dict[str, Any]) -> Any:
     arm = _arm(engine, args)
     return {**arm.snapshot(), "motion_problems": engine.safety.motion_problems(arm),
@@ -222,7 +223,8 @@ async def _arm_set_limits(engine: Engine, args: dict[str, Any]) -> Any:
 
 # ---- cues --------------------------------------------------------------------------------
 
-@command("cue.list", ALL_ROLES, "The cue list, the current cue and each cue's blockers.")
+@command("cue.list", ALL_ROLES, "The cue list, the current cue and each cue's blockers.",
+         query=True)
 async def _cue_list(engine: Engine, args: dict[str, Any]) -> Any:
     return engine.cues.listing(engine)
 

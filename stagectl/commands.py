@@ -36,22 +36,27 @@ class CommandFailure(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A command name, its handler, who may run it and a one-line help."""
+    """A command name, its handler, who may run it and a one-line help.
+
+    ``query`` commands change nothing; the engine does not announce them as events.
+    """
 
     name: str
     handler: Handler
     roles: frozenset[str]
     help: str
+    query: bool = False
 
 
 COMMANDS: dict[str, Command] = {}
 
 
-def command(name: str, roles: frozenset[str], help: str) -> Callable[[Handler], Handler]:
-    """Register a handler under ``name`` for ``roles``."""
+def command(name: str, roles: frozenset[str], help: str,
+            query: bool = False) -> Callable[[Handler], Handler]:
+    """Register a handler under ``name`` for ``roles`` (``query``: it changes nothing)."""
 
     def register(handler: Handler) -> Handler:
-        COMMANDS[name] = Command(name, handler, roles, help)
+        COMMANDS[name] = Command(name, handler, roles, help, query)
         return handler
 
     return register
@@ -80,17 +85,17 @@ def _led(engine: Engine, args: dict[str, Any]) -> OscLedProcessor:
     return device
 
 
-@command("ping", ALL_ROLES, "Check the engine is alive.")
+@command("ping", ALL_ROLES, "Check the engine is alive.", query=True)
 async def _ping(engine: Engine, args: dict[str, Any]) -> Any:
     return {"stage": engine.config.stage.name, "time": time.time(), "pong": True}
 
 
-@command("status", ALL_ROLES, "Devices, health and key state.")
+@command("status", ALL_ROLES, "Devices, health and key state.", query=True)
 async def _status(engine: Engine, args: dict[str, Any]) -> Any:
     return engine.status()
 
 
-@command("commands", ALL_ROLES, "List commands and the roles they allow.")
+@command("commands", ALL_ROLES, "List commands and the roles they allow.", query=True)
 async def _commands(engine: Engine, args: dict[str, Any]) -> Any:
     return [{"name": c.name, "roles": sorted(c.roles), "help": c.help}
             for c in COMMANDS.values()]
@@ -140,7 +145,7 @@ async def _sim_fault(engine: Engine, args: dict[str, Any]) -> Any:
     return {"device": device.name, "fault": fault, "value": value}
 
 
-@command("engine.counters", CONTROL | {"viewer"}, "Engine and device counters.")
+@command("engine.counters", CONTROL | {"viewer"}, "Engine and device counters.", query=True)
 async def _counters(engine: Engine, args: dict[str, Any]) -> Any:
     return {"engine": dict(engine.counters),
             "devices": {n: dict(d.counters) for n, d in engine.devices.items()}}

@@ -43,10 +43,6 @@ from stagectl.telemetry import MqttTelemetry
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0
-# Queries: not announced as engine events (the console polls some of them).
-READ_ONLY = frozenset({"ping", "status", "commands", "engine.counters", "safety.status",
-                       "audit.tail", "arm.status", "cue.list", "tracking.sources",
-                       "take.status"})
 
 
 def _build_led(cfg: Any, engine: Engine) -> Device:
@@ -371,7 +367,7 @@ class Engine:
                 log.exception("command %s failed", request.cmd)
             return bus.error_reply(request.id, failure.code, str(failure), **failure.details)
         self.counters["commands_ok"] += 1
-        if request.cmd not in READ_ONLY:
+        if not command.query:  # changes are announced; polled queries are not
             shown = ", ".join(f"{k}={v}" for k, v in request.args.items())
             self._publish(bus.ENGINE_TOPIC, {"type": "event", "device": None, "data": {
                 "message": f"{user} ({role}): {request.cmd} {shown}".strip(),

@@ -31,7 +31,7 @@ async def _delay(engine: Engine, args: dict[str, Any]) -> Any:
     return {"device": source.name, "delay_frames": frames}
 
 
-@command("tracking.sources", ALL_ROLES, "Tracking sources with their statistics.")
+@command("tracking.sources", ALL_ROLES, "Tracking sources with their statistics.", query=True)
 async def _sources(engine: Engine, args: dict[str, Any]) -> Any:
     return [d.snapshot() for d in engine.devices.values() if isinstance(d, TrackingSource)]
 
@@ -56,6 +56,6 @@ async def _take_stop(engine: Engine, args: dict[str, Any]) -> Any:
         raise CommandFailure("no_take", str(exc)) from None
 
 
-@command("take.status", ALL_ROLES, "Whether a take is recording.")
+@command("take.status", ALL_ROLES, "Whether a take is recording.", query=True)
 async def _take_status(engine: Engine, args: dict[str, Any]) -> Any:
     return engine.takes.status()

@@ -238,3 +238,24 @@ def test_curve_roles_come_from_keys(tmp_path: Path) -> None:
 
             with pytest.raises(EngineUnavailable):  # handshake refused: no reply at all
                 c.call("status")
+
+
+def test_changes_are_announced_queries_are_not(stage: StageHarness,
+                                               client: EngineClient) -> None:
+    sub = StateSubscriber(stage.config, topics=("engine",))
+    try:
+        time.sleep(0.2)
+        client.call("status")
+        client.call("led.set", {"key": "gamma", "value": 2.3})
+        messages: list[str] = []
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            got = sub.recv(0.2)
+            if got and got[1]["type"] == "event":
+                messages.append(got[1]["data"]["message"])
+                if "led.set" in messages[-1]:
+                    break
+        assert any("led.set key=gamma" in m for m in messages), messages
+        assert not any(": status" in m for m in messages), messages
+    finally:
+        sub.close()
