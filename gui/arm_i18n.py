@@ -38,10 +38,4 @@ STRINGS: dict[str, dict[str, str]] = {
 }
 
 
-def register() -> None:
-    """Add these strings to the console's table (idempotent)."""
-    for key, value in STRINGS.items():
-        i18n.STRINGS.setdefault(key, value)
-
-
-register()
+i18n.add_strings(STRINGS)

@@ -105,6 +105,19 @@ def pick_language(env: dict[str, str] | None = None, locale: QLocale | None = No
     return "zh" if system.language() == QLocale.Language.Chinese else "en"
 
 
+def add_strings(table: dict[str, dict[str, str]]) -> None:
+    """Merge a panel's own strings into the table (idempotent; existing keys win).
+
+    Raises:
+        ValueError: an entry lacks one of the languages.
+    """
+    for key, value in table.items():
+        missing = [lang for lang in LANGUAGES if lang not in value]
+        if missing:
+            raise ValueError(f"string {key!r} has no {', '.join(missing)} text")
+        STRINGS.setdefault(key, value)
+
+
 def set_language(lang: str | None) -> None:
     """Use ``lang`` from now on (``None``: pick again from the environment).
 

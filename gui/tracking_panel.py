@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from gui import i18n
 from gui.i18n import tr, tr_health
 
-i18n.STRINGS.update({
+i18n.add_strings({
     "kind_tracking": {"en": "camera tracking", "zh": "摄像机跟踪"},
     "tracking_title": {"en": "Tracking", "zh": "摄像机跟踪"},
     "trk_source": {"en": "Source", "zh": "跟踪源"},
