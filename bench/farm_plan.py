@@ -40,6 +40,7 @@ def run(chunks: int, slots: int, limit_s: float, seed: int) -> dict[str, object]
         "objective_cny": round(plan.objective, 2),
         "greedy_cny": round(greedy, 2),
         "bound_cny": round(plan.bound, 2),
+        "gap_pct": round(100 * (plan.objective / plan.bound - 1), 1) if plan.bound > 0 else None,
         "greedy_over_ours": round(greedy / plan.objective, 2) if plan.objective else None,
         "status": plan.status,
         "wall_s": round(wall, 2),

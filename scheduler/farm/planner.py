@@ -7,6 +7,7 @@ plan is returned with status ``greedy``. Every returned plan passes the independ
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 
@@ -24,10 +25,17 @@ from scheduler.farm.problem import (
     score,
 )
 from scheduler.farm.rolling import improve_rolling
+from scheduler.farm.tabu import applies as tabu_applies
+from scheduler.farm.tabu import tabu_search
 
 OBJECTIVES = ("cost", "makespan")
 FLAT_MAX_INTERVALS = 3000
 """Above this many optional intervals one flat model is too slow on 2 cores; go rolling."""
+TABU_SOLVER_SHARE = 0.25
+TABU_SOLVER_MIN_S = 15.0
+"""Job-shop makespan plans give CP-SAT max(25 % of the budget, min(15 s, half of it)) to
+prove optimality before the tabu search takes the rest
+(docs/decisions/0024-fjsp-tabu-after-cpsat.md)."""
 
 
 class PlanningError(RuntimeError):
@@ -101,6 +109,17 @@ def plan_farm(
     bound = lower_bound(problem, objective)
     solved: Schedule | None = None
     proved = False
+    # Classic (flexible) job shops: CP-SAT first (it proves the small ones), then a dedicated
+    # tabu search for the rest of the budget. Re-planning keeps CP-SAT's keep-in-place terms.
+    job_shop = (
+        objective == "makespan" and not keep and incumbent is not None and tabu_applies(problem)
+    )
+    solver_deadline = deadline - reserve_s
+    if job_shop:
+        solver_deadline = min(
+            solver_deadline,
+            t0 + max(TABU_SOLVER_SHARE * time_limit_s, min(TABU_SOLVER_MIN_S, time_limit_s / 2)),
+        )
     if n_intervals <= flat_max_intervals or incumbent is None:
         # A makespan plan never needs to end after the incumbent's makespan.
         hi = (
@@ -115,7 +134,7 @@ def plan_farm(
             current=None,
             hint=incumbent,
             hi_s=hi,
-            time_limit_s=max(deadline - time.monotonic() - reserve_s, 0.1),
+            time_limit_s=max(solver_deadline - time.monotonic(), 0.1),
             num_workers=num_workers,
             keep=keep,
         )
@@ -129,11 +148,21 @@ def plan_farm(
             proved = result.status == "optimal"
             units = result.bound_units
             bound = max(bound, units / UNITS_PER_CNY if objective == "cost" else units)
-    else:
+    elif not job_shop:  # (a job shop too big for one model gives tabu the whole budget)
         rolled, improved = improve_rolling(
             problem, objective, incumbent, deadline - reserve_s, num_workers, keep
         )
         solved = rolled if improved or keep else None
+
+    if job_shop and not proved and incumbent is not None:
+        start_from = incumbent
+        if solved is not None and max(solved.end) <= max(incumbent.end):
+            start_from = solved
+        target = math.ceil(bound - 1e-9)
+        searched = tabu_search(problem, start_from, deadline - reserve_s, target=target)
+        if max(searched.end) < max(start_from.end):
+            solved = searched
+            proved = max(searched.end) <= target
 
     status = "greedy"
     chosen = incumbent
