@@ -4,6 +4,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from scheduler.farm.checker import check_plan
 from scheduler.farm.fjsp import load_fjs, parse_fjs
@@ -154,3 +156,37 @@ def test_planner_keeps_cpsat_proofs_for_small_job_shops() -> None:
     farm = _mk("mk01")
     plan = plan_farm(farm, "makespan", time_limit_s=20.0)
     assert plan.status == "optimal" and plan.makespan_s == 40
+
+
+@st.composite
+def job_shops(draw: st.DrawFn) -> str:
+    """Random .fjs text: 1-4 jobs of 1-5 operations, 1-3 machine choices each, on 1-4 machines."""
+    n_machines = draw(st.integers(1, 4))
+    rows = []
+    for _ in range(draw(st.integers(1, 4))):
+        ops = []
+        for _ in range(draw(st.integers(1, 5))):
+            machines = draw(
+                st.lists(st.integers(1, n_machines), min_size=1, max_size=3, unique=True)
+            )
+            pairs = [f"{m} {draw(st.integers(1, 20))}" for m in machines]
+            ops.append(f"{len(machines)} " + " ".join(pairs))
+        rows.append(f"{len(ops)} " + " ".join(ops))
+    return f"{len(rows)} {n_machines}\n" + "\n".join(rows) + "\n"
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=job_shops(), seed=st.integers(0, 3))
+def test_random_job_shops_stay_valid_and_never_get_worse(text: str, seed: int) -> None:
+    farm = parse_farm(parse_fjs(text, "random"))
+    problem = build_problem(farm)
+    assert applies(problem)
+    greedy = greedy_schedule(problem)
+    sched = tabu_search(problem, greedy, time.monotonic() + 5.0, seed=seed, max_iterations=200)
+    _assert_valid_semi_active(farm, problem, sched)
+    assert max(sched.end) <= max(greedy.end)
+    # Through the planner: CP-SAT then tabu; the answer is checked and the bound is valid.
+    plan = plan_farm(farm, "makespan", time_limit_s=0.6)
+    assert check_plan(farm, plan.assignments, "makespan").ok
+    assert plan.makespan_s <= max(greedy.end)
+    assert plan.bound <= plan.makespan_s
