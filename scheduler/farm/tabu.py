@@ -52,6 +52,17 @@ from scheduler.farm.problem import Problem, Schedule
 __all__ = ["applies", "tabu_search"]
 
 
+DENSE_TABU_MAX = 4_000_000
+"""Largest arc table kept as a flat list (about 32 MB); above it a sparse map is used."""
+
+
+class _Sparse(dict[int, int]):
+    """Arc -> tabu expiry, 0 for arcs never made tabu (looked up without being stored)."""
+
+    def __missing__(self, key: int) -> int:
+        return 0
+
+
 def applies(problem: Problem) -> bool:
     """True when the farm is a classic (flexible) job shop that :func:`tabu_search` handles.
 
@@ -290,8 +301,11 @@ def tabu_search(
     t_lo, t_hi = tenure
     stride = n + 1
     # tabu[(x + 1) * stride + y + 1]: until when "x right before y on a machine" is tabu
-    # (x or y == -1: machine start/end).
-    tabu = [0] * (stride * stride)
+    # (x or y == -1: machine start/end). A flat list is fastest; large shops use a sparse map
+    # (a list would need (n + 1)^2 entries: 800 MB at 10,000 operations).
+    tabu: list[int] | _Sparse = (
+        [0] * (stride * stride) if stride * stride <= DENSE_TABU_MAX else _Sparse()
+    )
     best = st.snapshot()
     best_c = st.cmax
     if best_c <= target:

@@ -190,3 +190,20 @@ def test_random_job_shops_stay_valid_and_never_get_worse(text: str, seed: int) -
     assert check_plan(farm, plan.assignments, "makespan").ok
     assert plan.makespan_s <= max(greedy.end)
     assert plan.bound <= plan.makespan_s
+
+
+def test_large_job_shops_skip_the_flat_model_and_use_a_sparse_tabu_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    farm = _mk("mk01")
+    # As if mk01 were too big for one CP-SAT model: tabu gets the whole budget.
+    plan = plan_farm(farm, "makespan", time_limit_s=2.0, flat_max_intervals=10)
+    assert check_plan(farm, plan.assignments, "makespan").ok
+    assert plan.makespan_s <= 42 and plan.makespan_s < (plan.greedy_objective or 0)
+    # The sparse arc table (used above DENSE_TABU_MAX) searches the same way as the list.
+    problem = build_problem(farm)
+    greedy = greedy_schedule(problem)
+    dense = tabu_search(problem, greedy, time.monotonic() + 10.0, seed=2, max_iterations=300)
+    monkeypatch.setattr("scheduler.farm.tabu.DENSE_TABU_MAX", 0)
+    sparse = tabu_search(problem, greedy, time.monotonic() + 10.0, seed=2, max_iterations=300)
+    assert sparse == dense
