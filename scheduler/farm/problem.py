@@ -14,6 +14,8 @@ import heapq
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from scheduler.farm.model import UNBOUNDED_S, Farm, Node, Pool, eligible_durations
 
 COST_SCALE = 100
@@ -305,6 +307,7 @@ def lower_bound(problem: Problem, objective: str) -> float:
         )
         for ti in range(n)
     )
+    energy = deadline_energy_bound(problem)
     finish = [0] * len(farm.jobs)
     for ti in range(n):
         finish[problem.job_of[ti]] = max(finish[problem.job_of[ti]], earliest_end[ti])
@@ -313,4 +316,101 @@ def lower_bound(problem: Problem, objective: str) -> float:
         for j, job in enumerate(farm.jobs)
         if job.deadline_s is not None
     )
-    return rent + late
+    return max(rent + late, energy)
+
+
+MAX_BOUND_CUT_TIMES = 256
+"""Cut times tried by :func:`deadline_energy_bound` (evenly spread over the latest ends)."""
+
+
+def deadline_energy_bound(problem: Problem) -> float:
+    """A cost bound from node capacity before each deadline (CNY); valid for any plan.
+
+    Each task with a deadline must end by its *latest end* (its job's deadline minus the
+    shortest same-job chain after it) unless its job is late. For a cut time T, the tasks due
+    by T that stay on nodes need, in speed-weighted slot-seconds, at least the sum of their
+    cheapest node durations times that node's speed, and the nodes offer
+    ``sum(slots * speed * open seconds before T)``. What exceeds that must be rented (at the
+    task's cheapest pool price per unit) or bought with lateness: a job ``L`` seconds late
+    adds at most ``L`` seconds of all node capacity, at the cheapest late cost per second.
+    The cheapest fractional cover of the excess is a valid bound for each T (the same
+    relaxation as the CP-SAT energy cuts, docs/decisions/0020); the bound is the best T plus
+    the rent of tasks that can only run in a pool. It is what the rolling-horizon plans of
+    large farms report, where there is no solver bound.
+    """
+    farm = problem.farm
+    n = problem.n_tasks
+    node_weight = {nd.id: nd.speed for nd in farm.nodes}
+    weight = [node_weight.get(r.id, 0.0) if not r.is_pool else 0.0 for r in problem.resources]
+    tail = [0] * n
+    for ti in reversed(problem.topo):
+        tail[ti] = max(
+            (
+                tail[s] + min(problem.duration_on[s].values())
+                for s in problem.succs[ti]
+                if problem.job_of[s] == problem.job_of[ti]
+            ),
+            default=0,
+        )
+    forced = 0.0
+    latest: list[int] = []
+    need: list[float] = []
+    rent_per_unit: list[float] = []
+    late_per_s = math.inf
+    for ti in range(n):
+        on_nodes = [d * weight[ri] for ri, d in problem.duration_on[ti].items() if weight[ri] > 0]
+        rents = [
+            d / 3600 * problem.resources[ri].cost_per_gpu_hour_cny
+            for ri, d in problem.duration_on[ti].items()
+            if problem.resources[ri].is_pool
+        ]
+        if not on_nodes:
+            forced += min(rents, default=0.0)
+            continue
+        j = problem.job_of[ti]
+        due = farm.jobs[j].deadline_s
+        if due is None or problem.late_units_per_s[j] == 0:
+            continue
+        late_per_s = min(late_per_s, problem.late_units_per_s[j] / UNITS_PER_CNY)
+        e = min(on_nodes)
+        if e <= 0:
+            continue
+        latest.append(due - tail[ti])
+        need.append(e)
+        rent_per_unit.append(min(rents, default=math.inf) / e)
+    if not latest:
+        return forced
+    node_groups = [g for g in problem.groups if not g.is_pool]
+    rate = sum(g.capacity * weight[g.members[0]] for g in node_groups)
+    # Lateness buys capacity at late_per_s / rate per unit; renting at each task's price.
+    late_unit = late_per_s / rate if rate > 0 else math.inf
+    order = np.argsort(np.minimum(np.array(rent_per_unit), late_unit), kind="stable")
+    ratio = np.minimum(np.array(rent_per_unit), late_unit)[order]
+    units = np.array(need)[order]
+    ends = np.array(latest)[order]
+    cut_times = sorted(set(latest))
+    if len(cut_times) > MAX_BOUND_CUT_TIMES:
+        step = len(cut_times) / MAX_BOUND_CUT_TIMES
+        cut_times = [cut_times[int(i * step)] for i in range(MAX_BOUND_CUT_TIMES)] + [cut_times[-1]]
+    best = 0.0
+    for t_cut in cut_times:
+        capacity = sum(
+            g.capacity
+            * weight[g.members[0]]
+            * sum(max(0, min(we, t_cut) - ws) for ws, we in g.windows if ws < t_cut)
+            for g in node_groups
+        )
+        due_units = np.where(ends <= t_cut, units, 0.0)
+        excess = float(due_units.sum()) - capacity
+        if excess <= 0:
+            continue
+        # Cover the excess with the cheapest units first (rent or lateness).
+        covered = np.cumsum(due_units)
+        k = int(np.searchsorted(covered, excess))
+        if k >= len(covered):
+            cost = float((ratio * due_units).sum()) + (excess - float(covered[-1])) * late_unit
+        else:
+            before = float(covered[k - 1]) if k > 0 else 0.0
+            cost = float((ratio[:k] * due_units[:k]).sum()) + (excess - before) * float(ratio[k])
+        best = max(best, cost)
+    return forced + best

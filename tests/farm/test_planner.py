@@ -12,7 +12,7 @@ from scheduler.farm.generate import synthetic_farm
 from scheduler.farm.greedy import greedy_schedule
 from scheduler.farm.model import parse_farm
 from scheduler.farm.planner import PlanningError, plan_farm
-from scheduler.farm.problem import build_problem, score
+from scheduler.farm.problem import UNITS_PER_CNY, build_problem, deadline_energy_bound, score
 
 
 def test_tiny_farm_is_solved_to_optimality(farm_json: dict[str, Any]) -> None:
@@ -216,3 +216,63 @@ def test_deadline_energy_cuts_keep_synthetic_optima(chunks: int, slots: int, see
     )
     assert with_cuts.status == without.status == "optimal"
     assert with_cuts.bound_units == without.bound_units > 0
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=small_farms())
+def test_deadline_energy_bound_never_exceeds_a_proved_optimum(data: dict[str, Any]) -> None:
+    problem = build_problem(parse_farm(data))
+    result = solve_window(problem, "cost", range(problem.n_tasks), None, None, 5.0)
+    if result.status == "optimal":
+        optimum = result.bound_units / UNITS_PER_CNY
+        assert deadline_energy_bound(problem) <= optimum + 1e-6
+
+
+@pytest.mark.parametrize(("chunks", "slots", "seed"), [(16, 4, 1), (24, 4, 2), (40, 8, 1)])
+def test_deadline_energy_bound_on_synthetic_optima(chunks: int, slots: int, seed: int) -> None:
+    problem = build_problem(parse_farm(synthetic_farm(chunks, slots, seed)))
+    result = solve_window(problem, "cost", range(problem.n_tasks), None, None, 10.0)
+    assert result.status == "optimal"
+    bound = deadline_energy_bound(problem)
+    assert 0 < bound <= result.bound_units / UNITS_PER_CNY + 1e-6
+
+
+def test_deadline_energy_bound_is_exact_when_one_chunk_must_be_rented() -> None:
+    # One 1-slot node, two 100 s chunks due at 100 s: one of them is rented (100 s at
+    # 36 CNY/h = 1 CNY); being late instead would cost far more.
+    farm = parse_farm(
+        {
+            "late_cost_cny_per_hour": 1000,
+            "nodes": [{"id": "n", "slots": 1, "vram_gb": 48}],
+            "pools": [
+                {
+                    "id": "p",
+                    "max_slots": 2,
+                    "vram_gb": 48,
+                    "speed": 1,
+                    "cost_per_gpu_hour_cny": 36,
+                    "startup_seconds": 0,
+                }
+            ],
+            "jobs": [
+                {
+                    "id": "j",
+                    "priority": 1,
+                    "deadline": 100,
+                    "tasks": [{"id": "a", "work": 100}, {"id": "b", "work": 100}],
+                }
+            ],
+        }
+    )
+    assert deadline_energy_bound(build_problem(farm)) == pytest.approx(1.0)
+    plan = plan_farm(farm, "cost", time_limit_s=5)
+    assert plan.status == "optimal" and plan.objective == pytest.approx(1.0)
+
+
+def test_rolling_plans_report_the_deadline_energy_bound() -> None:
+    farm = parse_farm(synthetic_farm(300, 16, 1))
+    plan = plan_farm(farm, "cost", time_limit_s=3.0, flat_max_intervals=10)  # force rolling
+    expected = deadline_energy_bound(build_problem(farm))
+    assert expected > 100
+    assert plan.bound == pytest.approx(min(expected, plan.objective))
+    assert plan.bound <= plan.objective
