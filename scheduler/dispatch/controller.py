@@ -34,7 +34,7 @@ from scheduler.dispatch.jobfile import JobFileError, JobSpec, job_from_wire
 from scheduler.dispatch.pool import TERMINAL, PoolBackend, cost_cny, open_backend
 from scheduler.dispatch.runner import declared_outputs
 from scheduler.dispatch.store import FarmStore
-from scheduler.farm.model import Farm, FarmInputError, Job, Node, Pool, Task
+from scheduler.farm.model import UNBOUNDED_S, Farm, FarmInputError, Job, Node, Pool, Task
 from scheduler.farm.planner import PlanningError, plan_farm
 
 log = logging.getLogger("stagectl.farm.controller")
@@ -42,6 +42,10 @@ log = logging.getLogger("stagectl.farm.controller")
 LOOKAHEAD = 64
 """How far down the ready order a free node looks for a task the plan put on it."""
 RUNNABLE = ("QUEUED", "PLANNED")
+BUSY_MIN_S = 30
+"""A running attempt past its estimate is still planned to hold its slot this much longer."""
+BUSY_BUCKET_S = 60
+"""Busy slots' expected free times are rounded up to this (fewer planning resources)."""
 
 
 @dataclass
@@ -726,10 +730,7 @@ class Controller:
     def _snapshot(self) -> tuple[Farm | None, float, dict[str, Any]]:
         """The planning problem now: live nodes, pools, runnable tasks (capped, whole jobs)."""
         now = time.time()
-        nodes = tuple(Node(n.id, n.slots, n.vram_gb, n.speed) for n in self.nodes.values())
-        pools = tuple(Pool(pc.config.id, pc.config.max_slots, pc.config.vram_gb,
-                           pc.config.speed, pc.config.cost_per_gpu_hour_cny,
-                           pc.config.startup_s) for pc in self.pools.values())
+        nodes, pools, aliases = self._capacity_now(now)
         if not nodes and not pools:
             return None, now, {}
         resources = [(n.id, n.vram_gb, n.speed) for n in nodes]
@@ -760,7 +761,7 @@ class Controller:
             for t in pending:
                 work = max(self._duration_s(t, 1.0), 1.0)
                 allowed = {rid: math.ceil(work / speed) for rid, vram, speed in resources
-                           if self._eligible(t, rid, vram)}
+                           if self._eligible(t, aliases.get(rid, rid), vram)}
                 if not allowed:
                     continue
                 tasks.append(Task(t.id, work, allowed, dep_tasks))
@@ -777,7 +778,58 @@ class Controller:
         if not jobs:
             return None, now, {}
         farm = Farm(nodes, pools, tuple(jobs), self.config.late_cost_cny_per_hour)
-        return farm, now, {"tasks": count}
+        return farm, now, {"tasks": count, "aliases": aliases}
+
+    def _capacity_now(self, now: float) -> tuple[tuple[Node, ...], tuple[Pool, ...],
+                                                 dict[str, str]]:
+        """Nodes and pools as the planner should see them now, with running work in place.
+
+        Slots busy with a running attempt become available only when that attempt is
+        expected to end (its estimate on that resource minus the time it has run, at least
+        BUSY_MIN_S for one that has overran, rounded up to BUSY_BUCKET_S so that slots
+        freeing at about the same time share one planning resource). Such slots are planned
+        as extra resources named ``<id>~<seconds>``; ``aliases`` maps them back.
+        """
+        nodes: list[Node] = []
+        pools: list[Pool] = []
+        aliases: dict[str, str] = {}
+
+        def left_s(aid: int, speed: float) -> int:
+            a = self.attempts.get(aid)
+            if a is None:
+                return 0
+            expected = self._duration_s(self.tasks[a.task_id], speed)
+            left = max(expected - max(now - a.started_utc, a.elapsed_s), BUSY_MIN_S)
+            return math.ceil(left / BUSY_BUCKET_S) * BUSY_BUCKET_S
+
+        for n in self.nodes.values():
+            busy: dict[int, int] = {}
+            for aid in n.running.values():
+                left = left_s(aid, n.speed)
+                busy[left] = busy.get(left, 0) + 1
+            free = n.slots - sum(busy.values())
+            if free > 0:
+                nodes.append(Node(n.id, free, n.vram_gb, n.speed))
+            for left, count in sorted(busy.items()):
+                alias = f"{n.id}~{left}"
+                aliases[alias] = n.id
+                nodes.append(Node(alias, count, n.vram_gb, n.speed, ((left, UNBOUNDED_S),)))
+        for pc in self.pools.values():
+            cfg = pc.config
+            busy = {}
+            for aid, gpus in pc.running.items():
+                left = left_s(aid, cfg.speed)
+                busy[left] = busy.get(left, 0) + gpus
+            free = cfg.max_slots - sum(busy.values())
+            if free > 0:
+                pools.append(Pool(cfg.id, free, cfg.vram_gb, cfg.speed,
+                                  cfg.cost_per_gpu_hour_cny, cfg.startup_s))
+            for left, count in sorted(busy.items()):
+                alias = f"{cfg.id}~{left}"
+                aliases[alias] = cfg.id
+                pools.append(Pool(alias, count, cfg.vram_gb, cfg.speed,
+                                  cfg.cost_per_gpu_hour_cny, max(cfg.startup_s, left)))
+        return tuple(nodes), tuple(pools), aliases
 
     def _unfinished(self, job_id: str) -> bool:
         dep = self.jobs[job_id]
@@ -787,14 +839,16 @@ class Controller:
     def _apply_plan(self, plan: Any, t_plan: float, info: dict[str, Any]) -> None:
         rows = []
         planned: set[str] = set()
+        aliases: dict[str, str] = info.pop("aliases", {})
         for a in plan.assignments:
             t = self.tasks.get(a.task)
             if t is None or t.state not in RUNNABLE:
                 continue
-            t.state, t.planned_resource = "PLANNED", a.resource
+            resource = aliases.get(a.resource, a.resource)
+            t.state, t.planned_resource = "PLANNED", resource
             t.planned_start_utc = t_plan + a.start_s
             planned.add(t.id)
-            rows.append(("PLANNED", a.resource, t.planned_start_utc, t.id))
+            rows.append(("PLANNED", resource, t.planned_start_utc, t.id))
         for t in self.tasks.values():
             if t.state == "PLANNED" and t.id not in planned:
                 t.state, t.planned_resource, t.planned_start_utc = "QUEUED", None, None
@@ -806,8 +860,9 @@ class Controller:
         self._plan_info = {**info, "status": plan.status, "objective": plan.objective,
                            "cost_cny": plan.cost_cny, "at_utc": t_plan,
                            "solve_seconds": round(plan.solve_seconds, 3),
-                           "pool_tasks": {a.task: a.resource for a in plan.assignments
-                                          if a.resource in self.pools}}
+                           "pool_tasks": {a.task: aliases.get(a.resource, a.resource)
+                                          for a in plan.assignments
+                                          if aliases.get(a.resource, a.resource) in self.pools}}
         self.store.event("planned", detail=f"{info.get('reason')}: {len(rows)} tasks, "
                          f"status {plan.status}, pool cost {plan.cost_cny:.2f} CNY")
         self._order_dirty = True
