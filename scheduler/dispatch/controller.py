@@ -793,6 +793,15 @@ class Controller:
         nodes: list[Node] = []
         pools: list[Pool] = []
         aliases: dict[str, str] = {}
+        taken = set(self.nodes) | set(self.pools)
+
+        def alias_of(rid: str, left: int) -> str:
+            alias = f"{rid}~{left}"
+            while alias in taken:  # a real resource already has that name
+                alias += "~"
+            taken.add(alias)
+            aliases[alias] = rid
+            return alias
 
         def left_s(aid: int, speed: float) -> int:
             a = self.attempts.get(aid)
@@ -811,9 +820,8 @@ class Controller:
             if free > 0:
                 nodes.append(Node(n.id, free, n.vram_gb, n.speed))
             for left, count in sorted(busy.items()):
-                alias = f"{n.id}~{left}"
-                aliases[alias] = n.id
-                nodes.append(Node(alias, count, n.vram_gb, n.speed, ((left, UNBOUNDED_S),)))
+                nodes.append(Node(alias_of(n.id, left), count, n.vram_gb, n.speed,
+                                  ((left, UNBOUNDED_S),)))
         for pc in self.pools.values():
             cfg = pc.config
             busy = {}
@@ -825,9 +833,7 @@ class Controller:
                 pools.append(Pool(cfg.id, free, cfg.vram_gb, cfg.speed,
                                   cfg.cost_per_gpu_hour_cny, cfg.startup_s))
             for left, count in sorted(busy.items()):
-                alias = f"{cfg.id}~{left}"
-                aliases[alias] = cfg.id
-                pools.append(Pool(alias, count, cfg.vram_gb, cfg.speed,
+                pools.append(Pool(alias_of(cfg.id, left), count, cfg.vram_gb, cfg.speed,
                                   cfg.cost_per_gpu_hour_cny, max(cfg.startup_s, left)))
         return tuple(nodes), tuple(pools), aliases
 
