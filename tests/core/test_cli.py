@@ -149,10 +149,15 @@ def test_demo_headless_duration_exits_cleanly(tmp_path: Path) -> None:
     result = run("demo", "--headless", "--duration", "4", "--config", str(config), timeout=60)
     assert result.returncode == 0, result.stderr
     assert "led-main" in result.stdout and "online" in result.stdout
-    # everything is gone: the engine port is free again
+    # everything is gone: nothing listens on the engine port any more. SO_REUSEADDR lets the
+    # bind through connections left in TIME_WAIT by the engine's own close (a race that has
+    # failed this test); it still fails while any process listens there.
     port = int(config.read_text().split("command = \"tcp://127.0.0.1:")[1].split('"')[0])
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", port))
+    with socket.socket() as sock, pytest.raises(ConnectionRefusedError):
+        sock.connect(("127.0.0.1", port))
 
 
 def test_keys_generate(tmp_path: Path) -> None:
