@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from ortools.sat.python import cp_model
 
 from scheduler.farm.model import UNBOUNDED_S
-from scheduler.farm.problem import Problem, Schedule
+from scheduler.farm.problem import (
+    Problem,
+    Schedule,
+    latest_ends,
+    open_seconds,
+    spread_cut_times,
+)
 
 MAX_ENERGY_CUT_TIMES = 64
 """At most this many cut times T for the deadline-energy cuts (evenly spread, last kept)."""
@@ -294,30 +300,10 @@ def _add_deadline_energy(
         ]
         if subset and subset not in node_subsets:
             node_subsets.append(subset)
-    # A task must end by its job's deadline minus the shortest chain of work after it inside
-    # the same job (a successor in another job does not delay this job's finish).
-    tail = [0] * problem.n_tasks
-    for ti in reversed(problem.topo):
-        tail[ti] = max(
-            (
-                tail[s] + min(o.duration_s for o in problem.options[s])
-                for s in problem.succs[ti]
-                if problem.job_of[s] == problem.job_of[ti]
-            ),
-            default=0,
-        )
-    latest: dict[int, int] = {}
-    for ti in range(problem.n_tasks):
-        due_s = jobs[problem.job_of[ti]].deadline_s
-        if due_s is not None and problem.job_of[ti] in late:
-            latest[ti] = due_s - tail[ti]
+    # Only jobs with a lateness term in this model (all of them in the flat model).
+    latest = {ti: t for ti, t in latest_ends(problem).items() if problem.job_of[ti] in late}
     # Every T gives valid cuts; past a few dozen they cost more LP time than they add.
-    cut_times = sorted(set(latest.values()))
-    if len(cut_times) > MAX_ENERGY_CUT_TIMES:
-        step = len(cut_times) / MAX_ENERGY_CUT_TIMES
-        cut_times = [cut_times[int(i * step)] for i in range(MAX_ENERGY_CUT_TIMES)] + [
-            cut_times[-1]
-        ]
+    cut_times = spread_cut_times(list(latest.values()), MAX_ENERGY_CUT_TIMES)
     for t_due in cut_times:
         due_tasks = [ti for ti, lt in latest.items() if lt <= t_due]
         slack = sum(late[problem.job_of[ti]] for ti in due_tasks)
@@ -330,8 +316,7 @@ def _add_deadline_energy(
             capacity = 0
             for g in subset:
                 group = problem.groups[g]
-                open_s = sum(max(0, min(we, t_due) - ws) for ws, we in group.windows if ws < t_due)
-                capacity += group.capacity * open_s
+                capacity += group.capacity * open_seconds(group.windows, t_due)
             energy = [d * lit for ti in due_tasks for g, lit, d in lits[ti] if g in subset]
             if energy:
                 m.add(sum(energy) <= capacity + slack)

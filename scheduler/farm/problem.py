@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -319,6 +320,46 @@ def lower_bound(problem: Problem, objective: str) -> float:
     return max(rent + late, energy)
 
 
+def latest_ends(problem: Problem) -> dict[int, int]:
+    """Task -> the time it must end by for its job to be on time, for jobs that pay for lateness.
+
+    That is the job's deadline minus the shortest chain of work after the task inside the same
+    job (render -> denoise -> encode); a successor in another job does not delay this job.
+    """
+    n = problem.n_tasks
+    tail = [0] * n
+    for ti in reversed(problem.topo):
+        tail[ti] = max(
+            (
+                tail[s] + min(problem.duration_on[s].values())
+                for s in problem.succs[ti]
+                if problem.job_of[s] == problem.job_of[ti]
+            ),
+            default=0,
+        )
+    latest: dict[int, int] = {}
+    for ti in range(n):
+        j = problem.job_of[ti]
+        due_s = problem.farm.jobs[j].deadline_s
+        if due_s is not None and problem.late_units_per_s[j] != 0:
+            latest[ti] = due_s - tail[ti]
+    return latest
+
+
+def spread_cut_times(latest: Sequence[int], limit: int) -> list[int]:
+    """The distinct values of ``latest``, thinned evenly to about ``limit`` (the last kept)."""
+    cut_times = sorted(set(latest))
+    if len(cut_times) > limit:
+        step = len(cut_times) / limit
+        cut_times = [cut_times[int(i * step)] for i in range(limit)] + [cut_times[-1]]
+    return cut_times
+
+
+def open_seconds(windows: Sequence[tuple[int, int]], until_s: int) -> int:
+    """Seconds of ``windows`` (sorted availability windows) before ``until_s``."""
+    return sum(max(0, min(we, until_s) - ws) for ws, we in windows if ws < until_s)
+
+
 MAX_BOUND_CUT_TIMES = 256
 """Cut times tried by :func:`deadline_energy_bound` (evenly spread over the latest ends)."""
 
@@ -339,25 +380,15 @@ def deadline_energy_bound(problem: Problem) -> float:
     large farms report, where there is no solver bound.
     """
     farm = problem.farm
-    n = problem.n_tasks
     node_weight = {nd.id: nd.speed for nd in farm.nodes}
     weight = [node_weight.get(r.id, 0.0) if not r.is_pool else 0.0 for r in problem.resources]
-    tail = [0] * n
-    for ti in reversed(problem.topo):
-        tail[ti] = max(
-            (
-                tail[s] + min(problem.duration_on[s].values())
-                for s in problem.succs[ti]
-                if problem.job_of[s] == problem.job_of[ti]
-            ),
-            default=0,
-        )
+    due_by = latest_ends(problem)
     forced = 0.0
     latest: list[int] = []
     need: list[float] = []
     rent_per_unit: list[float] = []
     late_per_s = math.inf
-    for ti in range(n):
+    for ti in range(problem.n_tasks):
         on_nodes = [d * weight[ri] for ri, d in problem.duration_on[ti].items() if weight[ri] > 0]
         rents = [
             d / 3600 * problem.resources[ri].cost_per_gpu_hour_cny
@@ -367,15 +398,13 @@ def deadline_energy_bound(problem: Problem) -> float:
         if not on_nodes:
             forced += min(rents, default=0.0)
             continue
-        j = problem.job_of[ti]
-        due = farm.jobs[j].deadline_s
-        if due is None or problem.late_units_per_s[j] == 0:
+        if ti not in due_by:
             continue
-        late_per_s = min(late_per_s, problem.late_units_per_s[j] / UNITS_PER_CNY)
+        late_per_s = min(late_per_s, problem.late_units_per_s[problem.job_of[ti]] / UNITS_PER_CNY)
         e = min(on_nodes)
         if e <= 0:
             continue
-        latest.append(due - tail[ti])
+        latest.append(due_by[ti])
         need.append(e)
         rent_per_unit.append(min(rents, default=math.inf) / e)
     if not latest:
@@ -384,33 +413,26 @@ def deadline_energy_bound(problem: Problem) -> float:
     rate = sum(g.capacity * weight[g.members[0]] for g in node_groups)
     # Lateness buys capacity at late_per_s / rate per unit; renting at each task's price.
     late_unit = late_per_s / rate if rate > 0 else math.inf
-    order = np.argsort(np.minimum(np.array(rent_per_unit), late_unit), kind="stable")
-    ratio = np.minimum(np.array(rent_per_unit), late_unit)[order]
+    per_unit = np.minimum(np.array(rent_per_unit), late_unit)
+    order = np.argsort(per_unit, kind="stable")
+    ratio = per_unit[order]
     units = np.array(need)[order]
     ends = np.array(latest)[order]
-    cut_times = sorted(set(latest))
-    if len(cut_times) > MAX_BOUND_CUT_TIMES:
-        step = len(cut_times) / MAX_BOUND_CUT_TIMES
-        cut_times = [cut_times[int(i * step)] for i in range(MAX_BOUND_CUT_TIMES)] + [cut_times[-1]]
+    cut_times = spread_cut_times(latest, MAX_BOUND_CUT_TIMES)
     best = 0.0
     for t_cut in cut_times:
         capacity = sum(
-            g.capacity
-            * weight[g.members[0]]
-            * sum(max(0, min(we, t_cut) - ws) for ws, we in g.windows if ws < t_cut)
-            for g in node_groups
+            g.capacity * weight[g.members[0]] * open_seconds(g.windows, t_cut) for g in node_groups
         )
         due_units = np.where(ends <= t_cut, units, 0.0)
         excess = float(due_units.sum()) - capacity
         if excess <= 0:
             continue
-        # Cover the excess with the cheapest units first (rent or lateness).
+        # Cover the excess with the cheapest units first (rent or lateness). The excess is at
+        # most the due units (capacity >= 0); the clamp only absorbs float rounding.
         covered = np.cumsum(due_units)
-        k = int(np.searchsorted(covered, excess))
-        if k >= len(covered):
-            cost = float((ratio * due_units).sum()) + (excess - float(covered[-1])) * late_unit
-        else:
-            before = float(covered[k - 1]) if k > 0 else 0.0
-            cost = float((ratio[:k] * due_units[:k]).sum()) + (excess - before) * float(ratio[k])
+        k = min(int(np.searchsorted(covered, excess)), len(covered) - 1)
+        before = float(covered[k - 1]) if k > 0 else 0.0
+        cost = float((ratio[:k] * due_units[:k]).sum()) + (excess - before) * float(ratio[k])
         best = max(best, cost)
     return forced + best
