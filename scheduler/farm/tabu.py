@@ -99,6 +99,7 @@ class _State:
         self.n_machines = len(problem.resources)
         self.jp = [p[0] if p else -1 for p in problem.preds]
         self.js = [s[0] if s else -1 for s in problem.succs]
+        self.duration_on = problem.duration_on
         self.dur: list[list[tuple[int, int]]] = [
             sorted(problem.duration_on[ti].items()) for ti in range(n)
         ]
@@ -200,8 +201,7 @@ class _State:
 
     def undo(self, v: int, k_old: int, i_old: int) -> None:
         """Reverse :meth:`move`."""
-        d = next(dd for kk, dd in self.dur[v] if kk == k_old)
-        self.move(v, k_old, i_old, d)
+        self.move(v, k_old, i_old, self.duration_on[v][k_old])
 
     def snapshot(self) -> tuple[list[int], list[list[int]]]:
         """Machine per operation and machine orders, copied."""
@@ -212,7 +212,7 @@ class _State:
         mach, seq = snap
         self.mach = list(mach)
         self.seq = [list(s) for s in seq]
-        self.p = [next(d for k, d in self.dur[t] if k == mach[t]) for t in range(self.n)]
+        self.p = [self.duration_on[t][mach[t]] for t in range(self.n)]
         for k in range(self.n_machines):
             self.reindex(k)
         self.evaluate()
@@ -260,6 +260,20 @@ def _own_machine_lists(st: _State, v: int) -> tuple[list[int], list[int], list[i
         nxt = t + p[x]
         tails[j] = nxt
     return rest, ends, tails
+
+
+def _insertion_range(ends: list[int], tails: list[int], rv: int, qv: int) -> tuple[int, int]:
+    """Acyclic insertion positions on a machine: between the sets ``L_k`` and ``R_k``.
+
+    ``ends`` (heads + durations) increase along the machine, ``tails`` (tails + durations)
+    decrease: R starts after the operations ending by ``rv``, L is the prefix with tails
+    above ``qv``.
+    """
+    s_r = bisect_right(ends, rv)
+    l_l = 0
+    while l_l < len(tails) and tails[l_l] > qv:
+        l_l += 1
+    return (l_l, s_r) if l_l < s_r else (s_r, l_l)
 
 
 def tabu_search(
@@ -350,11 +364,7 @@ def tabu_search(
                         own = _own_machine_lists(st, v)
                     s_full = seq[kv]
                     s, ends, tails = own
-                    s_r = bisect_right(ends, rv)
-                    # tails decrease along the machine: L is the prefix with tails > qv.
-                    l_l = 0
-                    while l_l < len(tails) and tails[l_l] > qv:
-                        l_l += 1
+                    lo, hi = _insertion_range(ends, tails, rv, qv)
                     skip = pos[v]
                     # Critical block of v on its machine: [bs, be] in the full order. Moving an
                     # operation inside its block never shortens the path through the block,
@@ -378,12 +388,13 @@ def tabu_search(
                 else:
                     s = seq[k]
                     ends = ends_of[k]
+                    # As _insertion_range, with the negated tails bisected (precomputed).
                     s_r = bisect_right(ends, rv)
                     l_l = bisect_left(ntails_of[k], -qv)
+                    lo, hi = (l_l, s_r) if l_l < s_r else (s_r, l_l)
                     tails = None
                     skip = -1
                     in_lo, in_hi = 1, 0
-                lo, hi = (l_l, s_r) if l_l < s_r else (s_r, l_l)
                 m_len = len(s)
                 v_row = (v + 1) * stride + 1
                 v_col = v + 1
@@ -460,11 +471,7 @@ def _perturb(st: _State, rng: random.Random, n_moves: int) -> None:
         else:
             ends = [r[x] + p[x] for x in st.seq[k]]
             tails = [q[x] + p[x] for x in st.seq[k]]
-        s_r = bisect_right(ends, rv)
-        l_l = 0
-        while l_l < len(tails) and tails[l_l] > qv:
-            l_l += 1
-        lo, hi = (l_l, s_r) if l_l < s_r else (s_r, l_l)
+        lo, hi = _insertion_range(ends, tails, rv, qv)
         i = rng.randint(lo, hi)
         k_old, i_old = st.move(v, k, i, d)
         if not st.evaluate():
