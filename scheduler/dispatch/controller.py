@@ -786,7 +786,7 @@ class Controller:
 
         Slots busy with a running attempt become available only when that attempt is
         expected to end (its estimate on that resource minus the time it has run, at least
-        BUSY_MIN_S for one that has overran, rounded up to BUSY_BUCKET_S so that slots
+        BUSY_MIN_S for one that has overrun, rounded up to BUSY_BUCKET_S so that slots
         freeing at about the same time share one planning resource). Such slots are planned
         as extra resources named ``<id>~<seconds>``; ``aliases`` maps them back.
         """
@@ -803,19 +803,22 @@ class Controller:
             aliases[alias] = rid
             return alias
 
-        def left_s(aid: int, speed: float) -> int:
-            a = self.attempts.get(aid)
-            if a is None:
-                return 0
-            expected = self._duration_s(self.tasks[a.task_id], speed)
-            left = max(expected - max(now - a.started_utc, a.elapsed_s), BUSY_MIN_S)
-            return math.ceil(left / BUSY_BUCKET_S) * BUSY_BUCKET_S
+        def busy_until(gpus_by_attempt: list[tuple[int, int]], speed: float) -> dict[int, int]:
+            """Seconds until each busy slot frees (bucketed) -> how many slots free then."""
+            busy: dict[int, int] = {}
+            for aid, gpus in gpus_by_attempt:
+                a = self.attempts.get(aid)
+                left = 0
+                if a is not None:
+                    expected = self._duration_s(self.tasks[a.task_id], speed)
+                    ran = max(now - a.started_utc, a.elapsed_s)
+                    left = math.ceil(max(expected - ran, BUSY_MIN_S) / BUSY_BUCKET_S) \
+                        * BUSY_BUCKET_S
+                busy[left] = busy.get(left, 0) + gpus
+            return busy
 
         for n in self.nodes.values():
-            busy: dict[int, int] = {}
-            for aid in n.running.values():
-                left = left_s(aid, n.speed)
-                busy[left] = busy.get(left, 0) + 1
+            busy = busy_until([(aid, 1) for aid in n.running.values()], n.speed)
             free = n.slots - sum(busy.values())
             if free > 0:
                 nodes.append(Node(n.id, free, n.vram_gb, n.speed))
@@ -824,10 +827,7 @@ class Controller:
                                   ((left, UNBOUNDED_S),)))
         for pc in self.pools.values():
             cfg = pc.config
-            busy = {}
-            for aid, gpus in pc.running.items():
-                left = left_s(aid, cfg.speed)
-                busy[left] = busy.get(left, 0) + gpus
+            busy = busy_until(list(pc.running.items()), cfg.speed)
             free = cfg.max_slots - sum(busy.values())
             if free > 0:
                 pools.append(Pool(cfg.id, free, cfg.vram_gb, cfg.speed,
@@ -846,11 +846,12 @@ class Controller:
         rows = []
         planned: set[str] = set()
         aliases: dict[str, str] = info.pop("aliases", {})
+        real = {a.task: aliases.get(a.resource, a.resource) for a in plan.assignments}
         for a in plan.assignments:
             t = self.tasks.get(a.task)
             if t is None or t.state not in RUNNABLE:
                 continue
-            resource = aliases.get(a.resource, a.resource)
+            resource = real[a.task]
             t.state, t.planned_resource = "PLANNED", resource
             t.planned_start_utc = t_plan + a.start_s
             planned.add(t.id)
@@ -866,9 +867,8 @@ class Controller:
         self._plan_info = {**info, "status": plan.status, "objective": plan.objective,
                            "cost_cny": plan.cost_cny, "at_utc": t_plan,
                            "solve_seconds": round(plan.solve_seconds, 3),
-                           "pool_tasks": {a.task: aliases.get(a.resource, a.resource)
-                                          for a in plan.assignments
-                                          if aliases.get(a.resource, a.resource) in self.pools}}
+                           "pool_tasks": {task: rid for task, rid in real.items()
+                                          if rid in self.pools}}
         self.store.event("planned", detail=f"{info.get('reason')}: {len(rows)} tasks, "
                          f"status {plan.status}, pool cost {plan.cost_cny:.2f} CNY")
         self._order_dirty = True
