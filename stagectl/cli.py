@@ -161,8 +161,11 @@ def serve(config: ConfigOpt = DEFAULT_CONFIG, verbose: bool = False) -> None:
     async def main() -> int:
         try:
             engine = Engine(cfg)  # relative keys_dir resolves against the working directory
-        except (ValueError, OSError) as exc:
-            err.print(f"[bold red]error:[/] {exc}")
+        except (ValueError, OSError) as exc:  # e.g. a damaged audit log: one line
+            from rich.markup import escape
+
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True,
+                      highlight=False)
             return 1
         err.print(f"engine for stage [bold]{cfg.stage.name}[/]: commands "
                   f"{cfg.engine.command}, state {cfg.engine.state}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from scheduler.booking.ics import build_calendar
@@ -25,14 +27,18 @@ from scheduler.booking.model import Status
 from scheduler.booking.parse import BookingInputError, load_problem
 from scheduler.booking.report import utilisation
 from scheduler.booking.solve import PlanCheckFailed, solve
+from scheduler.booking.store import FILE as BOOKING_FILE
 from scheduler.booking.store import BookingRefused, BookingStore, Record
+from scheduler.dbfile import DatabaseFileError, explain
 
 app = typer.Typer(help="Book stage time: requests, holds, confirmations, solve, outages, ICS.",
                   no_args_is_help=True)
 
 DEFAULT_DB = Path("var/booking.sqlite")
-DbOpt = Annotated[Path, typer.Option("--db", envvar="STAGECTL_BOOKING_DB",
-                                     help="Booking database (SQLite file).")]
+DbOpt = Annotated[Path, typer.Option(
+    "--db", envvar="STAGECTL_BOOKING_DB",
+    help="Booking database (SQLite file; only `book setup` creates one, in an existing "
+         "folder).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 ActorOpt = Annotated[str, typer.Option("--actor", help="Who makes the change (audit history).")]
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (kept in the audit history).")]
@@ -49,7 +55,7 @@ def _default_actor() -> str:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    _err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    _err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -64,11 +70,19 @@ def _time(value: str, option: str) -> datetime:
 
 
 @contextmanager
-def _store(db: Path) -> Iterator[BookingStore]:
-    """Open the store and turn booking errors into exit codes."""
+def _store(db: Path, create: bool = False) -> Iterator[BookingStore]:
+    """Open the store and turn booking errors into exit codes.
+
+    Only ``setup`` creates a database (``create``); every other command refuses a missing
+    one. A damaged database is one line and exit 1, wherever SQLite notices the damage.
+    """
     try:
-        with BookingStore(db) as store:
+        with BookingStore(db, create=create) as store:
             yield store
+    except DatabaseFileError as exc:
+        _fail(str(exc), 1)
+    except sqlite3.DatabaseError as exc:
+        _fail(str(explain(db, exc, BOOKING_FILE)), 1)
     except BookingInputError as exc:
         for line in exc.errors:
             _err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
@@ -127,7 +141,7 @@ def setup(
         doc = json.loads(config.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         _fail(f"{config}: {exc}", 2)
-    with _store(db) as store:
+    with _store(db, create=True) as store:
         store.setup(doc, actor=_default_actor())
         n = len(store.problem().stages)
     typer.echo(f"loaded {n} stages into {db}")

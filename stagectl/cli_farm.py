@@ -9,14 +9,17 @@ The planner (OR-Tools) is imported only by the commands that plan, so agents sta
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from scheduler.dbfile import DatabaseFileError, explain
 from scheduler.farm.model import (
     FarmInputError,
     Plan,
@@ -119,7 +122,7 @@ def _read_json(path: Path) -> Any:
 
 
 def _fail(code: int, message: str) -> NoReturn:
-    _err.print(f"[bold red]error:[/] {message}", highlight=False)
+    _err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -176,7 +179,8 @@ def _call(controller: str, keys_dir: Path | None, key_name: str, kind: str,
 
 @app.command("controller")
 def controller_cmd(
-    db: Annotated[Path, typer.Option("--db", help="SQLite file (created if missing).")] = Path(
+    db: Annotated[Path, typer.Option(
+        "--db", help="SQLite file (created if missing, in an existing folder).")] = Path(
         "var/farm/farm.sqlite"),
     bind: Annotated[str | None, typer.Option("--bind", help="ROUTER address.")] = None,
     config: Annotated[Path | None, typer.Option(
@@ -195,6 +199,7 @@ def controller_cmd(
     from scheduler.dispatch.config import ControllerConfig, FarmConfigError, load_farm_config
     from scheduler.dispatch.controller import Controller
     from scheduler.dispatch.curve import KeysMissing
+    from scheduler.dispatch.store import FILE as FARM_FILE
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
@@ -213,15 +218,23 @@ def controller_cmd(
     if node_timeout_s is not None:
         overrides["node_timeout_s"] = node_timeout_s
     cfg = dataclasses.replace(cfg, **overrides)
+    new_db = not db.exists()
     try:
         ctl = Controller(db, cfg)
+    except DatabaseFileError as exc:
+        _fail(1, str(exc))
+    except sqlite3.DatabaseError as exc:
+        _fail(1, str(explain(db, exc, FARM_FILE)))
     except (KeysMissing, ValueError) as exc:
         _fail(2, str(exc))
     signal.signal(signal.SIGTERM, lambda *_: ctl.stop())
     signal.signal(signal.SIGINT, lambda *_: ctl.stop())
     _err.print(f"farm controller on {ctl.endpoint}{' (CURVE)' if ctl.curve else ''}, "
-               f"db {db}", highlight=False)
-    ctl.serve()
+               f"db {db}{' (new)' if new_db else ''}", highlight=False)
+    try:
+        ctl.serve()
+    except sqlite3.DatabaseError as exc:  # damage SQLite noticed only when it read the page
+        _fail(1, str(explain(db, exc, FARM_FILE)))
 
 
 @app.command("agent")
@@ -291,12 +304,15 @@ def submit_cmd(
     controller: ControllerOpt = DEFAULT_ADDR,
     keys_dir: KeysOpt = None,
     key_name: KeyNameOpt = "client",
+    output_root: Annotated[Path | None, typer.Option(
+        "--output-root", help="Folder every output must stay inside; relative outputs are "
+        "taken from it (default: the job file's folder).")] = None,
 ) -> None:
     """Submit the jobs of a TOML job file (checked here first: exit 2 names the bad key)."""
     from scheduler.dispatch.jobfile import JobFileError, load_job_file
 
     try:
-        jobs = load_job_file(job_file)
+        jobs = load_job_file(job_file, output_root=output_root)
     except JobFileError as exc:
         _fail(2, str(exc))
     reply = _call(controller, keys_dir, key_name, "submit", jobs=[j.to_wire() for j in jobs])

@@ -12,6 +12,7 @@ CANCELLED, REJECTED.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from scheduler.booking.checker import check_plan
 from scheduler.booking.greedy import greedy_plan
@@ -40,6 +41,7 @@ from scheduler.booking.parse import (
     stage_to_dict,
 )
 from scheduler.booking.solve import PlanCheckFailed, solve
+from scheduler.dbfile import DatabaseDamaged, DatabaseKind, open_database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,6 +77,14 @@ CREATE TABLE IF NOT EXISTS history (
     details TEXT NOT NULL DEFAULT '{}');
 INSERT OR IGNORE INTO meta (key, value) VALUES ('version', '0'), ('slot_minutes', '15');
 """
+
+FILE = DatabaseKind(
+    name="booking database",
+    application_id=0x53544B42,  # "STKB"
+    version=1,
+    script=SCHEMA,
+    create_command="`stagectl book setup CONFIG --db {path}`",
+)
 
 
 class BookingRefused(Exception):
@@ -141,6 +151,32 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _decodes(what: str) -> Callable[[_F], _F]:
+    """Mark a method that decodes stored rows: a value that does not decode is damage.
+
+    It is reported as ``sqlite3.DatabaseError``, like a page SQLite itself cannot read, so
+    the CLI shows the same one-line "damaged" error instead of a traceback.
+    """
+
+    def wrap(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except BookingInputError as exc:
+                raise sqlite3.DatabaseError(
+                    f"stored {what} is invalid: {'; '.join(exc.errors)}") from exc
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+                raise sqlite3.DatabaseError(f"stored {what} cannot be read: {exc!r}") from exc
+
+        return inner  # type: ignore[return-value]
+
+    return wrap
+
+
 def _iso(dt: datetime | None) -> str | None:
     return None if dt is None else dt.isoformat()
 
@@ -160,26 +196,30 @@ class BookingStore:
     """Bookings in one SQLite file, safe to use from several processes at once.
 
     Args:
-        path: the database file (created with its folder if missing).
+        path: the database file.
         clock: returns "now" as an aware datetime; injectable for tests.
+        create: make a new database when ``path`` does not exist (its folder must).
+
+    Raises:
+        scheduler.dbfile.DatabaseFileError: missing (and not ``create``), damaged, not a
+            booking database, newer than this build, or not readable and writable; the
+            file is left as it was. Later, a damaged page shows as ``sqlite3.DatabaseError``
+            (see :func:`scheduler.dbfile.explain`).
     """
 
-    def __init__(self, path: Path | str, clock: Callable[[], datetime] = _now) -> None:
+    def __init__(self, path: Path | str, clock: Callable[[], datetime] = _now, *,
+                 create: bool = True) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.clock = clock
-        self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        self.conn = open_database(self.path, FILE, create=create, synchronous="FULL",
+                                  timeout_s=30.0)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA busy_timeout = 30000")
-        self.conn.execute("PRAGMA journal_mode = WAL")
-        self.conn.execute("PRAGMA synchronous = FULL")
-        self._init_schema()
-
-    def _init_schema(self) -> None:
-        with self._tx():
-            for stmt in SCHEMA.split(";"):
-                if stmt.strip():
-                    self.conn.execute(stmt)
+        keys = {r[0] for r in self.conn.execute("SELECT key FROM meta")}
+        if not {"version", "slot_minutes"} <= keys:
+            self.conn.close()
+            raise DatabaseDamaged(self.path, "is damaged (its meta table has no version or "
+                                  "slot_minutes row)", FILE.restore_advice(self.path))
 
     def close(self) -> None:
         """Close the connection."""
@@ -224,6 +264,7 @@ class BookingStore:
                           (p.id, p.capacity, p.kind))
             self._bump(c)
 
+    @_decodes("stages, pools or outages")
     def _config(self, c: sqlite3.Connection) -> dict[str, Any]:
         slot = int(c.execute("SELECT value FROM meta WHERE key='slot_minutes'").fetchone()[0])
         stages = [json.loads(r["spec"]) for r in c.execute("SELECT spec FROM stages ORDER BY id")]
@@ -238,6 +279,7 @@ class BookingStore:
         ]
         return {"slot_minutes": slot, "stages": stages, "pools": pools}
 
+    @_decodes("bookings")
     def problem(self, statuses: frozenset[Status] = ACTIVE) -> Problem:
         """The stored stages, pools and bookings (in arrival order) as a planning problem."""
         c = self.conn
@@ -249,6 +291,7 @@ class BookingStore:
         return problem_from_dict(doc)
 
     @staticmethod
+    @_decodes("booking")
     def _row_doc(r: sqlite3.Row) -> dict[str, Any]:
         spec: dict[str, Any] = json.loads(r["spec"])
         status = Status(r["status"])
@@ -263,6 +306,7 @@ class BookingStore:
             spec["hold_rank"] = r["hold_rank"] or 1
         return spec
 
+    @_decodes("version counter")
     def version(self) -> int:
         """A counter bumped by every committed change (for optimistic re-plans)."""
         return int(self.conn.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0])
@@ -284,6 +328,7 @@ class BookingStore:
             raise UnknownBooking(f"no booking {booking_id!r} (see `stagectl book list`)")
         return self._record(r)
 
+    @_decodes("booking")
     def _record(self, r: sqlite3.Row, config: dict[str, Any] | None = None) -> Record:
         spec = self._row_doc(r)
         doc = dict(config or self._config(self.conn))
@@ -301,6 +346,7 @@ class BookingStore:
             challenge_deadline=_dt(r["challenge_deadline"]),
         )
 
+    @_decodes("bookings")
     def records(
         self,
         statuses: frozenset[Status] | None = None,
@@ -322,6 +368,7 @@ class BookingStore:
             out.append(rec)
         return out
 
+    @_decodes("history")
     def history(self, booking_id: str | None = None) -> list[HistoryEntry]:
         """The audit trail, oldest first."""
         q = "SELECT * FROM history"
@@ -336,6 +383,7 @@ class BookingStore:
             for r in self.conn.execute(q + " ORDER BY seq", args)
         ]
 
+    @_decodes("outages")
     def outages(self) -> list[tuple[str, Window, str]]:
         """Recorded outages: stage, window, reason."""
         return [
@@ -496,6 +544,7 @@ class BookingStore:
             raise UnknownBooking(f"no booking {booking_id!r} (see `stagectl book list`)")
         return self._record(r)
 
+    @_decodes("stage")
     def _rerank(self, c: sqlite3.Connection, stage: str, actor: str) -> None:
         """Give holds on a stage ranks 1..n in the order they were placed, per clash group.
 
@@ -563,6 +612,7 @@ class BookingStore:
             self._bump(c)
         return self.get(booking_id)
 
+    @_decodes("stage")
     def _changeover(self, c: sqlite3.Connection, stage: str) -> int:
         row = c.execute("SELECT spec FROM stages WHERE id = ?", (stage,)).fetchone()
         return int(json.loads(row["spec"]).get("changeover_minutes", 0)) if row else 0

@@ -20,6 +20,8 @@ from typing import Any
 
 import orjson
 
+from scheduler.dbfile import DatabaseKind, open_database
+
 TASK_STATES = ("QUEUED", "PLANNED", "RUNNING", "DONE", "FAILED", "BLOCKED")
 ATTEMPT_STATES = ("RUNNING", "DONE", "FAILED", "LOST", "CANCELLED")
 
@@ -48,24 +50,34 @@ CREATE TABLE IF NOT EXISTS node_failures(
     PRIMARY KEY(job_id, resource));
 """
 
+FILE = DatabaseKind(
+    name="farm database",
+    application_id=0x53544B46,  # "STKF"
+    version=1,
+    script=SCHEMA,
+    create_command="`stagectl farm controller --db {path}`",
+)
+
 
 class FarmStore:
-    """The controller's SQLite file. Not thread-safe: one thread at a time may use it."""
+    """The controller's SQLite file. Not thread-safe: one thread at a time may use it.
 
-    def __init__(self, path: str | Path) -> None:
+    Args:
+        path: the file; created when missing and ``create`` (its folder must exist).
+
+    Raises:
+        scheduler.dbfile.DatabaseFileError: missing (and not ``create``), damaged, not a
+            farm database, newer than this build, or not readable and writable; the file is
+            left as it was.
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0,
-                                   check_same_thread=False)
+        self._db = open_database(self.path, FILE, create=create, synchronous="NORMAL",
+                                 timeout_s=10.0, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._depth = 0
-        with self.transaction():
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
 
     def close(self) -> None:
         """Close the file."""
