@@ -83,7 +83,7 @@ def run_demo(out: Path | None, scale: int, timeout_s: float) -> int:
         if out is None:
             out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="farm-demo-")))
         out.mkdir(parents=True, exist_ok=True)
-        return _run(console, out, scale, timeout_s)
+        return _run(console, out.resolve(), scale, timeout_s)
 
 
 def _run(console: Console, out: Path, scale: int, timeout_s: float) -> int:

@@ -21,6 +21,10 @@ import zmq.auth
 
 from stagectl.bus import ROLES
 
+KEY_ROLES: tuple[str, ...] = (*ROLES, "agent")
+"""Roles a certificate may carry: the engine's, plus ``agent`` for farm agents (the engine
+treats an agent key as a viewer)."""
+
 
 class KeyError_(Exception):
     """Missing or unreadable keys; the message says which file and what to run."""
@@ -58,8 +62,8 @@ def generate(keys_dir: Path, name: str, role: str | None = None,
     Returns:
         The public and secret key file paths.
     """
-    if role is not None and role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    if role is not None and role not in KEY_ROLES:
+        raise ValueError(f"role must be one of {', '.join(KEY_ROLES)}, got {role!r}")
     keys_dir.mkdir(parents=True, exist_ok=True)
     metadata = {"user": name}
     if role is not None:

@@ -15,6 +15,7 @@ import logging
 import os
 import queue
 import re
+import signal
 import socket
 import subprocess
 import threading
@@ -25,6 +26,7 @@ from typing import Any
 
 import zmq
 
+from scheduler.dispatch import limits as lim
 from scheduler.dispatch import protocol as p
 from scheduler.dispatch.curve import client_keys
 from scheduler.dispatch.gpu import Gpu, discover_gpus
@@ -32,6 +34,9 @@ from scheduler.dispatch.runner import Result, TaskRun, finish, start
 
 log = logging.getLogger("stagectl.farm.agent")
 _PROGRESS = re.compile(r"^PROGRESS\s+([0-9]*\.?[0-9]+)\s*$")
+STOP_S = 3.0
+"""On stop, how long the agent waits for its tasks' threads after killing their process
+groups (the whole stop stays well inside the 5 s a supervisor gives it)."""
 
 
 class AgentError(Exception):
@@ -73,9 +78,14 @@ def describe_node(node_id: str | None = None, slots: int | None = None,
         slots = len(gpus) or 1
     if vram_gb is None:
         vram_gb = min((g.vram_gb for g in gpus), default=0.0)
-    if slots < 1:
-        raise AgentError(f"--slots must be >= 1, got {slots}")
-    return AgentSpec(node_id or socket.gethostname(), slots, vram_gb, speed, gpus)
+    node = node_id or socket.gethostname()
+    try:
+        lim.registration({"node_id": node, "slots": slots, "vram_gb": vram_gb, "speed": speed})
+    except lim.FieldError as exc:
+        option = {"node_id": "--node-id", "slots": "--slots", "vram_gb": "--vram-gb",
+                  "speed": "--speed"}.get(exc.field, exc.field)
+        raise AgentError(f"{option}: got {exc.value}; expected {exc.allowed}") from exc
+    return AgentSpec(node, slots, vram_gb, speed, gpus)
 
 
 class Agent:
@@ -188,7 +198,10 @@ class Agent:
             elif kind == p.REFUSE:
                 raise AgentError(f"controller refused {self.spec.node_id}: {msg.get('reason')}")
             elif kind == p.ASSIGN:
-                self._start(msg)
+                try:
+                    self._start(msg)
+                except (KeyError, TypeError, ValueError) as exc:
+                    log.warning("ignored a malformed assignment: %r", exc)
             elif kind == p.CANCEL:
                 self._cancel(int(msg["attempt"]))
             elif kind == p.ACK:
@@ -213,8 +226,8 @@ class Agent:
         aid = int(msg["attempt"])
         if aid in self._running or aid in self._unacked:
             return  # a duplicate assignment
-        run = TaskRun(str(msg["task"]), aid, tuple(msg["argv"]), int(msg["frame_start"]),
-                      int(msg["frame_end"]), msg.get("output"))
+        run = TaskRun(str(msg["task"]), aid, tuple(str(a) for a in msg["argv"]),
+                      int(msg["frame_start"]), int(msg["frame_end"]), msg.get("output"))
         slot = int(msg["slot"])
         running = _Running(aid, slot, run)
         running.thread = threading.Thread(target=self._work, args=(running,),
@@ -223,19 +236,30 @@ class Agent:
         running.thread.start()
 
     def _work(self, r: _Running) -> None:
+        """Run one attempt; whatever happens, a ``finished`` report comes out of it."""
+        t0 = time.monotonic()
+        try:
+            self._run(r, t0)
+        except Exception as exc:  # the slot must never stay busy with a dead thread
+            log.exception("attempt %d failed in the agent", r.attempt)
+            self._kill(r)
+            self._emit_finished(r, Result(False, None, f"agent error running the task: {exc!r}"),
+                                t0)
+
+    def _run(self, r: _Running, t0: float) -> None:
         env = {"CUDA_VISIBLE_DEVICES": str(r.slot), "STAGECTL_NODE_ID": self.spec.node_id,
                "STAGECTL_ATTEMPT": str(r.attempt), "STAGECTL_TASK": r.run.task_id,
                "STAGECTL_SLOT": str(r.slot)}
-        t0 = time.monotonic()
         try:
             proc, stage = start(r.run, env)
-        except OSError as exc:
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            # missing program, permission denied, a NUL byte in an argument, ...
             self._emit_finished(r, Result(False, None, f"cannot start {r.run.argv[0]!r}: {exc}"),
                                 t0)
             return
         r.proc = proc
         if r.cancelled:
-            proc.kill()
+            self._kill(r)
         assert proc.stdout is not None
         batch: list[str] = []
         last_flush = time.monotonic()
@@ -272,24 +296,31 @@ class Agent:
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
 
+    @staticmethod
+    def _kill(r: _Running) -> None:
+        """SIGKILL the attempt's whole process group (its command and anything it started)."""
+        if r.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(r.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            r.proc.kill()
+
     def _cancel(self, aid: int) -> None:
         r = self._running.get(aid)
         if r is None:
             return
         r.cancelled = True
-        if r.proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                r.proc.kill()
+        self._kill(r)
 
     def _shutdown(self) -> None:
         for r in list(self._running.values()):
             r.cancelled = True
-            if r.proc is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    r.proc.kill()
+            self._kill(r)
+        deadline = time.monotonic() + STOP_S
         for r in list(self._running.values()):
             if r.thread is not None:
-                r.thread.join(timeout=5)
+                r.thread.join(timeout=max(deadline - time.monotonic(), 0.0))
         if self._registered:
             with contextlib.suppress(zmq.ZMQError):
                 self._sock.send(p.encode({"type": p.BYE, "node_id": self.spec.node_id}),

@@ -55,6 +55,15 @@ class ControllerConfig:
     curve: bool = False
     """Force CURVE on (it is always on when ``bind`` is not loopback)."""
     keys_dir: str | None = None
+    output_root: str | None = None
+    """Every job output must lie inside this folder (default: the folder holding --db)."""
+    max_message_bytes: int = 1 << 20
+    """Largest frame the controller reads (ZeroMQ MAXMSGSIZE: a bigger one drops the peer)."""
+    peer_queue: int = 256
+    """Messages ZeroMQ queues per peer before it stops reading that peer (RCVHWM)."""
+    peer_messages_per_turn: int = 100
+    """Messages of one peer handled per loop turn; the rest of its turn's share is answered
+    ``busy``, so one flooding peer never starves the others."""
     pools: tuple[PoolConfig, ...] = ()
 
 

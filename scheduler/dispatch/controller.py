@@ -12,11 +12,12 @@ or for tasks beyond the planning cap (docs/decisions/0051-farm-plan-as-guide.md)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,15 +28,17 @@ from typing import Any
 import orjson
 import zmq
 
+from scheduler.dispatch import limits as lim
 from scheduler.dispatch import protocol as p
+from scheduler.dispatch import roles
 from scheduler.dispatch.config import ControllerConfig, PoolConfig
-from scheduler.dispatch.curve import is_loopback, server_keys
-from scheduler.dispatch.jobfile import JobFileError, JobSpec, job_from_wire
+from scheduler.dispatch.curve import authorized_identities, is_loopback, server_keys
+from scheduler.dispatch.jobfile import JobFileError, JobSpec, job_from_wire, unchecked_job
 from scheduler.dispatch.pool import TERMINAL, PoolBackend, cost_cny, open_backend
 from scheduler.dispatch.runner import declared_outputs
 from scheduler.dispatch.store import FarmStore
-from scheduler.farm.model import UNBOUNDED_S, Farm, FarmInputError, Job, Node, Pool, Task
-from scheduler.farm.planner import PlanningError, plan_farm
+from scheduler.farm.model import UNBOUNDED_S, Farm, Job, Node, Pool, Task
+from scheduler.farm.planner import plan_farm
 
 log = logging.getLogger("stagectl.farm.controller")
 
@@ -46,6 +49,22 @@ BUSY_MIN_S = 30
 """A running attempt past its estimate is still planned to hold its slot this much longer."""
 BUSY_BUCKET_S = 60
 """Busy slots' expected free times are rounded up to this (fewer planning resources)."""
+TURN_MESSAGES = 5000
+TURN_BYTES = 64 << 20
+"""At most this many messages and bytes are read per loop turn (memory stays bounded)."""
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Who sent a message: the connection, and with CURVE the certificate behind it."""
+
+    rid: bytes
+    """ZeroMQ routing id: one per connection, so it names the agent's session."""
+    key: str | None = None
+    """The sender's z85 CURVE public key (None without CURVE)."""
+    user: str | None = None
+    role: str | None = None
+    """The certificate's farm role; None without CURVE (loopback: every request allowed)."""
 
 
 @dataclass
@@ -114,6 +133,8 @@ class NodeRec:
     gpus: list[dict[str, Any]]
     last_seen: float
     running: dict[int, int] = field(default_factory=dict)  # slot -> attempt id
+    key: str | None = None
+    """The CURVE key that registered this session (None without CURVE)."""
 
 
 @dataclass
@@ -135,8 +156,11 @@ class Controller:
         self._ctx = zmq.Context()
         self._router = self._ctx.socket(zmq.ROUTER)
         self._router.linger = 0
-        self._router.rcvhwm = self._router.sndhwm = 100_000
+        self._router.rcvhwm = self.config.peer_queue
+        self._router.sndhwm = 100_000
+        self._router.setsockopt(zmq.MAXMSGSIZE, self.config.max_message_bytes)
         self._auth = None
+        self._identities: dict[str, tuple[str, str | None]] = {}
         self.curve = self.config.curve or not is_loopback(self.config.bind)
         if self.curve:
             if self.config.keys_dir is None:
@@ -145,6 +169,10 @@ class Controller:
                 raise ValueError(f"{self.config.bind} is not loopback: CURVE keys are required "
                                  "(--keys-dir, see `stagectl keys generate`)")
             self._auth = server_keys(self._ctx, self._router, Path(self.config.keys_dir))
+            self._identities = authorized_identities(Path(self.config.keys_dir))
+        self.output_root = Path(self.config.output_root or Path(db).parent).resolve()
+        self.counters: Counter[str] = Counter()
+        """Refused or dropped input by kind (bad_frames, bad_message, forbidden, ...)."""
         self._router.bind(self.config.bind)
         self.endpoint = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
         self._stopping = False
@@ -179,9 +207,18 @@ class Controller:
     # ------------------------------------------------------------------ state
 
     def _load(self) -> None:
+        invalid: list[tuple[str, str]] = []
         for row in self.store.jobs():
-            spec = job_from_wire(orjson.loads(row["spec"]))
-            self.jobs[row["id"]] = JobRec(spec, row["seq"], row["state"])
+            raw = orjson.loads(row["spec"])
+            state = row["state"]
+            try:
+                spec = job_from_wire(raw, self.output_root)
+            except JobFileError as exc:  # stored before today's checks: keep, never run
+                spec = unchecked_job(raw)
+                if state != "cancelled":
+                    state = "cancelled"
+                    invalid.append((spec.id, str(exc)))
+            self.jobs[row["id"]] = JobRec(spec, row["seq"], state)
         for row in self.store.tasks():
             t = TaskRec(row["id"], row["job_id"], row["seq"], row["frame_start"],
                         row["frame_end"], row["state"], row["failures"], row["attempt_id"],
@@ -199,6 +236,12 @@ class Controller:
             if a.resource in self.pools and a.pool_job_id is not None:
                 self.pools[a.resource].running[a.id] = self.jobs[a.job_id].spec.gpus
         self.failures = self.store.failures()
+        if invalid:
+            with self.store.transaction():
+                for job_id, why in invalid:
+                    self.store.set_job_state(job_id, "cancelled")
+                    self.store.event("job_invalid", job_id=job_id,
+                                     detail=f"cancelled at startup: {why}")
 
     def _job_blocker(self, job: JobRec) -> str | None:
         """Why a job's tasks cannot run now (None: they can)."""
@@ -338,23 +381,23 @@ class Controller:
 
     def turn(self, timeout_ms: int) -> None:
         """One loop turn: receive, handle, dispatch and commit, then send."""
-        incoming: list[tuple[bytes, bytes]] = []
+        incoming: list[tuple[Peer, list[bytes]]] = []
         if self._router.poll(timeout_ms):
-            while len(incoming) < 5000:
+            size = 0
+            while len(incoming) < TURN_MESSAGES and size < TURN_BYTES:
                 try:
-                    rid, frame = self._router.recv_multipart(zmq.NOBLOCK)
+                    frames = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
                 except zmq.Again:
                     break
-                except ValueError:
-                    continue  # wrong frame count: not one of ours
-                incoming.append((rid, frame))
+                parts = [f.bytes for f in frames[1:]]
+                size += sum(len(b) for b in parts)
+                incoming.append((self._peer(frames), parts))
         with self.store.transaction():
-            for rid, frame in incoming:
-                try:
-                    msg = p.decode(frame)
-                except p.ProtocolError:
-                    continue
-                self._handle(rid, msg)
+            per_peer: Counter[bytes] = Counter()
+            for peer, parts in incoming:
+                per_peer[peer.rid] += 1
+                self._receive(peer, parts,
+                              busy=per_peer[peer.rid] > self.config.peer_messages_per_turn)
             now = time.monotonic()
             if now - self._last_tick >= 0.2:
                 self._last_tick = now
@@ -386,76 +429,161 @@ class Controller:
     def _send(self, rid: bytes, msg: dict[str, Any]) -> None:
         self._out.append((rid, msg))
 
-    def _handle(self, rid: bytes, msg: dict[str, Any]) -> None:
+    def _peer(self, frames: list[zmq.Frame]) -> Peer:
+        rid = frames[0].bytes
+        if self._auth is None:
+            return Peer(rid)
+        key = None
+        with contextlib.suppress(zmq.ZMQError, KeyError):
+            key = frames[-1].get("User-Id")
+        user, role = self._identities.get(str(key), (None, None)) if key else (None, None)
+        return Peer(rid, None if key is None else str(key), user, roles.role_of(role))
+
+    def _reject(self, rid: bytes, req: Any, code: str, error: str, **extra: Any) -> None:
+        """Answer a message the controller will not act on, and count it."""
+        self.counters[code] += 1
+        self._send(rid, {"type": p.REPLY, "req": req, "ok": False, "code": code,
+                         "error": error, **extra})
+
+    def _receive(self, peer: Peer, parts: list[bytes], busy: bool = False) -> None:
+        """Decode, authorise and handle one message; every refusal is a structured reply."""
+        if len(parts) != 1:
+            self._reject(peer.rid, None, "bad_frames",
+                         f"expected 1 frame after the routing id, got {len(parts)}: send one "
+                         "JSON object per message")
+            return
+        try:
+            msg = p.decode(parts[0], self.config.max_message_bytes)
+        except p.ProtocolError as exc:
+            self._reject(peer.rid, None, "bad_message", f"{exc}"[:300])
+            return
+        req = msg.get("req")
+        if not (req is None or isinstance(req, int) and not isinstance(req, bool)
+                or isinstance(req, str) and len(req) <= 64):
+            req = None
+        kind = msg["type"]
+        if busy:
+            self._reject(peer.rid, req, "busy",
+                         f"more than {self.config.peer_messages_per_turn} messages from this "
+                         "peer in one turn: send fewer requests at once and retry")
+            return
+        allowed = roles.allowed_roles(kind)
+        if not allowed:
+            self._reject(peer.rid, req, "unknown_type", f"unknown message type {kind[:64]!r}")
+            return
+        if not roles.may(peer.role, kind):
+            error = (f"forbidden: role {peer.role} may not send {kind} "
+                     f"(allowed: {', '.join(allowed)})")
+            self.counters["forbidden"] += 1
+            log.warning("refused %s from %s (role %s)", kind, peer.user, peer.role)
+            reply = {"type": p.REFUSE if kind == p.REGISTER else p.REPLY, "req": req,
+                     "ok": False, "code": "forbidden", "error": error, "reason": error,
+                     "role": peer.role, "allowed_roles": list(allowed)}
+            self._send(peer.rid, reply)
+            return
+        self._handle(peer, msg, req)
+
+    def _handle(self, peer: Peer, msg: dict[str, Any], req: Any) -> None:
         kind = msg["type"]
         try:
             if kind in p.CLIENT_REQUESTS:
                 reply = self._client(kind, msg)
-                self._send(rid, {"type": p.REPLY, "req": msg.get("req"), "ok": True, **reply})
+                self._send(peer.rid, {"type": p.REPLY, "req": req, "ok": True, **reply})
                 return
             handler = {p.REGISTER: self._on_register, p.HEARTBEAT: self._on_heartbeat,
                        p.PROGRESS: self._on_progress, p.LOG: self._on_log,
-                       p.FINISHED: self._on_finished, p.BYE: self._on_bye}.get(kind)
-            if handler is not None:
-                handler(rid, msg)
-        except _Refused as exc:
-            self._send(rid, {"type": p.REPLY, "req": msg.get("req"), "ok": False,
-                             "error": str(exc)})
-        except (KeyError, TypeError, ValueError) as exc:
-            if kind in p.CLIENT_REQUESTS:
-                self._send(rid, {"type": p.REPLY, "req": msg.get("req"), "ok": False,
-                                 "error": f"bad {kind} request: {exc!r}"})
+                       p.FINISHED: self._on_finished, p.BYE: self._on_bye}[kind]
+            handler(peer, msg)
+        except (_Refused, lim.FieldError) as exc:
+            fields = exc.to_wire()
+            self.counters[fields["code"]] += 1
+            if kind == p.REGISTER:
+                self._send(peer.rid, {"type": p.REFUSE, "reason": str(exc), **fields})
             else:
-                log.warning("bad %s message: %r", kind, exc)
+                self._send(peer.rid, {"type": p.REPLY, "req": req, "ok": False,
+                                      "error": str(exc), **fields})
+        except Exception as exc:  # a bug must not stop the farm: answer, count, log
+            log.exception("%s from %r failed", kind, peer.rid)
+            self._reject(peer.rid, req, "internal", f"{kind} failed in the controller: {exc!r}"
+                         [:300] + " (a bug: the controller log has the traceback)")
 
-    def _on_register(self, rid: bytes, msg: dict[str, Any]) -> None:
-        node_id = str(msg["node_id"])
+    def _holds(self, peer: Peer, a: AttemptRec) -> bool:
+        """Whether ``peer``'s session is the agent session an attempt was assigned to."""
+        node = self.nodes.get(a.resource)
+        return node is not None and node.routing_id == peer.rid \
+            and node.running.get(a.slot) == a.id
+
+    def _foreign(self, peer: Peer, kind: str, aid: int) -> None:
+        self.counters["foreign_report"] += 1
+        if self.counters["foreign_report"] <= 20 or self.counters["foreign_report"] % 1000 == 0:
+            log.warning("ignored %s for attempt %d from a session that does not hold it "
+                        "(%d so far)", kind, aid, self.counters["foreign_report"])
+
+    def _on_register(self, peer: Peer, msg: dict[str, Any]) -> None:
+        reg = lim.registration(msg)
+        node_id = reg.node_id
         if node_id in self.pools:
-            self._send(rid, {"type": p.REFUSE, "reason": f"{node_id!r} is a pool id"})
-            return
-        slots = int(msg["slots"])
-        if slots < 1:
-            self._send(rid, {"type": p.REFUSE, "reason": "an agent needs at least one slot"})
-            return
+            raise _Refused(f"node_id {node_id!r} is a pool id; give the agent another --node-id")
+        if peer.user is not None and peer.user != node_id:
+            raise _Refused(f"forbidden: certificate {peer.user!r} may register only as node "
+                           f"{peer.user!r}, not {node_id!r} (run the agent with --node-id "
+                           f"{peer.user}, or give it a key of its own)", code="forbidden")
         old = self.nodes.pop(node_id, None)
+        takeover = old is not None and old.routing_id != peer.rid
         if old is not None:
             for slot in range(old.slots):
                 self._free.pop((node_id, slot), None)
-        node = NodeRec(node_id, rid, slots, float(msg.get("vram_gb", 0)),
-                       float(msg.get("speed", 1.0)) or 1.0, list(msg.get("gpus", [])),
-                       time.monotonic())
+        node = NodeRec(node_id, peer.rid, reg.slots, reg.vram_gb, reg.speed, reg.gpus,
+                       time.monotonic(), key=peer.key)
         self.nodes[node_id] = node
-        for fin in msg.get("finished", []):
-            self._on_finished(rid, {"node_id": node_id, **fin})
-        running = {int(x) for x in msg.get("running", [])}
-        for a in list(self.attempts.values()):
-            if a.resource != node_id:
-                continue
-            if a.id in running and self.tasks[a.task_id].attempt_id == a.id:
+        mine = [a for a in self.attempts.values() if a.resource == node_id]
+        if takeover:
+            # A new connection for a live node: nothing of the old session carries over, so
+            # a peer that claims a node's name cannot report that node's attempts.
+            why = (f"agent {node_id} registered again from a new connection; attempts of its "
+                   "previous session do not carry over")
+            self.counters["session_replaced"] += 1
+            self.store.event("node_session_replaced", resource=node_id, detail=why)
+            for a in mine:
+                self._lose(a, why)
+            mine = []
+        else:
+            by_id = {a.id: a for a in mine}
+            for fin in reg.finished:
+                if fin.attempt in by_id:
+                    self._ack_finished(peer, by_id.pop(fin.attempt), fin)
+                else:
+                    self._send(peer.rid, {"type": p.ACK, "attempt": fin.attempt})
+            mine = list(by_id.values())
+        for a in mine:
+            if a.id in reg.running and self.tasks[a.task_id].attempt_id == a.id \
+                    and a.slot < reg.slots and a.slot not in node.running:
                 node.running[a.slot] = a.id
                 a.reported = True
             else:
                 self._lose(a, f"agent {node_id} re-registered without attempt {a.id}")
-        for aid in running:
+        for aid in reg.running:
             if aid not in node.running.values():
-                self._send(rid, {"type": p.CANCEL, "attempt": aid})
-        for slot in range(slots):
+                self._send(peer.rid, {"type": p.CANCEL, "attempt": aid})
+        for slot in range(reg.slots):
             if slot not in node.running:
                 self._free[(node_id, slot)] = None
         self.store.event("node_up", resource=node_id,
-                         detail=f"{slots} slots, {node.vram_gb:g} GB, speed {node.speed:g}")
-        self._send(rid, {"type": p.WELCOME, "heartbeat_s": self.config.heartbeat_s,
-                         "version": p.PROTOCOL_VERSION})
+                         detail=f"{reg.slots} slots, {node.vram_gb:g} GB, speed {node.speed:g}")
+        self._send(peer.rid, {"type": p.WELCOME, "heartbeat_s": self.config.heartbeat_s,
+                              "version": p.PROTOCOL_VERSION})
         self._replan = self._replan or "node up"
 
-    def _on_heartbeat(self, rid: bytes, msg: dict[str, Any]) -> None:
-        node = self.nodes.get(str(msg["node_id"]))
-        if node is None:
-            self._send(rid, {"type": p.REREGISTER})
+    def _on_heartbeat(self, peer: Peer, msg: dict[str, Any]) -> None:
+        node = self.nodes.get(lim.node_id(msg))
+        running = lim.attempt_ids(msg, "running", lim.MAX_SLOTS)
+        if node is None or node.routing_id != peer.rid:
+            if node is not None:  # another connection speaks for this node
+                self.counters["foreign_heartbeat"] += 1
+            self._send(peer.rid, {"type": p.REREGISTER})
             return
         node.last_seen = time.monotonic()
-        node.routing_id = rid
-        running = {int(x) for x in msg.get("running", [])}
+        rid = peer.rid
         now = time.monotonic()
         for aid in list(node.running.values()):
             a = self.attempts[aid]
@@ -467,41 +595,64 @@ class Controller:
         for aid in running - current:
             self._send(rid, {"type": p.CANCEL, "attempt": aid})
 
-    def _on_progress(self, rid: bytes, msg: dict[str, Any]) -> None:
-        a = self.attempts.get(int(msg["attempt"]))
-        if a is not None:
-            a.progress = min(max(float(msg["fraction"]), 0.0), 1.0)
-            a.reported = True
-
-    def _on_log(self, rid: bytes, msg: dict[str, Any]) -> None:
-        a = self.attempts.get(int(msg["attempt"]))
-        if a is not None:
-            a.log.extend(str(line)[:500] for line in msg.get("lines", []))
-
-    def _on_finished(self, rid: bytes, msg: dict[str, Any]) -> None:
-        aid = int(msg["attempt"])
-        self._send(rid, {"type": p.ACK, "attempt": aid})
+    def _on_progress(self, peer: Peer, msg: dict[str, Any]) -> None:
+        aid = lim.attempt_id(msg)
+        fraction = lim.number(msg, "fraction", -math.inf, math.inf)
         a = self.attempts.get(aid)
-        node = self.nodes.get(str(msg.get("node_id")))
-        if node is not None:
-            node.last_seen = time.monotonic()
-        if a is None or a.resource != msg.get("node_id"):
-            self.store.event("stale_completion_ignored", resource=str(msg.get("node_id")),
-                             detail=f"attempt {aid}")
+        if a is None:
             return
-        a.log.extend(str(line)[:500] for line in msg.get("lines", []))
+        if not self._holds(peer, a):
+            self._foreign(peer, p.PROGRESS, aid)
+            return
+        a.progress = min(max(fraction, 0.0), 1.0)
+        a.reported = True
+
+    def _on_log(self, peer: Peer, msg: dict[str, Any]) -> None:
+        aid = lim.attempt_id(msg)
+        lines = lim.lines(msg)
+        a = self.attempts.get(aid)
+        if a is None:
+            return
+        if not self._holds(peer, a):
+            self._foreign(peer, p.LOG, aid)
+            return
+        a.log.extend(lines)
+
+    def _on_finished(self, peer: Peer, msg: dict[str, Any]) -> None:
+        fin = lim.finished(msg)
+        a = self.attempts.get(fin.attempt)
+        if a is None:  # already settled (a re-sent result, or after a restart)
+            self.counters["stale_completion"] += 1
+            self._send(peer.rid, {"type": p.ACK, "attempt": fin.attempt})
+            return
+        if not self._holds(peer, a):
+            self._foreign(peer, p.FINISHED, fin.attempt)
+            return
+        self.nodes[a.resource].last_seen = time.monotonic()
+        self._ack_finished(peer, a, fin)
+
+    def _ack_finished(self, peer: Peer, a: AttemptRec, fin: lim.Finished) -> None:
+        """Settle an attempt its own session reported ended (the ack leaves after commit)."""
+        self._send(peer.rid, {"type": p.ACK, "attempt": a.id})
+        a.log.extend(fin.lines)
         task = self.tasks[a.task_id]
-        if task.attempt_id != aid or task.state != "RUNNING":
+        if task.attempt_id != a.id or task.state != "RUNNING":
             self._end_attempt(a, "CANCELLED", error="finished after it was superseded")
             return
-        if msg.get("ok"):
-            self._complete(a, exit_code=msg.get("exit_code"))
-        else:
-            self._fail(a, str(msg.get("error", "failed")), msg.get("exit_code"))
+        if not fin.ok:
+            self._fail(a, fin.error or "failed", fin.exit_code)
+            return
+        missing = self._missing_outputs(task)
+        if missing is not None:
+            self.counters["outputs_missing"] += 1
+            self._fail(a, f"the agent reported success but declared output {missing} is "
+                          "missing or empty", fin.exit_code)
+            return
+        self._complete(a, exit_code=fin.exit_code)
 
-    def _on_bye(self, rid: bytes, msg: dict[str, Any]) -> None:
-        node = self.nodes.get(str(msg["node_id"]))
-        if node is not None:
+    def _on_bye(self, peer: Peer, msg: dict[str, Any]) -> None:
+        node = self.nodes.get(lim.node_id(msg))
+        if node is not None and node.routing_id == peer.rid:
             self._node_lost(node, "agent stopped")
 
     def _node_lost(self, node: NodeRec, why: str) -> None:
@@ -580,7 +731,9 @@ class Controller:
                     else:
                         self._complete(a, cost, st.exit_code)
                 else:
-                    self._fail(a, f"pool job {job_id} {st.state.lower()}", st.exit_code, cost)
+                    why = f"pool job {job_id} {st.state.lower()}"
+                    self._fail(a, f"{why}: {st.reason}" if st.reason else why, st.exit_code,
+                               cost)
 
     def _missing_outputs(self, task: TaskRec) -> str | None:
         spec = self.jobs[task.job_id].spec
@@ -704,9 +857,9 @@ class Controller:
             self._plan_future = None
             try:
                 plan, t_plan, info = fut.result()
-            except (PlanningError, FarmInputError, ValueError) as exc:
+            except Exception as exc:  # PlanningError, or a bug: never stops dispatch
                 with self.store.transaction():
-                    self.store.event("plan_failed", detail=str(exc)[:500])
+                    self.store.event("plan_failed", detail=repr(exc)[:500])
             else:
                 with self.store.transaction():
                     self._apply_plan(plan, t_plan, info)
@@ -877,31 +1030,39 @@ class Controller:
 
     def _client(self, kind: str, msg: dict[str, Any]) -> dict[str, Any]:
         if kind == "ping":
-            return {"endpoint": self.endpoint, "curve": self.curve}
+            return {"endpoint": self.endpoint, "curve": self.curve,
+                    "counters": dict(self.counters)}
         if kind == "submit":
-            return self._submit(msg["jobs"])
+            jobs = msg.get("jobs")
+            if not isinstance(jobs, list) or not 1 <= len(jobs) <= lim.MAX_JOBS_PER_SUBMIT:
+                raise lim.FieldError("jobs", jobs,
+                                     f"a list of 1 to {lim.MAX_JOBS_PER_SUBMIT} jobs")
+            return self._submit(jobs)
         if kind == "status":
             return {"jobs": self._job_status(), "plan": {
                 k: v for k, v in self._plan_info.items() if k != "pool_tasks"}}
         if kind == "nodes":
             return {"nodes": self._node_status()}
         if kind == "cancel_job":
-            return self._cancel_job(str(msg["job"]))
+            return self._cancel_job(lim.text(msg, "job", 64))
         if kind == "retry_job":
-            return self._retry_job(str(msg["job"]))
+            return self._retry_job(lim.text(msg, "job", 64))
         if kind == "cost":
             return self._cost()
         if kind == "events":
-            return {"events": self.store.events(int(msg.get("limit", 50)))}
-        raise _Refused(f"unknown request {kind!r}")
+            return {"events": self.store.events(
+                lim.integer(msg, "limit", 1, lim.MAX_EVENTS, default=50))}
+        raise _Refused(f"unknown request {kind!r}", code="unknown_type")
 
     def _submit(self, raw_jobs: list[dict[str, Any]]) -> dict[str, Any]:
         specs = []
         for i, raw in enumerate(raw_jobs):
             try:
-                spec = job_from_wire(raw)
+                spec = job_from_wire(raw, self.output_root)
             except JobFileError as exc:
-                raise _Refused(f"jobs[{i}]: {exc}") from exc
+                path = exc.path.replace("job", f"jobs[{i}]", 1)
+                raise _Refused(f"{path}: got {exc.value!r}; expected {exc.expected}",
+                               code="bad_job") from exc
             if spec.id in self.jobs:
                 raise _Refused(f"jobs[{i}].id: job {spec.id!r} already exists "
                                "(use `farm retry` to run it again)")
@@ -1086,4 +1247,12 @@ def jobs_by_id(jobs: list[Job], job_id: str) -> Job:
 
 
 class _Refused(Exception):
-    """A client request the controller turns down (the message goes back in the reply)."""
+    """A request the controller turns down (the message and ``code`` go back in the reply)."""
+
+    def __init__(self, message: str, code: str = "refused") -> None:
+        super().__init__(message)
+        self.code = code
+
+    def to_wire(self) -> dict[str, Any]:
+        """The error's fields for a reply."""
+        return {"code": self.code}

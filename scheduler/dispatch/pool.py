@@ -8,8 +8,10 @@ processes and models pending, dependencies, deadlines, capacity and cancellation
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Mapping
@@ -30,6 +32,8 @@ class PoolJobState:
     state: str
     elapsed_s: float
     exit_code: int | None = None
+    reason: str = ""
+    """Why a job failed without running (e.g. its argv cannot be executed), if known."""
 
 
 class PoolBackend(Protocol):
@@ -87,6 +91,7 @@ class _LocalJob:
     ended: float = 0.0
     exit_code: int | None = None
     env: dict[str, str] = field(default_factory=dict)
+    reason: str = ""
 
 
 class LocalPool:
@@ -140,7 +145,7 @@ class LocalPool:
                 elapsed = now - job.started
             else:
                 elapsed = max(job.ended - job.started, 0.0) if job.started else 0.0
-            out[job_id] = PoolJobState(job_id, job.state, elapsed, job.exit_code)
+            out[job_id] = PoolJobState(job_id, job.state, elapsed, job.exit_code, job.reason)
         return out
 
     def cancel(self, job_id: str) -> None:
@@ -149,6 +154,8 @@ class LocalPool:
         if job is None or job.state in TERMINAL:
             return
         if job.proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(job.proc.pid, signal.SIGKILL)
             job.proc.kill()
             job.proc.wait()
             job.ended = time.monotonic()
@@ -180,10 +187,17 @@ class LocalPool:
                 continue
             if running >= self.max_running or any(d.state != "COMPLETED" for d in deps if d):
                 continue
-            job.workdir.mkdir(parents=True, exist_ok=True)
-            job.proc = subprocess.Popen(
-                job.argv, cwd=job.workdir, env={**os.environ, **job.env},
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )
+            try:
+                job.workdir.mkdir(parents=True, exist_ok=True)
+                job.proc = subprocess.Popen(
+                    job.argv, cwd=job.workdir, env={**os.environ, **job.env},
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            except (OSError, ValueError, subprocess.SubprocessError) as exc:
+                # a job that cannot start fails alone; the queue keeps serving the rest
+                job.state, job.started, job.ended = "FAILED", now, now
+                job.reason = f"cannot start {job.argv[0]!r}: {exc}"
+                continue
             job.started, job.state = now, "RUNNING"
             running += 1

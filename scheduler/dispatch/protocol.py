@@ -37,14 +37,20 @@ def encode(message: dict[str, Any]) -> bytes:
     return orjson.dumps(message)
 
 
-def decode(frame: bytes) -> dict[str, Any]:
-    """Frame -> message; raises :class:`ProtocolError` on anything but a typed JSON object."""
-    if len(frame) > MAX_MESSAGE_BYTES:
-        raise ProtocolError(f"message of {len(frame)} bytes exceeds {MAX_MESSAGE_BYTES}")
+def decode(frame: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:
+    """Frame -> message; raises :class:`ProtocolError` on anything but a typed JSON object.
+
+    Malformed input is refused, never half-read: invalid UTF-8, integers beyond 64 bits that
+    cannot be a finite double, nesting deeper than orjson's 1024 levels, a non-object, a
+    missing or non-string ``type``, or more than ``max_bytes``.
+    """
+    if len(frame) > max_bytes:
+        raise ProtocolError(f"message of {len(frame)} bytes exceeds {max_bytes}")
     try:
         message = orjson.loads(frame)
     except orjson.JSONDecodeError as exc:
         raise ProtocolError(f"not JSON: {exc}") from exc
-    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str) \
+            or len(message["type"]) > 64:
         raise ProtocolError("expected a JSON object with a string 'type'")
     return message

@@ -119,7 +119,7 @@ def start(
         bufsize=1,
         env={**os.environ, **(env or {})},
         preexec_fn=_die_with_parent,
-        start_new_session=False,
+        start_new_session=True,  # its own process group: a stop kills everything it started
     )
     return proc, stage
 
@@ -150,7 +150,7 @@ def run_attempt(
     """Run an attempt to the end, passing each output line to ``on_line``."""
     try:
         proc, stage = start(run, env)
-    except OSError as exc:
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
         return Result(False, None, f"cannot start {run.argv[0]!r}: {exc}")
     assert proc.stdout is not None
     for line in proc.stdout:

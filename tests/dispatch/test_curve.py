@@ -16,7 +16,7 @@ from tests.dispatch.conftest import Farm
 
 def make_keys(keys: Path) -> None:
     generate(keys, "server")
-    generate(keys, "n1", role="engineer")
+    generate(keys, "n1", role="agent")
     generate(keys, "client", role="operator")
 
 

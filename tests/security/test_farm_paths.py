@@ -1,0 +1,76 @@
+"""Job outputs stay inside the output root, checked by the CLI and again by the controller.
+
+Before, `output = "../../../../etc/cron.d/x"` was accepted and the agents would have written
+there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from scheduler.dispatch.client import ControllerError
+from stagectl.cli_farm import app
+from tests.dispatch.conftest import Farm, work_job
+from tests.security.farm_peers import farm
+
+__all__ = ["farm"]
+
+JOB = """
+[[jobs]]
+id = "esc"
+frame_start = 1
+frame_end = 1
+argv = ["render", "--out", "{output}"]
+output = "OUTPUT"
+"""
+
+
+@pytest.mark.parametrize(("output", "reason"), [
+    ("../../../../etc/cron.d/x", "'..'"),
+    ("renders/../../x.png", "'..'"),
+    ("/etc/cron.d/x", "inside the output root"),
+    ("link/x.png", "inside the output root"),  # a symlink inside that points outside
+])
+def test_submit_refuses_outputs_outside_the_root(tmp_path: Path, output: str,
+                                                 reason: str) -> None:
+    (tmp_path / "link").symlink_to("/etc")
+    f = tmp_path / "jobs.toml"
+    f.write_text(JOB.replace("OUTPUT", output))
+    result = CliRunner().invoke(app, ["submit", str(f), "--controller", "tcp://127.0.0.1:1"])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "jobs[0].output" in text and reason in text and output in text
+
+
+def test_submit_output_root_option(tmp_path: Path) -> None:
+    jobs_dir, renders = tmp_path / "jobs", tmp_path / "renders"
+    jobs_dir.mkdir()
+    f = jobs_dir / "jobs.toml"
+    f.write_text(JOB.replace("OUTPUT", "sh010/x.png"))
+    from scheduler.dispatch.jobfile import load_job_file
+
+    assert load_job_file(f)[0].output == str(jobs_dir / "sh010/x.png")
+    assert load_job_file(f, output_root=renders)[0].output == str(renders / "sh010/x.png")
+    f.write_text(JOB.replace("OUTPUT", str(renders / "x.png")))
+    result = CliRunner().invoke(app, ["submit", str(f), "--controller", "tcp://127.0.0.1:1"])
+    assert result.exit_code == 2 and "inside the output root" in " ".join(result.output.split())
+
+
+def test_controller_checks_outputs_again(farm: Farm, tmp_path: Path) -> None:
+    farm.start_controller()  # output root: the folder holding its --db (tmp_path)
+    (tmp_path / "link").symlink_to("/etc")
+    good = work_job("inside", tmp_path / "out", 1, 1).to_wire()
+    for output, reason in (("/etc/cron.d/x.####", "inside the output root"),
+                           (str(tmp_path / "out/../../x.####"), "'..'"),
+                           (str(tmp_path / "link/x.####"), "inside the output root"),
+                           ("out/x.####", "an absolute path")):
+        with farm.client() as c, pytest.raises(ControllerError) as refused:
+            c.request("submit", jobs=[good, {**good, "id": "escape", "output": output}])
+        reply = refused.value.reply
+        assert reply["code"] == "bad_job", reply
+        assert reply["error"].startswith("jobs[1].output:") and reason in reply["error"]
+    assert farm.request("status")["jobs"] == []  # nothing of a refused submit is kept
+    assert farm.request("submit", jobs=[good])["jobs"] == ["inside"]
