@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -44,27 +45,52 @@ class TransportCounters:
     sent: int = 0
     received: int = 0
     send_errors: int = 0
+    rejected: int = 0
 
 
 class UdpTransport(asyncio.DatagramProtocol):
-    """A connected-style UDP endpoint: one remote peer, datagrams in both directions."""
+    """A connected-style UDP endpoint: one remote peer, datagrams in both directions.
+
+    Only datagrams whose source is exactly the peer's address (its host resolved once at
+    :meth:`open`, and its port) are handed on; any other source is counted as ``rejected``
+    and reported to ``on_rejected``. Another process on the same machine, another loopback
+    address or another port therefore cannot speak for the peer.
+    """
 
     def __init__(self, remote: Addr, on_datagram: Callable[[bytes], None],
                  on_error: Callable[[Exception], None] | None = None,
-                 local: Addr = ("0.0.0.0", 0)) -> None:
+                 local: Addr = ("0.0.0.0", 0),
+                 on_rejected: Callable[[Addr], None] | None = None) -> None:
         self.remote = remote
         self.local = local
         self.counters = TransportCounters()
+        self.peer: Addr | None = None  # ``remote`` with its host resolved to an address
         self._on_datagram = on_datagram
         self._on_error = on_error
+        self._on_rejected = on_rejected
         self._transport: asyncio.DatagramTransport | None = None
 
     async def open(self) -> None:
-        """Bind a local port (ephemeral unless given) for sending and receiving."""
+        """Resolve the peer, then bind a local port (ephemeral unless given).
+
+        Raises:
+            OSError: the peer's host does not resolve (the message names it), or the bind
+                failed.
+        """
         loop = asyncio.get_running_loop()
+        host, port = self.remote
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM)
+        except socket.gaierror as exc:
+            raise OSError(f"cannot resolve udp://{host}:{port}: {exc.strerror}") from exc
+        resolved = infos[0][4]
+        self.peer = (str(resolved[0]), int(resolved[1]))
         local = self.local
-        if self.remote[0].startswith("127.") or self.remote[0] == "localhost":
+        if self.peer[0].startswith("127."):
             local = ("127.0.0.1", local[1])
+        elif family == socket.AF_INET6 and local[0] == "0.0.0.0":
+            local = ("::", local[1])
         await loop.create_datagram_endpoint(lambda: self, local_addr=local)
 
     @property
@@ -76,8 +102,11 @@ class UdpTransport(asyncio.DatagramProtocol):
         self._transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Addr) -> None:  # noqa: D102
-        if (addr[0], addr[1]) != self.remote and addr[1] != self.remote[1]:
-            return  # not our peer
+        if self.peer is None or (addr[0], addr[1]) != self.peer:
+            self.counters.rejected += 1
+            if self._on_rejected is not None:
+                self._on_rejected((addr[0], addr[1]))
+            return
         self.counters.received += 1
         self._on_datagram(data)
 
@@ -88,11 +117,11 @@ class UdpTransport(asyncio.DatagramProtocol):
 
     def send(self, data: bytes) -> None:
         """Send one datagram to the peer; errors are counted, never raised."""
-        if self._transport is None:
+        if self._transport is None or self.peer is None:
             self.counters.send_errors += 1
             return
         try:
-            self._transport.sendto(data, self.remote)
+            self._transport.sendto(data, self.peer)
             self.counters.sent += 1
         except OSError as exc:
             self.error_received(exc)

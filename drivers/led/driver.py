@@ -4,6 +4,10 @@ The link is a subscription: the driver sends ``/led/subscribe`` as a keepalive; 
 answers ``/led/session <id>`` and pushes every change from any client. Silence for
 ``timeout_s`` means offline; a new session id means the processor restarted. Either way,
 when the peer answers again the desired state is re-applied (see :class:`drivers.device.Device`).
+
+Only the configured processor speaks for the wall: a datagram from any other address or port
+(another loopback address, another process on the same machine) is counted as
+``rejected_datagrams`` and never keeps the link alive (``docs/protocols/led-osc.md``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from drivers.osc import OscDecodeError, OscMessage, decode_packet, encode_messag
 from drivers.transport import Addr, UdpTransport
 
 DEGRADED_TEMPERATURE_C = 55.0
+REJECTED_SOURCES_NAMED = 16  # distinct impostor sources announced as events; later ones counted
 
 
 class OscLedProcessor(Device):
@@ -41,7 +46,9 @@ class OscLedProcessor(Device):
         self.max_brightness_nits = max_brightness_nits
         self.session: str | None = None
         self._last_rx = 0.0
-        self._transport = UdpTransport(remote, self._datagram, self._transport_error)
+        self._rejected_sources: set[Addr] = set()
+        self._transport = UdpTransport(remote, self._datagram, self._transport_error,
+                                       on_rejected=self._rejected)
 
     # ---- Device hooks -----------------------------------------------------------------
 
@@ -128,6 +135,17 @@ class OscLedProcessor(Device):
         self.counters["transport_errors"] += 1
         if self._connected.is_set():
             self._link_down(f"udp://{self.remote[0]}:{self.remote[1]}: {exc}")
+
+    def _rejected(self, source: Addr) -> None:
+        """A datagram from someone other than the processor: counted, announced once."""
+        self.counters["rejected_datagrams"] += 1
+        if source in self._rejected_sources or \
+                len(self._rejected_sources) >= REJECTED_SOURCES_NAMED:
+            return
+        self._rejected_sources.add(source)
+        host, port = self.remote
+        self.event(f"ignored datagrams from udp://{source[0]}:{source[1]}: not the configured "
+                   f"processor udp://{host}:{port}", "warning")
 
     def _datagram(self, data: bytes) -> None:
         try:
