@@ -158,9 +158,11 @@ async def _audit(engine: Engine, args: dict[str, Any]) -> Any:
 async def _arm_status(engine: Engine, args: dict[str, Any]) -> Any:
     arm = _arm(engine, args)
     return {**arm.snapshot(), "motion_problems": engine.safety.motion_problems(arm),
+            # the envelope as the arm confirmed it (set_limits replies), not as asked
             "axes": [{"name": a.name, "unit": a.unit, "soft_min": a.soft_min,
                       "soft_max": a.soft_max, "max_velocity": a.max_velocity}
-                     for a in arm.envelope.axes]}
+                     for a in arm.envelope.axes],
+            "lease": {"held": arm.lease_held, "holder": arm.lease_holder}}
 
 
 @command("arm.home", CONTROL, "Move the arm home: args device?, profile?.")
@@ -216,9 +218,19 @@ async def _arm_reset(engine: Engine, args: dict[str, Any]) -> Any:
          "Narrow the envelope: args device?, soft_min?, soft_max?, velocity_scale?, ...")
 async def _arm_set_limits(engine: Engine, args: dict[str, Any]) -> Any:
     arm = _arm(engine, args)
+    user, role = who(args)
     limits = {**arm.desired.get("limits", {}), **_public(args, "device")}
-    value = await arm.set("limits", limits)
-    return {"device": arm.name, "limits": value, "applied": arm.online}
+    try:
+        result = await arm.apply_limits(limits)
+    except ArmRefused as exc:
+        engine.safety.refuse("arm.set_limits", user, role, str(exc), arm.name, exc.details)
+        raise CommandFailure(exc.code, str(exc), device=arm.name, applied=False,
+                             **exc.details) from None
+    except ValueError as exc:
+        raise CommandFailure("invalid_value", str(exc), device=arm.name,
+                             applied=False) from None
+    # "limits": what the arm confirmed it holds (offline: nothing yet; sent on reconnect)
+    return {"device": arm.name, **result}
 
 
 # ---- cues --------------------------------------------------------------------------------

@@ -2,12 +2,16 @@
 
 * **E-stop** (:meth:`Safety.estop`) sends ``estop`` to every motion device first, each on
   its driver's dedicated socket without waiting for any reply, then (if configured) freezes
-  or blacks out the LED walls, then writes the audit row. It latches: motion stays refused
-  until a ``reset`` by an operator or engineer. Anyone who can reach the engine may e-stop
+  or blacks out the LED walls, then writes the audit row. It latches and disarms the stage:
+  motion stays refused until a ``reset`` by an operator or engineer *and* a separate
+  ``safety.arm`` (ISO 13850: resetting an e-stop must not by itself allow motion again).
+  Anyone who can reach the engine may e-stop
   (``docs/decisions/0042-who-may-estop-and-reset.md``).
 * **Interlocks** (:meth:`Safety.motion_problems`): arm motion is refused while the stage is
   not armed, while "talent on stage" is set, while the e-stop is latched, and while the arm
-  is offline, faulted or e-stopped. The stage starts disarmed.
+  is offline, faulted or e-stopped. The stage starts disarmed. Every change is pushed to the
+  arm controllers at once (and with every heartbeat), which refuse motion themselves
+  (``docs/decisions/0044-arm-lease-and-interlocks-at-the-arm.md``).
 * **Audit**: every e-stop, watchdog trip, refused move and reset goes to
   :class:`~stagectl.audit.AuditLog` with time, user, role and reason.
 
@@ -52,6 +56,10 @@ class MotionDevice(Protocol):
         """Clear the device's ESTOP or FAULT."""
         ...
 
+    def set_interlocks(self, armed: bool, talent_on_stage: bool, estop_latched: bool) -> bool:
+        """Push the stage interlocks to the device's controller now."""
+        ...
+
 
 def motion_devices(devices: Iterable[Device]) -> list[Any]:
     """The devices that can move (every one an e-stop must reach): :class:`MotionDevice` s."""
@@ -78,6 +86,7 @@ class Safety:
         self.estop_latched = False
         self.estop_reason = ""
         self.estop_by = ""
+        self._motion: list[Any] = []
 
     # ---- state ------------------------------------------------------------------------
 
@@ -102,8 +111,16 @@ class Safety:
 
     def attach(self, devices: Iterable[Device]) -> None:
         """Watch motion devices for watchdog trips and faults (audited as ``system``)."""
-        for device in motion_devices(devices):
+        self._motion = motion_devices(devices)
+        for device in self._motion:
             device.subscribe(self._on_device_event)
+        self._push_interlocks()
+
+    def _push_interlocks(self) -> None:
+        """Send the interlocks to every motion device (its controller enforces them too)."""
+        for device in self._motion:
+            device.set_interlocks(armed=self.armed, talent_on_stage=self.talent_on_stage,
+                                  estop_latched=self.estop_latched)
 
     def _on_device_event(self, event: DeviceEvent) -> None:
         if event.kind != "delta" or event.data.get("state") != "FAULT":
@@ -123,7 +140,9 @@ class Safety:
         sent = {d.name: d.estop_now(f"{why} ({user})")
                 for d in motion_devices(devices.values())}
         self.estop_latched = True
+        was_armed, self.armed = self.armed, False  # reset will not re-arm (ISO 13850)
         self.estop_reason, self.estop_by = why, f"{user} ({role})"
+        self._push_interlocks()
         led_results: dict[str, str] = {}
         action = self.config.estop_led_action
         if action != "none":
@@ -141,6 +160,8 @@ class Safety:
                           details={"motion_devices": sent, "led": led_results,
                                    "unreachable": unreachable})
         message = f"E-STOP by {user} ({role}): {why}"
+        if was_armed:
+            message += "; stage disarmed"
         if unreachable:
             message += f"; NOT REACHED: {', '.join(unreachable)}"
         log.warning(message)
@@ -150,7 +171,10 @@ class Safety:
 
     async def reset(self, devices: dict[str, Device], user: str, role: str,
                     reason: str = "") -> dict[str, Any]:
-        """Clear the stage latch and reset every e-stopped or faulted arm at rest."""
+        """Clear the stage latch and reset every e-stopped or faulted arm at rest.
+
+        The stage stays disarmed: motion needs a separate ``safety.arm``.
+        """
         results: dict[str, str] = {}
         for device in motion_devices(devices.values()):
             state = device.reported.get("state")
@@ -165,11 +189,14 @@ class Safety:
         was = self.estop_latched
         self.estop_latched = False
         self.estop_reason = self.estop_by = ""
+        self._push_interlocks()
         self.audit.record("reset", user=user, role=role, reason=reason or "reset",
                           details={"estop_was_latched": was, "devices": results})
-        self._announce(f"safety reset by {user} ({role}): {results or 'no motion devices'}",
+        self._announce(f"safety reset by {user} ({role}): {results or 'no motion devices'}"
+                       f"{'; stage stays disarmed (arm it to move)' if not self.armed else ''}",
                        "warning")
-        return {"reset": True, "estop_was_latched": was, "devices": results}
+        return {"reset": True, "estop_was_latched": was, "devices": results,
+                "armed": self.armed}
 
     # ---- interlocks -------------------------------------------------------------------
 
@@ -183,6 +210,7 @@ class Safety:
         if not armed:
             for device in motion_devices(devices.values()):
                 device.stop_now()
+        self._push_interlocks()
         self.audit.record("armed" if armed else "disarmed", user=user, role=role,
                           reason="stage armed" if armed else "stage disarmed")
         self._announce(f"stage {'ARMED' if armed else 'disarmed'} by {user} ({role})",
@@ -196,6 +224,7 @@ class Safety:
         if on_stage:
             for device in motion_devices(devices.values()):
                 device.stop_now()
+        self._push_interlocks()
         self.audit.record("talent_on" if on_stage else "talent_off", user=user, role=role,
                           reason="talent on stage" if on_stage else "stage clear of talent")
         self._announce(f"talent {'ON STAGE' if on_stage else 'clear'} ({user}, {role})",

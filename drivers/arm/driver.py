@@ -6,11 +6,20 @@ socket receives telemetry at 250 Hz; silence for ``timeout_s`` means offline (st
 DISCONNECTED). Heartbeats go out every ``heartbeat_s`` while the link is up; the controller
 stops the arm and faults if they stop during motion.
 
+Control lease (``docs/decisions/0044-arm-lease-and-interlocks-at-the-arm.md``): on every
+(re)connect the driver takes the controller's lease (``acquire`` with a random lease id, its
+name and a ttl), renews it with every heartbeat, re-takes it after a controller restart and
+releases it at shutdown. Each heartbeat carries the stage interlocks (armed, talent on stage,
+e-stop latched), and :meth:`ZmqArm.set_interlocks` pushes them at once when Safety changes
+them, so the controller itself refuses motion the stage does not allow.
+
 Every command is validated *before* it is sent: argument types and ranges by the protocol
 codec, and for motion the whole trajectory is planned from the last reported position and
-checked against the envelope (soft limits, caps). The controller checks again on receipt.
-The desired state is the envelope (``set_limits``), re-applied on every (re)connect.
-Safe shutdown is a controlled stop, waited for.
+checked against the envelope (soft limits, caps); the engine's commands do this in slices
+(:meth:`ZmqArm.request`), so heartbeats and e-stops keep flowing while a long path is checked.
+The controller checks again on receipt. The desired state is the envelope (``set_limits``),
+sent on every (re)connect; the envelope the driver checks against is the one the controller
+confirmed in its reply. Safe shutdown is a controlled stop, waited for.
 """
 
 from __future__ import annotations
@@ -19,7 +28,11 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
+import secrets
+import socket
 import time
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import numpy as np
@@ -28,7 +41,8 @@ import zmq.asyncio
 
 from drivers.arm import protocol as p
 from drivers.arm.motion import Vector
-from drivers.arm.planner import Envelope, plan
+from drivers.arm.planner import Envelope, plan_steps
+from drivers.arm.steps import Steps, finish, finish_async
 from drivers.device import Backoff, CommandError, Device, Health, Problem, problem_dicts
 
 log = logging.getLogger(__name__)
@@ -36,6 +50,15 @@ log = logging.getLogger(__name__)
 REPORT_INTERVAL_S = 0.04  # joints/pose deltas to the engine at 25 Hz; state changes at once
 LIMIT_KEYS = ("soft_min", "soft_max", "velocity_scale", "watchdog_s", "lookahead_s",
               "payload_kg")
+
+
+@dataclass(frozen=True, slots=True)
+class ArmCurveKeys:
+    """CURVE keys of the arm link (z85): the controller's public key and the driver's pair."""
+
+    server_public: bytes
+    client_public: bytes
+    client_secret: bytes
 
 
 class ArmRefused(CommandError):
@@ -62,6 +85,10 @@ class ZmqArm(Device):
         lookahead_s: how far ahead the controller publishes its planned pose.
         timeout_s: telemetry silence after which the link is declared lost.
         reply_timeout_s: how long to wait for a command reply.
+        lease_ttl_s: how long the control lease lives without a heartbeat (a restarted engine
+            waits at most this long to take control after a crash).
+        holder: who the lease names (default: device name, host and process id).
+        curve: CURVE keys (required by the config off loopback).
     """
 
     kind = "arm"
@@ -69,7 +96,9 @@ class ZmqArm(Device):
     def __init__(self, name: str, command: str, telemetry: str, *,
                  envelope: Envelope | None = None, heartbeat_s: float = 0.1,
                  watchdog_s: float = 0.5, lookahead_s: float = 0.12, timeout_s: float = 0.5,
-                 reply_timeout_s: float = 1.0, backoff: Backoff | None = None) -> None:
+                 reply_timeout_s: float = 1.0, backoff: Backoff | None = None,
+                 lease_ttl_s: float = p.DEFAULT_LEASE_TTL_S, holder: str | None = None,
+                 curve: ArmCurveKeys | None = None) -> None:
         super().__init__(name, backoff or Backoff(initial_s=0.1, max_s=0.5))
         self.command_endpoint = command
         self.telemetry_endpoint = telemetry
@@ -88,6 +117,17 @@ class ZmqArm(Device):
         self._urgent: zmq.asyncio.Socket | None = None
         self._sub: zmq.asyncio.Socket | None = None
         self._readers: list[asyncio.Task[None]] = []
+        self.curve = curve
+        self.lease_id = secrets.token_hex(16)
+        self.lease_ttl_s = max(lease_ttl_s, 2 * heartbeat_s)
+        self.holder = holder or f"{name} (stagectl on {socket.gethostname()}, pid {os.getpid()})"
+        self.lease_held = False
+        self.lease_holder: str | None = None  # who holds it when we do not
+        self._lease_ready = asyncio.Event()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._establishing: asyncio.Task[None] | None = None
+        self.interlocks: dict[str, bool] = {"armed": False, "talent_on_stage": False,
+                                            "estop_latched": False}
         self.desired["limits"] = self.validate("limits", {
             "soft_min": [a.soft_min for a in self.envelope.axes],
             "soft_max": [a.soft_max for a in self.envelope.axes],
@@ -118,6 +158,10 @@ class ZmqArm(Device):
         sub = self._ctx.socket(zmq.SUB)
         for sock in (dealer, urgent, sub):
             sock.setsockopt(zmq.LINGER, 0)
+            if self.curve is not None:
+                sock.curve_serverkey = self.curve.server_public
+                sock.curve_publickey = self.curve.client_public
+                sock.curve_secretkey = self.curve.client_secret
         for sock in (dealer, urgent):
             sock.setsockopt(zmq.IMMEDIATE, 1)  # never queue a command for a missing arm
             sock.setsockopt(zmq.RECONNECT_IVL, 50)
@@ -136,12 +180,15 @@ class ZmqArm(Device):
         ]
 
     async def _close(self) -> None:
-        for task in self._readers:
+        tasks = [*self._readers, *self._background]
+        for task in tasks:
             task.cancel()
-        for task in self._readers:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._readers = []
+        self._background.clear()
+        self._lost_lease()
         for future in self._pending.values():
             if not future.done():
                 future.cancel()
@@ -155,8 +202,14 @@ class ZmqArm(Device):
             self._ctx = None
 
     def _probe(self) -> None:
-        if self.heartbeats_enabled:
-            self._fire(self._dealer, "heartbeat", {})
+        if not self.heartbeats_enabled:
+            return
+        if self.lease_held:  # renews the lease, feeds the watchdog, carries the interlocks
+            self._fire(self._urgent, "heartbeat", {"interlocks": dict(self.interlocks)})
+        else:
+            self._fire(self._urgent, "heartbeat", {})
+            if self._connected.is_set():
+                self._start_establish()
 
     def _keepalive_interval(self) -> float:
         return self.heartbeat_s
@@ -172,9 +225,161 @@ class ZmqArm(Device):
         self._report({"state": p.ArmState.DISCONNECTED.value})
 
     def _send_desired(self, values: dict[str, Any]) -> None:
+        """Take the lease first (on connect); then the envelope, confirmed by the reply."""
+        if not self.lease_held:
+            self._start_establish()
+            return
         limits = values.get("limits")
         if isinstance(limits, dict):
-            self._fire(self._dealer, "set_limits", limits)
+            self._spawn(self._push_limits(limits), "limits")
+
+    def _spawn(self, coro: Any, what: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=f"{self.name}-{what}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    # ---- control lease and interlocks ---------------------------------------------------
+
+    def _start_establish(self) -> None:
+        if self._establishing is None or self._establishing.done():
+            self._establishing = self._spawn(self._establish(), "lease")
+
+    def _lost_lease(self) -> None:
+        if self.lease_held:
+            self.lease_held = False
+            self._lease_ready.clear()
+            self._report({"lease": {"held": False, "holder": None}})
+
+    async def _establish(self) -> None:
+        """Take the control lease, then push the interlocks and the stage envelope.
+
+        Retries while another live holder has the lease; adopts the limits the controller
+        confirms.
+        """
+        while self._connected.is_set() and not self.lease_held:
+            try:
+                result = await self._call(self._urgent, "acquire", {
+                    "lease": self.lease_id, "holder": self.holder, "ttl_s": self.lease_ttl_s})
+            except ArmRefused as exc:
+                holder = exc.details.get("holder")
+                if holder != self.lease_holder:
+                    self.lease_holder = str(holder) if holder else None
+                    self.event(f"controller refused control: {exc}; retrying", "warning")
+                    self._report({"lease": {"held": False, "holder": self.lease_holder}})
+                    self._update_health()
+                await asyncio.sleep(max(self.heartbeat_s, 0.05))
+                continue
+            except CommandError:
+                await asyncio.sleep(max(self.heartbeat_s, 0.05))
+                continue
+            self.lease_held, self.lease_holder = True, self.holder
+            self._report({"lease": {"held": True, "holder": self.holder,
+                                    "ttl_s": self.lease_ttl_s}})
+            self.counters["leases"] += 1
+            self._adopt_limits(result.get("limits"))
+            self._push_interlocks()
+            limits = self.desired.get("limits")
+            if isinstance(limits, dict):
+                await self._push_limits(limits)
+            self._lease_ready.set()
+            self._update_health()
+
+    def set_interlocks(self, armed: bool, talent_on_stage: bool, estop_latched: bool) -> bool:
+        """The stage interlocks; pushed to the controller at once (and with every heartbeat).
+
+        Returns:
+            Whether the push left now (it also goes with the next heartbeat either way).
+        """
+        self.interlocks = {"armed": bool(armed), "talent_on_stage": bool(talent_on_stage),
+                           "estop_latched": bool(estop_latched)}
+        self._report({"interlocks": dict(self.interlocks)})
+        return self._push_interlocks()
+
+    def _push_interlocks(self) -> bool:
+        if not self.lease_held:
+            return False
+        return self._fire(self._urgent, "heartbeat", {"interlocks": dict(self.interlocks)})
+
+    async def _push_limits(self, limits: dict[str, Any]) -> bool:
+        try:
+            result = await self._call(self._dealer, "set_limits", limits)
+        except CommandError as exc:
+            self.event(f"controller did not apply the stage envelope: {exc}; checking "
+                       "against the limits it holds (arm.status)", "warning")
+            return False
+        self._adopt_limits(result)
+        return True
+
+    def _adopt_limits(self, limits: object) -> None:
+        """Make the envelope the driver checks against the one the controller holds."""
+        if not isinstance(limits, dict):
+            return
+        given = {a.get("name"): a for a in limits.get("axes", []) if isinstance(a, dict)}
+        axes = []
+        for ax in self.envelope.axes:
+            got = given.get(ax.name)
+            if got is not None and all(isinstance(got.get(k), (int, float)) and
+                                       not isinstance(got.get(k), bool)
+                                       for k in ("soft_min", "soft_max")):
+                ax = replace(ax, soft_min=float(got["soft_min"]),
+                             soft_max=float(got["soft_max"]))
+            axes.append(ax)
+        env = replace(self.envelope, axes=tuple(axes))
+        scale, payload = limits.get("velocity_scale"), limits.get("payload_kg")
+        if isinstance(scale, (int, float)) and not isinstance(scale, bool):
+            env = replace(env, velocity_scale=float(scale))
+        if isinstance(payload, (int, float)) and not isinstance(payload, bool):
+            env = replace(env, payload_kg=float(payload))
+        self.envelope = env
+        self._report({"limits": {
+            "soft_min": [a.soft_min for a in env.axes], "soft_max": [a.soft_max for a in env.axes],
+            "velocity_scale": env.velocity_scale, "payload_kg": env.payload_kg,
+            "watchdog_s": limits.get("watchdog_s"), "lookahead_s": limits.get("lookahead_s")}})
+
+    async def apply_limits(self, limits: dict[str, Any]) -> dict[str, Any]:
+        """``set_limits`` confirmed by the controller before it counts as applied.
+
+        Returns:
+            ``{"applied": True, "limits": <what the arm holds>}``, or, offline,
+            ``{"applied": False, "pending": True}`` (sent on reconnect).
+
+        Raises:
+            ArmRefused: invalid, or refused by the arm (moving: ``busy``); nothing changed.
+        """
+        clean = self.validate("limits", limits)
+        if not self.online:
+            self.desired["limits"] = clean
+            self._emit("desired", {"limits": clean})
+            return {"applied": False, "pending": True,
+                    "reason": f"{self.health.reason or 'offline'}; applied on reconnect"}
+        await self._wait_lease()
+        try:
+            result = await self._call(self._dealer, "set_limits", clean)
+        except ArmRefused as exc:
+            self.counters["refused_by_arm"] += 1
+            raise ArmRefused(self.name, f"set_limits not applied: {exc}", exc.code,
+                             **exc.details) from None
+        self.desired["limits"] = clean
+        self._emit("desired", {"limits": clean})
+        self._adopt_limits(result)
+        return {"applied": True, "limits": self.reported.get("limits")}
+
+    async def _wait_lease(self) -> None:
+        if not self.lease_held and self._connected.is_set():
+            self._start_establish()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lease_ready.wait(), self.reply_timeout_s)
+
+    async def wait_online(self, timeout: float) -> bool:
+        """Wait until connected and holding the control lease; False on timeout."""
+        start = time.monotonic()
+        if not await super().wait_online(timeout):
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._lease_ready.wait(),
+                                   max(0.0, timeout - (time.monotonic() - start)))
+        return True
 
     async def safe_shutdown(self) -> None:
         """A controlled stop, waited for (up to 3 s): the arm is left at rest.
@@ -194,9 +399,15 @@ class ZmqArm(Device):
             self.estop_now("controlled stop did not finish within 3 s at shutdown")
         else:
             self.event(f"engine stopping; arm at rest ({self.state.value})")
+        if self.lease_held:  # a restarted engine takes control at once, not after the ttl
+            self._fire(self._urgent, "release", {})
+            self._lost_lease()
 
     def _problems(self) -> list[str]:
         state = self.reported.get("state")
+        if not self.lease_held and self.lease_holder and self.lease_holder != self.holder:
+            return [Problem(f"no control: the arm is controlled by {self.lease_holder}",
+                            "arm_lease_held", holder=self.lease_holder)]
         if state == p.ArmState.ESTOP.value:
             return [Problem("e-stop latched", "estop_latched")]
         if state == p.ArmState.FAULT.value:
@@ -232,7 +443,7 @@ class ZmqArm(Device):
         rid = f"{self.name}-{next(self._ids)}"
         try:
             sent: asyncio.Future[Any] | None = cast(
-                "asyncio.Future[Any]", sock.send(p.encode_request(rid, cmd, args),
+                "asyncio.Future[Any]", sock.send(p.encode_request(rid, cmd, args, self.lease_id),
                                                  flags=zmq.NOBLOCK))
         except zmq.ZMQError:
             sent = None
@@ -267,18 +478,31 @@ class ZmqArm(Device):
             The normalised arguments, ready to send.
 
         Raises:
-            ArmRefused: invalid arguments, a plan crossing a limit, an unreachable pose, or
-                no telemetry yet (the position is unknown); nothing is sent.
+            ArmRefused: invalid arguments, a plan crossing a limit, an unreachable pose, no
+                telemetry yet (the position is unknown) or no control lease; nothing is sent.
         """
+        return finish(self._check_steps(cmd, args))
+
+    async def check_async(self, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`check` in slices, so the loop keeps serving while a long path is checked."""
+        return await finish_async(self._check_steps(cmd, args))
+
+    def _check_steps(self, cmd: str, args: dict[str, Any]) -> Steps[dict[str, Any]]:
         try:
-            clean = p.validate_args(cmd, args, self.envelope.track)
+            clean = yield from p.validate_args_steps(cmd, args, self.envelope.track)
             if cmd in p.MOTION_COMMANDS:
                 position = self.position
                 if position is None or not self.online:
                     raise ArmRefused(self.name, f"cannot {cmd}: "
                                      f"{self.health.reason or 'no telemetry yet'}",
                                      "device_offline")
-                plan(self.envelope, cmd, clean, position)
+                if not self.lease_held:
+                    holder = self.lease_holder if self.lease_holder != self.holder else None
+                    raise ArmRefused(self.name, f"cannot {cmd}: the engine does not hold the "
+                                     "arm's control lease"
+                                     + (f" (controlled by {holder})" if holder else
+                                        " (taking it)"), p.NOT_LEASE_HOLDER, holder=holder)
+                yield from plan_steps(self.envelope, cmd, clean, position)
             if cmd == "set_limits":
                 self.envelope.with_limits(clean)
         except p.ArmProtocolError as exc:
@@ -286,26 +510,23 @@ class ZmqArm(Device):
             raise ArmRefused(self.name, f"{cmd}: {exc}", exc.code, **exc.details) from None
         return clean
 
-    async def request(self, cmd: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Validate, send and wait for the controller's reply.
+    async def _call(self, sock: zmq.asyncio.Socket | None, cmd: str, args: dict[str, Any]
+                    ) -> dict[str, Any]:
+        """Send one request and wait for its reply (no checks).
 
         Raises:
-            ArmRefused: refused here (nothing sent) or by the controller.
-            CommandError: offline, or no reply in time.
+            ArmRefused: the controller refused it.
+            CommandError: not sent, or no reply in time.
         """
-        clean = self.check(cmd, dict(args or {}))
-        if not self.online:
-            raise CommandError(self.name, f"cannot {cmd}: {self.health.reason or 'offline'}",
-                               "device_offline")
-        sock = self._urgent if cmd in ("estop", "stop") else self._dealer
-        if sock is None:
+        if sock is None or sock.closed:
             raise CommandError(self.name, f"cannot {cmd}: not started", "device_offline")
         rid = f"{self.name}-{next(self._ids)}"
         future: asyncio.Future[p.Reply] = asyncio.get_running_loop().create_future()
         self._pending[rid] = future
         try:
             try:
-                await sock.send(p.encode_request(rid, cmd, clean), flags=zmq.NOBLOCK)
+                await sock.send(p.encode_request(rid, cmd, args, self.lease_id),
+                                flags=zmq.NOBLOCK)
             except zmq.ZMQError as exc:
                 raise CommandError(self.name, f"{cmd} not sent to {self.command_endpoint}: "
                                    f"{exc}", "device_offline") from None
@@ -319,14 +540,37 @@ class ZmqArm(Device):
         finally:
             self._pending.pop(rid, None)
         if not reply.ok:
-            self.counters["refused_by_arm"] += 1
+            if reply.code == p.NOT_LEASE_HOLDER:
+                self._lost_lease()
             raise ArmRefused(self.name, reply.message, reply.code, **reply.details)
-        if cmd == "set_limits":
-            self.envelope = self.envelope.with_limits(clean)
-        if cmd == "reset":  # the next sample confirms; motion may be commanded right away
-            self._report({"state": str(reply.result.get("state", "IDLE")), "fault": ""})
-            self._update_health()
         return reply.result
+
+    async def request(self, cmd: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Validate (in slices), send and wait for the controller's reply.
+
+        Raises:
+            ArmRefused: refused here (nothing sent) or by the controller.
+            CommandError: offline, or no reply in time.
+        """
+        if cmd in p.MOTION_COMMANDS or cmd in ("reset", "set_limits"):
+            await self._wait_lease()
+        clean = await self.check_async(cmd, dict(args or {}))
+        if not self.online:
+            raise CommandError(self.name, f"cannot {cmd}: {self.health.reason or 'offline'}",
+                               "device_offline")
+        sock = self._urgent if cmd in ("estop", "stop") else self._dealer
+        try:
+            result = await self._call(sock, cmd, clean)
+        except ArmRefused:
+            self.counters["refused_by_arm"] += 1
+            raise
+        if cmd == "set_limits":
+            self.desired["limits"] = {**self.desired.get("limits", {}), **clean}
+            self._adopt_limits(result)
+        if cmd == "reset":  # the next sample confirms; motion may be commanded right away
+            self._report({"state": str(result.get("state", "IDLE")), "fault": ""})
+            self._update_health()
+        return result
 
     async def home(self, profile: str = "trapezoid") -> dict[str, Any]:
         """Move to the home position."""
@@ -380,7 +624,14 @@ class ZmqArm(Device):
                 future.set_result(reply)
             elif not reply.ok:  # a fire-and-forget command the arm refused
                 self.counters["refused_by_arm"] += 1
-                self.event(f"controller refused a command: {reply.message}", "warning")
+                if reply.code == p.NOT_LEASE_HOLDER and self.lease_held:
+                    self.event(f"control lease lost: {reply.message}; taking it again",
+                               "warning")
+                    self._lost_lease()
+                    if self._connected.is_set():
+                        self._start_establish()
+                else:
+                    self.event(f"controller refused a command: {reply.message}", "warning")
 
     async def _read_telemetry(self, sock: zmq.asyncio.Socket) -> None:
         while True:
@@ -399,7 +650,8 @@ class ZmqArm(Device):
         self.counters["telemetry"] += 1
         if previous is not None and sample.seq < previous.seq:
             self.event("controller restarted (telemetry sequence went back)", "warning")
-            self._connected.clear()  # re-apply the envelope
+            self._connected.clear()  # take the lease again, re-apply the envelope
+            self._lost_lease()
         if not self._connected.is_set():
             self._link_up("telemetry received")
         changed_state = previous is None or previous.state != sample.state \

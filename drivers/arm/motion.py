@@ -10,6 +10,12 @@ quintic: continuous acceleration, gentler on a camera). Multi-axis moves are syn
 all axes start and finish together, scaled so that no axis exceeds its own caps.
 Paths (keyframes with times) are cubic Hermite splines through the keyframes with
 Catmull-Rom tangents (zero velocity at both ends).
+
+Recovery: a joint already outside its soft range (it settled a hair past a limit it was sent
+to exactly, or the limits were narrowed) may move towards the range but never further out:
+the checks bound each axis by ``min(soft_min, start)..max(soft_max, start)``. A controller
+settles within :data:`SETTLE_TOLERANCE_DEG` (:data:`SETTLE_TOLERANCE_MM` for the track) of
+its target, so a move to exactly a limit may end at most that far past it.
 """
 
 from __future__ import annotations
@@ -21,11 +27,16 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from drivers.arm.steps import Steps, finish
+
 Vector = npt.NDArray[np.float64]
 Matrix = npt.NDArray[np.float64]
 
 PROFILES: tuple[str, ...] = ("trapezoid", "scurve")
 CONTROL_RATE_HZ = 250.0
+SETTLE_TOLERANCE_DEG = 0.01  # how far past its target a joint may settle (deg)
+SETTLE_TOLERANCE_MM = 0.1  # ... the track (mm)
+CHECK_CHUNK = 4096  # samples checked per step
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +89,7 @@ class LimitError(ValueError):
     """
 
     def __init__(self, code: str, axis: Axis, limit: str, limit_value: float, value: float,
-                 at_s: float) -> None:
+                 at_s: float, start: float | None = None) -> None:
         self.code = code
         self.axis = axis.name
         self.limit = limit
@@ -87,8 +98,13 @@ class LimitError(ValueError):
         self.at_s = round(at_s, 3)
         unit = axis.unit if code == "soft_limit" else (
             f"{axis.unit}/s" if code == "velocity_limit" else f"{axis.unit}/s^2")
+        note = ""
+        if start is not None:
+            note = (f" and further out than where it is ({round(start, 4):g} {unit}); a joint "
+                    "outside its soft range may only move back towards it")
         super().__init__(f"{axis.name} would reach {self.value:g} {unit} at t={self.at_s:g} s, "
-                         f"beyond its {limit} of {self.limit_value:g} {unit}; nothing moved")
+                         f"beyond its {limit} of {self.limit_value:g} {unit}{note}; "
+                         "nothing moved")
 
     def details(self) -> dict[str, object]:
         """Fields for a structured error reply."""
@@ -211,65 +227,110 @@ class SplinePath:
         return pos, vel
 
 
-def plan_path(start: Vector, times_s: list[float], points: list[Vector]) -> SplinePath:
+def plan_path(start: Vector, times_s: list[float] | Vector,
+              points: list[Vector] | Matrix) -> SplinePath:
     """A path from ``start`` (t=0) through keyframes; a first keyframe at t=0 replaces start.
 
     Raises:
         ValueError: times not strictly increasing.
     """
-    ts = [float(t) for t in times_s]
-    pts = [np.asarray(p, dtype=np.float64) for p in points]
-    if not ts or ts[0] != 0.0:
-        ts, pts = [0.0, *ts], [np.asarray(start, dtype=np.float64), *pts]
-    if len(ts) < 2:
-        ts, pts = [0.0, 1e-3], [pts[0], pts[0]]
-    times = np.array(ts)
+    start = np.asarray(start, dtype=np.float64)
+    times = np.asarray(times_s, dtype=np.float64).reshape(-1)
+    p = np.asarray(points, dtype=np.float64).reshape(len(times), start.size)
+    if not times.size or times[0] != 0.0:
+        times, p = np.concatenate(([0.0], times)), np.vstack((start, p))
+    if times.size < 2:
+        times, p = np.array([0.0, 1e-3]), np.vstack((p[0], p[0]))
     if np.any(np.diff(times) <= 0):
         raise ValueError("keyframe times must increase strictly")
-    p = np.vstack(pts)
     m = np.zeros_like(p)
-    for k in range(1, len(ts) - 1):
-        m[k] = (p[k + 1] - p[k - 1]) / (times[k + 1] - times[k - 1])
+    if times.size > 2:
+        m[1:-1] = (p[2:] - p[:-2]) / (times[2:] - times[:-2])[:, None]
     return SplinePath(times, p, m)
 
 
-def check_positions(axes: tuple[Axis, ...], position: Vector, at_s: float = 0.0) -> None:
-    """Raise :class:`LimitError` if a position is outside the soft limits."""
-    for axis, value in zip(axes, position, strict=True):
-        if value < axis.soft_min - 1e-9:
-            raise LimitError("soft_limit", axis, "soft_min", axis.soft_min, float(value), at_s)
-        if value > axis.soft_max + 1e-9:
-            raise LimitError("soft_limit", axis, "soft_max", axis.soft_max, float(value), at_s)
+def _bounds(axes: tuple[Axis, ...], start: Vector | None) -> tuple[Vector, Vector]:
+    """Per-axis position bounds: the soft range, widened to ``start`` where it is outside."""
+    lo = np.array([a.soft_min for a in axes], dtype=np.float64)
+    hi = np.array([a.soft_max for a in axes], dtype=np.float64)
+    if start is not None:
+        start = np.asarray(start, dtype=np.float64)[:len(axes)]
+        lo, hi = np.minimum(lo, start), np.maximum(hi, start)
+    return lo - 1e-9, hi + 1e-9
+
+
+def _position_error(axes: tuple[Axis, ...], col: int, value: float, at_s: float,
+                    start: Vector | None) -> LimitError:
+    axis = axes[col]
+    limit = "soft_min" if value < axis.soft_min else "soft_max"
+    here = None if start is None else float(start[col])
+    outside = here is not None and (here < axis.soft_min or here > axis.soft_max)
+    return LimitError("soft_limit", axis, limit, getattr(axis, limit), value, at_s,
+                      here if outside else None)
+
+
+def check_positions(axes: tuple[Axis, ...], position: Vector, at_s: float = 0.0,
+                    start: Vector | None = None) -> None:
+    """Raise :class:`LimitError` if a position is outside the soft limits.
+
+    With ``start`` (where the arm is now), an axis already outside its soft range is bounded
+    by its present position instead (it may come back, not go further out).
+    """
+    lo, hi = _bounds(axes, start)
+    position = np.asarray(position, dtype=np.float64)
+    bad = (position < lo) | (position > hi)
+    if bad.any():
+        col = int(np.argmax(bad))
+        raise _position_error(axes, col, float(position[col]), at_s, start)
 
 
 def check_trajectory(axes: tuple[Axis, ...], trajectory: Trajectory,
                      rate_hz: float = CONTROL_RATE_HZ, speed_scale: float = 1.0,
-                     acceleration_scale: float = 1.0) -> None:
+                     acceleration_scale: float = 1.0, start: Vector | None = None) -> None:
     """Sample a whole plan at the control rate; raise :class:`LimitError` on any crossing."""
+    finish(check_trajectory_steps(axes, trajectory, rate_hz, speed_scale, acceleration_scale,
+                                  start))
+
+
+def check_trajectory_steps(axes: tuple[Axis, ...], trajectory: Trajectory,
+                           rate_hz: float = CONTROL_RATE_HZ, speed_scale: float = 1.0,
+                           acceleration_scale: float = 1.0, start: Vector | None = None
+                           ) -> Steps[None]:
+    """:func:`check_trajectory` in steps of :data:`CHECK_CHUNK` samples.
+
+    ``start`` is where the arm is (see :func:`check_positions`); default: the plan's t=0.
+    """
     duration = trajectory.duration_s
     n = max(2, int(math.ceil(duration * rate_hz)) + 1)
-    t = np.linspace(0.0, duration, n)
-    pos, vel = trajectory.sample(t)
-    lo = np.array([a.soft_min for a in axes]) - 1e-9
-    hi = np.array([a.soft_max for a in axes]) + 1e-9
-    bad = (pos < lo) | (pos > hi)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        check_positions(axes[col:col + 1], pos[row, col:col + 1], float(t[row]))
+    step = duration / (n - 1)
+    if start is None:
+        start = trajectory.sample(np.array([0.0]))[0][0]
+    lo, hi = _bounds(axes, start)
     vcaps = np.array([a.max_velocity for a in axes]) * speed_scale * 1.001 + 1e-9
-    over = np.abs(vel) > vcaps
-    if over.any():
-        row, col = np.argwhere(over)[0]
-        raise LimitError("velocity_limit", axes[col], "max_velocity", float(vcaps[col]),
-                         float(vel[row, col]), float(t[row]))
-    if n > 2 and duration > 0:
-        acc = np.diff(vel, axis=0) / np.diff(t)[:, None]
-        acaps = np.array([a.max_acceleration for a in axes]) * acceleration_scale * 1.02 + 1e-6
-        over = np.abs(acc) > acaps
+    acaps = np.array([a.max_acceleration for a in axes]) * acceleration_scale * 1.02 + 1e-6
+    # chunks overlap by one sample so the acceleration between chunks is checked too
+    for first in range(0, n - 1, CHECK_CHUNK):
+        last = min(n - 1, first + CHECK_CHUNK)
+        t = np.arange(first, last + 1, dtype=np.float64) * step
+        t[-1] = min(t[-1], duration)
+        pos, vel = trajectory.sample(t)
+        bad = (pos < lo) | (pos > hi)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise _position_error(axes, int(col), float(pos[row, col]), float(t[row]), start)
+        over = np.abs(vel) > vcaps
         if over.any():
             row, col = np.argwhere(over)[0]
-            raise LimitError("acceleration_limit", axes[col], "max_acceleration",
-                             float(acaps[col]), float(acc[row, col]), float(t[row]))
+            raise LimitError("velocity_limit", axes[col], "max_velocity", float(vcaps[col]),
+                             float(vel[row, col]), float(t[row]))
+        if n > 2 and duration > 0:
+            acc = np.diff(vel, axis=0) / np.diff(t)[:, None]
+            over = np.abs(acc) > acaps
+            if over.any():
+                row, col = np.argwhere(over)[0]
+                raise LimitError("acceleration_limit", axes[col], "max_acceleration",
+                                 float(acaps[col]), float(acc[row, col]), float(t[row]))
+        yield
 
 
 def with_soft_limits(axes: tuple[Axis, ...], soft_min: list[float] | None,

@@ -5,6 +5,10 @@ trajectory from the arm's present position and checks it against the :class:`Env
 (soft limits, velocity and acceleration caps, payload) *before* anything moves. The driver
 runs it on the last reported position before sending; the controller runs it again on
 receipt with its true position, so a stale driver never gets a crossing motion through.
+
+:func:`plan_steps` is the same work as a generator of steps (:mod:`drivers.arm.steps`), so the
+controller and the driver can plan a 10,000-keyframe path on their I/O loop without holding
+back an e-stop or a heartbeat for more than a fraction of a millisecond.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ from drivers.arm.motion import (
     Trajectory,
     Vector,
     check_positions,
-    check_trajectory,
+    check_trajectory_steps,
     default_axes,
     plan_move,
     plan_path,
     with_soft_limits,
 )
+from drivers.arm.steps import Steps, finish
 
 MAX_PAYLOAD_KG = 12.0
 
@@ -132,34 +137,61 @@ def target_of(env: Envelope, cmd: str, args: dict[str, object], position: Vector
 def plan(env: Envelope, cmd: str, args: dict[str, object], position: Vector) -> Trajectory:
     """The checked trajectory for a validated motion command, from ``position``.
 
+    An axis already outside its soft range may move towards it, never further out
+    (:func:`drivers.arm.motion.check_positions`).
+
     Raises:
         ArmProtocolError: ``soft_limit`` / ``velocity_limit`` / ``acceleration_limit``
             (naming the axis, the limit and the value) or ``unreachable``; nothing moved.
     """
+    return finish(plan_steps(env, cmd, args, position))
+
+
+PATH_CHUNK = 256  # keyframes gathered per step
+
+
+def plan_steps(env: Envelope, cmd: str, args: dict[str, object], position: Vector
+               ) -> Steps[Trajectory]:
+    """:func:`plan` as a generator of steps (see :mod:`drivers.arm.steps`)."""
     position = np.asarray(position, dtype=np.float64)
     axes = env.axes
+    n = len(axes)
     try:
         if cmd == "run_path":
             frames = args["keyframes"]
             assert isinstance(frames, list)
-            times, points = [], []
-            for frame in frames:
-                point = np.array(position, dtype=np.float64)
-                point[:p.N_JOINTS] = frame["joints_deg"]
-                if env.track and frame.get("track_mm") is not None:
-                    point[p.N_JOINTS] = frame["track_mm"]
-                check_positions(axes, point, float(frame["t_s"]))
-                if frame["t_s"] == 0.0 and float(np.max(np.abs(point - position))) > 0.5:
-                    raise p.ArmProtocolError(
-                        p.INVALID_VALUE, "run_path: keyframe 0 at t_s=0 is away from where "
-                        "the arm is (it would jump); start it later or move there first",
-                        param="keyframes[0]")
-                times.append(float(frame["t_s"]))
-                points.append(point)
-            trajectory: Trajectory = plan_path(position, times, points)
+            times = np.empty(len(frames))
+            points = np.tile(position[:n], (len(frames), 1))
+            for first in range(0, len(frames), PATH_CHUNK):
+                chunk = frames[first:first + PATH_CHUNK]
+                times[first:first + len(chunk)] = [float(f["t_s"]) for f in chunk]
+                points[first:first + len(chunk), :p.N_JOINTS] = [f["joints_deg"] for f in chunk]
+                if env.track:
+                    for k, f in enumerate(chunk):
+                        if f.get("track_mm") is not None:
+                            points[first + k, p.N_JOINTS] = float(f["track_mm"])
+                yield
+            lo_hi_start = position
+            for k in range(0, len(frames), PATH_CHUNK * 8):
+                block = points[k:k + PATH_CHUNK * 8]
+                try:
+                    check_positions(axes, block.min(axis=0), 0.0, lo_hi_start)
+                    check_positions(axes, block.max(axis=0), 0.0, lo_hi_start)
+                except LimitError:  # find the first offending keyframe for the message
+                    for j, point in enumerate(block):
+                        check_positions(axes, point, float(times[k + j]), lo_hi_start)
+                    raise
+            if len(frames) and times[0] == 0.0 and \
+                    float(np.max(np.abs(points[0] - position[:n]))) > 0.5:
+                raise p.ArmProtocolError(
+                    p.INVALID_VALUE, "run_path: keyframe 0 at t_s=0 is away from where "
+                    "the arm is (it would jump); start it later or move there first",
+                    param="keyframes[0]")
+            trajectory: Trajectory = plan_path(position[:n], times, points)
+            yield
         else:
             target = target_of(env, cmd, args, position)
-            check_positions(axes, target)
+            check_positions(axes, target, 0.0, position)
             profile = str(args.get("profile", "trapezoid"))
             speed = env.velocity_scale * float(str(args.get("speed_scale", 1.0)))
             max_velocity = None
@@ -167,8 +199,9 @@ def plan(env: Envelope, cmd: str, args: dict[str, object], position: Vector) -> 
                 max_velocity = np.full(len(axes), abs(float(str(args["velocity"]))))
             trajectory = plan_move(axes, position, target, profile, speed,
                                    env.acceleration_scale, max_velocity)
-        check_trajectory(axes, trajectory, speed_scale=env.velocity_scale,
-                         acceleration_scale=env.acceleration_scale)
+        yield from check_trajectory_steps(axes, trajectory, speed_scale=env.velocity_scale,
+                                          acceleration_scale=env.acceleration_scale,
+                                          start=position)
     except LimitError as exc:
         raise _limit_error(exc) from None
     return trajectory

@@ -51,6 +51,8 @@ async def arm(sim: ArmSimulator) -> AsyncIterator[ZmqArm]:
     await dev.start()
     assert await dev.wait_online(2.0)
     await until(lambda: dev.last is not None and sim.watchdog_s == 0.3)
+    dev.set_interlocks(armed=True, talent_on_stage=False, estop_latched=False)  # as Safety does
+    await until(lambda: sim.interlocks["armed"])
     yield dev
     await dev.stop()
 

@@ -98,6 +98,9 @@ def test_arm_cue_and_estop_from_the_command_line(arm_stage: str) -> None:
     assert status["state"]["velocities_deg_s"] == [0.0] * 6
     assert run("arm", "reset", *cfg, role="viewer").returncode == 1
     assert run("arm", "reset", "--reason", "drill over", *cfg).returncode == 0
+    still = run("arm", "jog", "j1", "-10", "--duration", "0.2", *cfg)  # reset never re-arms
+    assert still.returncode == 1 and "not armed" in still.stderr
+    assert run("arm", "arm", *cfg).returncode == 0
     assert run("arm", "jog", "j1", "-10", "--duration", "0.2", *cfg).returncode == 0
     audit = run("arm", "audit", *cfg)
     assert "estop" in audit.stdout and "cli drill" in audit.stdout and "reset" in audit.stdout

@@ -98,6 +98,11 @@ def test_estop_by_a_viewer_stops_the_arm_freezes_the_wall_and_latches(
         reset = op.call("arm.reset", {"reason": "boom cleared"})
         assert reset["devices"] == {"arm-a": "ESTOP -> IDLE"}
         wait_for(lambda: arm_sim.state == "IDLE")
+        assert reset["armed"] is False  # the e-stop disarmed the stage; reset does not re-arm
+        with pytest.raises(EngineError) as info:
+            op.call("arm.home")
+        assert info.value.details["interlock"] == "not_armed"
+        op.call("safety.arm")  # re-arming is a separate act (ISO 13850)
         op.call("arm.home")
     rows = audit(stage)
     estop = next(r for r in rows if r["event"] == "estop")

@@ -57,10 +57,11 @@ async def test_soft_limit_refused_before_sending_and_by_the_controller(
     assert info.value.code == "soft_limit"
     assert info.value.details["axis"] == "j5" and info.value.details["limit_value"] == 120.0
     assert arm.counters["commands_sent"] == sent  # nothing left the driver
-    raw = RawClient(sim.command_endpoint)  # a client that does not check
+    raw = RawClient(sim.command_endpoint)  # a lease holder that does not check
     try:
         reply = await raw.call(p.encode_request("x", "move_joints",
-                                                {"joints_deg": [0, 0, 0, 0, 123.0, 0]}))
+                                                {"joints_deg": [0, 0, 0, 0, 123.0, 0]},
+                                                arm.lease_id))
     finally:
         raw.close()
     error = reply["error"]
