@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -177,6 +178,37 @@ def _call(controller: str, keys_dir: Path | None, key_name: str, kind: str,
         client.close()
 
 
+STOP_GRACE_S = 3.5
+"""After SIGTERM/SIGINT a farm process stops cleanly; if anything still blocks it this long
+later (a hung batch-system command, a stuck plan), it is aborted, so it always exits within
+the 5 s a supervisor allows (the store's open transaction rolls back)."""
+
+
+def _stop_on_signals(stop: Callable[[], None], grace_s: float) -> None:
+    """SIGTERM and SIGINT call ``stop``; ``grace_s`` later the process is aborted regardless."""
+    import os
+    import signal
+
+    def hard_exit(*_: object) -> None:
+        os._exit(1)
+
+    def abort(*_: object) -> None:
+        signal.signal(signal.SIGALRM, hard_exit)
+        signal.setitimer(signal.ITIMER_REAL, 0.8)  # if even the unwinding hangs
+        _err.print(f"[bold red]error:[/] still busy {grace_s:g} s after the stop signal; "
+                   "aborting", highlight=False)
+        raise SystemExit(1)
+
+    def on_signal(*_: object) -> None:
+        stop()
+        if signal.getitimer(signal.ITIMER_REAL)[0] == 0:
+            signal.signal(signal.SIGALRM, abort)
+            signal.setitimer(signal.ITIMER_REAL, grace_s)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
 @app.command("controller")
 def controller_cmd(
     db: Annotated[Path, typer.Option(
@@ -194,7 +226,6 @@ def controller_cmd(
     """Run the farm controller until Ctrl-C (tasks survive a kill: they are in --db)."""
     import dataclasses
     import logging
-    import signal
 
     from scheduler.dispatch.config import ControllerConfig, FarmConfigError, load_farm_config
     from scheduler.dispatch.controller import Controller
@@ -227,8 +258,7 @@ def controller_cmd(
         _fail(1, str(explain(db, exc, FARM_FILE)))
     except (KeysMissing, ValueError) as exc:
         _fail(2, str(exc))
-    signal.signal(signal.SIGTERM, lambda *_: ctl.stop())
-    signal.signal(signal.SIGINT, lambda *_: ctl.stop())
+    _stop_on_signals(ctl.stop, STOP_GRACE_S)
     _err.print(f"farm controller on {ctl.endpoint}{' (CURVE)' if ctl.curve else ''}, "
                f"db {db}{' (new)' if new_db else ''}", highlight=False)
     try:
@@ -254,7 +284,6 @@ def agent_cmd(
 ) -> None:
     """Run a worker agent: register this node's GPUs and run the tasks assigned to it."""
     import logging
-    import signal
 
     from scheduler.dispatch.agent import Agent, AgentError, describe_node
     from scheduler.dispatch.curve import KeysMissing
@@ -266,8 +295,7 @@ def agent_cmd(
                       register_timeout_s=register_timeout_s)
     except (AgentError, KeysMissing) as exc:
         _fail(2, str(exc))
-    signal.signal(signal.SIGTERM, lambda *_: agent.stop())
-    signal.signal(signal.SIGINT, lambda *_: agent.stop())
+    _stop_on_signals(agent.stop, STOP_GRACE_S)
     gpus = ", ".join(f"{g.model} {g.vram_gb:g} GB" for g in spec.gpus) or "no GPUs (CPU work)"
     _err.print(f"farm agent {spec.node_id}: {spec.slots} slots, {spec.vram_gb:g} GB, {gpus}",
                highlight=False)

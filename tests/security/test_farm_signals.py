@@ -175,3 +175,28 @@ def test_controller_stops_with_a_hung_agent_and_leaves_the_store_consistent(
             assert attempt_state == "RUNNING", (task_id, task_state, attempt_state)
     stack.controller()  # the same file serves again
     assert len(stack.request("status")["jobs"]) == 1  # type: ignore[arg-type]
+
+
+def test_controller_stops_while_the_batch_system_hangs(stack: Stack) -> None:
+    """A pool's `sbatch` that never answers (slurmctld wedged) must not hold the controller."""
+    fake = stack.tmp / "fake-slurm"
+    fake.mkdir()
+    marker = stack.tmp / "sbatch-started"
+    sbatch = fake / "sbatch"
+    sbatch.write_text(f"#!/bin/sh\ntouch {marker}\nexec sleep 60\n")
+    sbatch.chmod(0o755)
+    config = stack.tmp / "farm.toml"
+    config.write_text(f'[[pools]]\nid = "hpc"\nbackend = "slurm"\nmax_slots = 2\n'
+                      f'options = {{ bin_dir = "{fake}", timeout_s = 60 }}\n')
+    controller = stack.cli("controller", "--db", str(stack.tmp / "farm.sqlite"), "--bind",
+                           stack.address, "--config", str(config))
+    stack.wait(stack.ping, 20, "the controller to answer")
+    stack.submit("pooled", 1)
+    stack.wait(marker.exists, 20, "the controller to call sbatch")
+    stop_within(controller, signal.SIGTERM)
+    conn = sqlite3.connect(stack.tmp / "farm.sqlite")
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("SELECT COUNT(*) FROM tasks").fetchone()[0] == 1
+    finally:
+        conn.close()
