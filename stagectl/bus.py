@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import reprlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +27,25 @@ DEVICE_TOPIC_PREFIX = "device."
 TRACKING_TOPIC_PREFIX = "tracking."
 
 
+DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
+MAX_NESTING = 1024  # orjson's own depth limit: deeper documents are refused while parsing
+_ID_PATTERN = re.compile(rb'"id"\s*:\s*(?:"((?:[^"\\]|\\.){1,128})"|(-?\d{1,19})[\s,}])')
+
+
 class ProtocolError(ValueError):
-    """A request that is not a valid command envelope."""
+    """A request that is not a valid command envelope.
+
+    ``kind`` names what was wrong (the engine counts ``bad_<kind>``): ``empty``, ``too_large``,
+    ``utf8``, ``nesting``, ``number``, ``non_finite``, ``json``, ``not_object``, ``envelope``
+    or ``frames``;
+    ``request_id`` is the request's id when it could be read, so the error can be matched.
+    """
+
+    def __init__(self, message: str, kind: str = "envelope",
+                 request_id: str | None = None) -> None:
+        self.kind = kind
+        self.request_id = request_id
+        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,56 +69,111 @@ def dumps(obj: object) -> bytes:
     """Compact UTF-8 JSON for the wire (orjson: non-finite floats become null)."""
     try:
         return orjson.dumps(obj, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:  # e.g. an int beyond 64 bits, echoed back from a hostile request
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False,
-                          default=_json_default).encode()
+    except TypeError:  # e.g. an int beyond 64 bits or nesting past 254 levels
+        try:
+            return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                              default=_json_default).encode()
+        except RecursionError:
+            raise TypeError("value nested too deeply to encode") from None
 
 
-def _reject_constant(name: str) -> float:
-    raise ProtocolError(f"{name} is not valid JSON")
-
-
-def decode_request(payload: bytes) -> Request:
-    """Decode and check a request envelope.
-
-    Raises:
-        ProtocolError: with what is wrong; the id is kept in ``args`` when known.
-    """
-    if len(payload) > 1_000_000:
-        raise ProtocolError("request larger than 1 MB")
-    try:
-        obj = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ProtocolError(f"request is not UTF-8 JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise ProtocolError("request must be a JSON object")
-    rid = obj.get("id")
-    if not isinstance(rid, (str, int)) or isinstance(rid, bool):
-        raise ProtocolError("request needs an 'id' (string or integer)")
-    cmd = obj.get("cmd")
-    if not isinstance(cmd, str) or not cmd:
-        raise ProtocolError("request needs a 'cmd' string")
-    args = obj.get("args", {})
-    if not isinstance(args, dict):
-        raise ProtocolError("'args' must be a JSON object")
-    role = obj.get("role", "viewer")
-    if role not in ROLES:
-        raise ProtocolError(f"'role' must be one of {', '.join(ROLES)}, got {role!r}")
-    user = obj.get("user", "anonymous")
-    if not isinstance(user, str):
-        raise ProtocolError("'user' must be a string")
-    return Request(id=str(rid), cmd=cmd, args=args, role=role, user=user[:64])
+def _explain(exc: orjson.JSONDecodeError, payload: bytes) -> tuple[str, str]:
+    """(message, kind) for a document orjson refused, in words a client author can act on."""
+    msg, pos = exc.msg, exc.pos
+    near = payload[max(0, pos - 1):pos + 9]
+    if msg.startswith("str is not valid UTF-8"):
+        return "request is not valid UTF-8; send the JSON text encoded as UTF-8", "utf8"
+    if msg.startswith("depth limit exceeded"):
+        return (f"request nests arrays/objects deeper than {MAX_NESTING} levels; "
+                "flatten it"), "nesting"
+    if msg.startswith("number is infinity"):
+        return (f"a number at byte {pos} is out of range (at most about 1.8e308; integers "
+                "beyond 64 bits are read as floats)"), "number"
+    if b"NaN" in near or b"Infinity" in near:
+        return (f"NaN and Infinity at byte {pos} are not valid JSON numbers; send a finite "
+                "number or null"), "non_finite"
+    return f"request is not valid JSON: {msg} at byte {pos}", "json"
 
 
 def request_id_of(payload: bytes) -> str | None:
-    """Best-effort id of a request that failed to decode, so the error can be matched."""
-    try:
-        obj = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    """Best-effort id of a request that failed to decode, so the error can be matched.
+
+    Reads the first ``"id": "..."`` or ``"id": 123`` in the first 4 KB without parsing the
+    document (which is what failed).
+    """
+    found = _ID_PATTERN.search(payload[:4096])
+    if found is None:
         return None
-    if isinstance(obj, dict) and isinstance(obj.get("id"), (str, int)):
-        return str(obj["id"])
-    return None
+    text = found.group(1) if found.group(1) is not None else found.group(2)
+    try:
+        rid = text.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if found.group(1) is not None:
+        try:  # undo JSON escapes; an id that does not survive that is not matchable
+            rid = str(orjson.loads(b'"' + text + b'"'))
+        except orjson.JSONDecodeError:
+            return None
+    return rid
+
+
+def decode_request(payload: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Request:
+    """Decode and check a request envelope.
+
+    Raises:
+        ProtocolError: what is wrong, its ``kind`` and the request's id when it was readable.
+    """
+    if len(payload) > max_bytes:
+        raise ProtocolError(f"request is {len(payload)} bytes; the limit is {max_bytes} "
+                            "([engine] max_message_bytes)", "too_large",
+                            request_id_of(payload))
+    if len(payload) < 4096 and not payload.strip():
+        raise ProtocolError('empty request: send one JSON object such as '
+                            '{"id": "1", "cmd": "ping"}', "empty")
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        message, kind = _explain(exc, payload)
+        raise ProtocolError(message, kind, request_id_of(payload)) from None
+    except RecursionError:  # pragma: no cover - orjson parses without Python recursion
+        raise ProtocolError(f"request nests deeper than {MAX_NESTING} levels",
+                            "nesting") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"request must be a JSON object, not {_json_type(obj)}",
+                            "not_object")
+    rid = obj.get("id")
+    if not isinstance(rid, (str, int)) or isinstance(rid, bool):
+        raise ProtocolError("request needs an 'id' (string or integer)")
+    rid = str(rid)
+    cmd = obj.get("cmd")
+    if not isinstance(cmd, str) or not cmd:
+        raise ProtocolError("request needs a 'cmd' string", request_id=rid)
+    args = obj.get("args", {})
+    if not isinstance(args, dict):
+        raise ProtocolError("'args' must be a JSON object", request_id=rid)
+    role = obj.get("role", "viewer")
+    if role not in ROLES:
+        raise ProtocolError(f"'role' must be one of {', '.join(ROLES)}, got "
+                            f"{short(role)}", request_id=rid)
+    user = obj.get("user", "anonymous")
+    if not isinstance(user, str):
+        raise ProtocolError("'user' must be a string", request_id=rid)
+    return Request(id=rid, cmd=cmd, args=args, role=role, user=user[:64])
+
+
+def _json_type(value: object) -> str:
+    return {list: "an array", str: "a string", int: "a number", float: "a number",
+            bool: "a boolean"}.get(type(value), "null")
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 40, 40
+
+
+def short(value: object, limit: int = 40) -> str:
+    """A bounded, recursion-safe repr of a client value for error messages."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def ok_reply(rid: str, result: object) -> bytes:
@@ -111,8 +185,13 @@ def error_reply(rid: str | None, code: str, message: str, **details: object) -> 
     """Encode an error reply; ``details`` name the device, parameter, value, etc."""
     clean = {k: v for k, v in details.items()
              if not (isinstance(v, float) and not math.isfinite(v))}
-    return dumps({"id": rid, "ok": False,
-                  "error": {"code": code, "message": message, **clean}})
+    try:
+        return dumps({"id": rid, "ok": False,
+                      "error": {"code": code, "message": message, **clean}})
+    except (TypeError, ValueError):  # a detail echoing a hostile value: send it as text
+        shown = {k: short(v, 200) for k, v in clean.items()}
+        return dumps({"id": rid, "ok": False,
+                      "error": {"code": code, "message": message, **shown}})
 
 
 def device_topic(name: str) -> str:

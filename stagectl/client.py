@@ -103,10 +103,22 @@ class EngineClient:
         return self._sock
 
     def send(self, cmd: str, args: dict[str, Any] | None = None) -> str:
-        """Send a request without waiting; returns its id."""
+        """Send a request without waiting; returns its id.
+
+        Raises:
+            EngineError: ``too_large``: over the engine's ``max_message_bytes`` (the engine
+                would drop the connection instead of answering); nothing sent.
+        """
         rid = self._prefix + str(next(self._ids))
-        self._sock.send(bus.dumps({"id": rid, "cmd": cmd, "args": args or {},
-                                   "role": self.identity.role, "user": self.identity.user}))
+        payload = bus.dumps({"id": rid, "cmd": cmd, "args": args or {},
+                             "role": self.identity.role, "user": self.identity.user})
+        limit = self.config.engine.max_message_bytes
+        if len(payload) > limit:
+            raise EngineError("too_large", f"{cmd} request is {len(payload)} bytes; the "
+                              f"engine takes at most {limit} ([engine] max_message_bytes); "
+                              "split it or raise the limit", {"bytes": len(payload),
+                                                               "limit": limit})
+        self._sock.send(payload)
         return rid
 
     def call(self, cmd: str, args: dict[str, Any] | None = None,

@@ -155,6 +155,10 @@ def failure_from(exc: Exception) -> CommandFailure:
     """Map driver exceptions to structured failures."""
     if isinstance(exc, CommandFailure):
         return exc
+    if isinstance(exc, RecursionError):  # a value nested hundreds of levels (the decoder
+        # admits 1024): checking or quoting it ran out of stack; nothing was sent
+        return CommandFailure("bad_request", "a value in the request nests too deeply to "
+                              "check; send plain numbers, strings and shallow lists")
     if isinstance(exc, ValueError) and hasattr(exc, "param"):  # a driver's validation error
         return CommandFailure("invalid_value", str(exc), device=getattr(exc, "device", None),
                               param=exc.param, value=getattr(exc, "value", None),

@@ -89,6 +89,13 @@ class EngineSection(_Model):
     state: str = "tcp://127.0.0.1:5561"
     curve: bool = False
     keys_dir: str = "keys"
+    # Per-client limits (docs/protocols/engine-zmq.md "Limits"): a larger message drops the
+    # sender's connection before it is buffered; requests beyond the in-flight caps are
+    # answered ``overloaded`` at once.
+    max_message_bytes: int = Field(default=1_000_000, ge=4096, le=256_000_000)
+    max_inflight_per_client: int = Field(default=32, ge=1, le=10_000)
+    max_queued_total: int = Field(default=1024, ge=1, le=1_000_000)
+    max_queued_bytes: int = Field(default=64_000_000, ge=1_000_000, le=4_000_000_000)
 
     @field_validator("command", "state")
     @classmethod

@@ -3,6 +3,13 @@
 ``stagectl serve --config FILE`` runs one :class:`Engine`. Clients send JSON commands to the
 ROUTER socket and watch the PUB socket (topic per device). Every exit path stops the devices
 through their safe shutdown.
+
+Requests are admitted with bounds (``docs/decisions/0046-engine-admission-and-urgent-path.md``):
+a message over ``[engine] max_message_bytes`` drops the sender's connection before it is
+buffered; make-safer commands (:data:`URGENT_COMMANDS`) run the moment they are read, ahead of
+everything queued; the rest waits in per-client queues (:mod:`stagectl.admission`) served round
+robin, and a request over a bound is answered ``overloaded`` at once. Every request read gets a
+reply, malformed ones a structured error and a ``bad_<kind>`` counter.
 """
 
 from __future__ import annotations
@@ -12,7 +19,8 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +29,7 @@ from zoneinfo import ZoneInfo
 import zmq
 import zmq.asyncio
 from zmq.auth.asyncio import AsyncioAuthenticator
+from zmq.utils.monitor import parse_monitor_message
 
 from drivers.device import Device, DeviceEvent
 from drivers.led.driver import OscLedProcessor
@@ -31,6 +40,7 @@ from stagectl import (
     bus,
     tracking_commands,  # noqa: F401  (registers tracking and take commands)
 )
+from stagectl.admission import FairQueue, Limits, Refused
 from stagectl.arm_commands import build_arm  # also registers arm, safety and cue commands
 from stagectl.commands import COMMANDS, failure_from
 from stagectl.config import LedDeviceConfig, StageConfig, StageSection, TrackingDeviceConfig
@@ -43,6 +53,19 @@ from stagectl.telemetry import MqttTelemetry
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0
+
+# Make-safer commands: read, decoded and run at once, never queued behind other work
+# (``safety.talent`` only with ``on: true``). Their handlers do not wait on devices.
+URGENT_COMMANDS = frozenset({"estop", "arm.stop", "safety.disarm", "safety.talent"})
+URGENT_PROBE_BYTES = 4096  # larger requests are never urgent: decoded when their turn comes
+# Queued control commands older than an urgent one are answered ``superseded``, not run:
+# nothing sent before an e-stop may take effect after it.
+SUPERSEDED_PREFIXES = ("arm.", "safety.", "cue.")
+RECV_BATCH = 64  # messages read per turn of the loop ...
+RECV_SLICE_S = 0.002  # ... or this long, whichever comes first, then the loop runs the rest
+START_BATCH = 8  # queued requests started per turn of the loop
+ROUTER_RCVHWM = 100  # messages buffered per client connection before ZeroMQ pushes back
+PUB_MAX_MESSAGE_BYTES = 65536  # what a SUB may send the PUB socket (subscriptions)
 
 
 def _build_led(cfg: Any, engine: Engine) -> Device:
@@ -75,6 +98,39 @@ def build_device(cfg: Any, engine: Engine) -> Device:
     if builder is None:  # pragma: no cover - config validation only admits known kinds
         raise ValueError(f"no driver for kind {cfg.kind!r}")
     return builder(cfg, engine)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A request read from the ROUTER and queued: decoded already when small."""
+
+    envelope: list[bytes]
+    payload: bytes
+    request: bus.Request | None
+    user_id: str | None
+    arrival: int
+
+
+def is_urgent(request: bus.Request) -> bool:
+    """Whether ``request`` makes the stage safer (runs ahead of every queue)."""
+    if request.cmd not in URGENT_COMMANDS:
+        return False
+    return request.cmd != "safety.talent" or request.args.get("on") is True
+
+
+def split_frames(frames: list[bytes]) -> tuple[list[bytes], bytes | None]:
+    """(routing envelope, payload) of what a ROUTER read; payload None for a bad shape.
+
+    A DEALER's request arrives as ``[identity, payload]``, a REQ's as ``[identity, b"",
+    payload]`` (proxies add identities before the empty delimiter). Anything else (a DEALER
+    sending several frames) gets an error sent back to the envelope found.
+    """
+    if len(frames) == 2:
+        return frames[:1], frames[1]
+    for i in range(1, len(frames)):
+        if not frames[i]:
+            return frames[:i + 1], (frames[-1] if i == len(frames) - 2 else None)
+    return frames[:1], None
 
 
 def stage_clock(stage: StageSection) -> StageClock:
@@ -118,6 +174,16 @@ class Engine:
         self.safety.attach(self.devices.values())
         self.cues = CueList.for_stage(config.cues.file, self.base_dir)
         self._inflight: set[asyncio.Task[None]] = set()
+        engine_cfg = config.engine
+        self.limits = Limits(per_client=engine_cfg.max_inflight_per_client,
+                             total=engine_cfg.max_queued_total,
+                             total_bytes=engine_cfg.max_queued_bytes)
+        self._queue: FairQueue[_Pending] = FairQueue(self.limits)
+        self._work = asyncio.Event()
+        self._arrivals = 0
+        self._last_urgent = 0  # arrival number of the last urgent request
+        self._last_urgent_cmd = ""
+        self._monitor: zmq.asyncio.Socket | None = None
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -139,8 +205,12 @@ class Engine:
             await device.start()
         self._tasks = [
             asyncio.create_task(self._command_loop(), name="engine-commands"),
+            asyncio.create_task(self._dispatch_loop(), name="engine-dispatch"),
             asyncio.create_task(self._heartbeat_loop(), name="engine-heartbeat"),
         ]
+        if self._monitor is not None:
+            self._tasks.append(asyncio.create_task(self._monitor_loop(self._monitor),
+                                                   name="engine-connections"))
         log.info("engine for stage %s: commands on %s, state on %s",
                  self.config.stage.name, self.config.engine.command, self.config.engine.state)
 
@@ -151,6 +221,11 @@ class Engine:
         for sock in (router, pub):
             sock.setsockopt(zmq.LINGER, 0)
         router.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        # a longer message drops the sender's connection as its header arrives: never buffered
+        router.setsockopt(zmq.MAXMSGSIZE, engine_cfg.max_message_bytes)
+        router.setsockopt(zmq.RCVHWM, ROUTER_RCVHWM)
+        router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a reply to a full client raises: counted
+        pub.setsockopt(zmq.MAXMSGSIZE, PUB_MAX_MESSAGE_BYTES)
         pub.setsockopt(zmq.SNDHWM, 10000)
         try:
             self._secure(router, pub)
@@ -167,6 +242,7 @@ class Engine:
             raise
         self._router, self._pub = router, pub
         self._pub_send = zmq.Socket.shadow(pub.underlying)
+        self._monitor = router.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
 
     def _secure(self, router: zmq.asyncio.Socket, pub: zmq.asyncio.Socket) -> None:
         """Switch on CURVE (required off loopback) with the keys from ``keys_dir``."""
@@ -193,6 +269,10 @@ class Engine:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        for _client, pending in self._queue.drain():  # every request read gets a reply
+            await self._reply(pending.envelope, bus.error_reply(
+                pending.request.id if pending.request else bus.request_id_of(pending.payload),
+                "unavailable", "engine stopping; the request was not run"))
         for task in (*self._tasks, *self._inflight):
             task.cancel()
         for task in (*self._tasks, *self._inflight):
@@ -215,6 +295,12 @@ class Engine:
         self._close_sockets()
 
     def _close_sockets(self) -> None:
+        if self._monitor is not None:
+            if self._router is not None:
+                with contextlib.suppress(zmq.ZMQError):
+                    self._router.disable_monitor()
+            self._monitor.close(linger=0)
+            self._monitor = None
         for sock in (self._router, self._pub):
             if sock is not None:
                 sock.close(linger=0)
@@ -244,6 +330,14 @@ class Engine:
                       "frame_rate": stage.frame_rate},
             "engine": {"uptime_s": round(time.time() - self.started_at, 1),
                        "counters": dict(self.counters),
+                       "requests": {"running": self._queue.running,
+                                    "queued": self._queue.queued,
+                                    "queued_bytes": self._queue.queued_bytes,
+                                    "clients": self._queue.clients},
+                       "limits": {"max_message_bytes": self.config.engine.max_message_bytes,
+                                  "max_inflight_per_client": self.limits.per_client,
+                                  "max_queued_total": self.limits.total,
+                                  "max_queued_bytes": self.limits.total_bytes},
                        "mqtt": None if self.telemetry is None else {
                            "broker": f"{self.telemetry.host}:{self.telemetry.port}",
                            "connected": self.telemetry.connected,
@@ -297,44 +391,145 @@ class Engine:
     # ---- commands ----------------------------------------------------------------------
 
     async def _command_loop(self) -> None:
+        """Read requests: at most a batch or a slice of time per turn of the loop."""
         assert self._router is not None
         router = self._router
         while True:
             frames = await router.recv_multipart(copy=False)
-            if len(frames) < 2:
-                self.counters["bad_frames"] += 1
-                continue
-            envelope = [f.bytes for f in frames[:-1]]
-            payload = frames[-1].bytes
-            user_id = None
-            if self._auth is not None:
-                with contextlib.suppress(zmq.ZMQError, KeyError):
-                    found = frames[-1].get("User-Id")
-                    user_id = None if found is None else str(found)
-            # Each request is its own task, so one waiting on a device never holds up the
-            # next (an e-stop is served the moment it arrives). Tasks start in arrival order,
-            # so commands that do not wait keep their order.
-            task = asyncio.create_task(self._serve(router, envelope, payload, user_id))
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
+            started = time.perf_counter()
+            await self._receive(frames)
+            for _ in range(RECV_BATCH - 1):
+                if time.perf_counter() - started > RECV_SLICE_S:
+                    break
+                try:
+                    frames = await router.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    break
+                await self._receive(frames)
+            await asyncio.sleep(0)  # device links, heartbeats and running requests go next
 
-    async def _serve(self, router: zmq.asyncio.Socket, envelope: list[bytes], payload: bytes,
-                     user_id: str | None) -> None:
-        reply = await self.handle(payload, user_id)
+    async def _receive(self, frames: list[zmq.Frame]) -> None:
+        """Admit one request: run it now (urgent), queue it, or answer it at once."""
+        self._arrivals += 1
+        self.counters["requests"] += 1
+        envelope, payload = split_frames([f.bytes for f in frames])
+        if payload is None:
+            self.counters["bad_requests"] += 1
+            self.counters["bad_frames"] += 1
+            await self._reply(envelope, bus.error_reply(
+                None, "bad_request", f"a request is one frame of JSON after the routing "
+                f"envelope; got {len(frames) - len(envelope)} frames", kind="frames"))
+            return
+        user_id = None
+        if self._auth is not None:
+            with contextlib.suppress(zmq.ZMQError, KeyError):
+                found = frames[-1].get("User-Id")
+                user_id = None if found is None else str(found)
+        request = None
+        if len(payload) <= URGENT_PROBE_BYTES:  # small: cheap to decode now and classify
+            try:
+                request = self._decode(payload)
+            except bus.ProtocolError as exc:
+                await self._reply(envelope, self._bad_request(exc))
+                return
+            if is_urgent(request):
+                self.counters["urgent"] += 1
+                self._last_urgent, self._last_urgent_cmd = self._arrivals, request.cmd
+                await self._reply(envelope, await self._execute(request, user_id))
+                return
+        client: Hashable = user_id if user_id is not None else envelope[0]
         try:
-            await router.send_multipart([*envelope, reply])
+            self._queue.offer(client, _Pending(envelope, payload, request, user_id,
+                                               self._arrivals), len(payload))
+        except Refused as exc:
+            self.counters[f"overloaded_{exc.bound}"] += 1
+            rid = request.id if request is not None else bus.request_id_of(payload)
+            await self._reply(envelope, bus.error_reply(rid, "overloaded", str(exc),
+                                                        bound=exc.bound, **exc.details))
+            return
+        self._work.set()
+
+    async def _dispatch_loop(self) -> None:
+        """Start queued requests, round robin over clients, a few per turn of the loop."""
+        while True:
+            await self._work.wait()
+            self._work.clear()
+            for _ in range(START_BATCH):
+                found = self._queue.next()
+                if found is None:
+                    break
+                task = asyncio.create_task(self._run_queued(*found))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+            else:
+                self._work.set()  # there may be more: the next turn
+            await asyncio.sleep(0)
+
+    async def _run_queued(self, client: Hashable, pending: _Pending) -> None:
+        try:
+            request = pending.request
+            if request is None:
+                try:
+                    request = self._decode(pending.payload)
+                except bus.ProtocolError as exc:
+                    await self._reply(pending.envelope, self._bad_request(exc))
+                    return
+            command = COMMANDS.get(request.cmd)
+            if (pending.arrival < self._last_urgent and command is not None
+                    and not command.query and not is_urgent(request)
+                    and request.cmd.startswith(SUPERSEDED_PREFIXES)):
+                self.counters["superseded"] += 1
+                await self._reply(pending.envelope, bus.error_reply(
+                    request.id, "superseded", f"{request.cmd} not run: "
+                    f"{self._last_urgent_cmd} arrived while it waited; send it again if it "
+                    "is still wanted"))
+                return
+            await self._reply(pending.envelope, await self._execute(request, pending.user_id))
+        finally:
+            self._queue.done(client)
+            self._work.set()
+
+    async def _reply(self, envelope: list[bytes], reply: bytes) -> None:
+        router = self._router
+        if router is None or router.closed:
+            self.counters["reply_dropped"] += 1
+            return
+        try:
+            await router.send_multipart([*envelope, reply], flags=zmq.NOBLOCK)
+        except zmq.Again:  # the client does not read its replies: its queue is full
+            self.counters["reply_dropped_client_full"] += 1
         except zmq.ZMQError as exc:  # client vanished
             self.counters["reply_dropped"] += 1
             log.debug("reply dropped: %s", exc)
+
+    async def _monitor_loop(self, monitor: zmq.asyncio.Socket) -> None:
+        """Count client connections opened and closed (ZeroMQ closes an oversized sender's)."""
+        while True:
+            event = parse_monitor_message(await monitor.recv_multipart())
+            if event["event"] == zmq.EVENT_ACCEPTED:
+                self.counters["connections_opened"] += 1
+            else:
+                self.counters["connections_closed"] += 1
+
+    def _decode(self, payload: bytes) -> bus.Request:
+        return bus.decode_request(payload, self.config.engine.max_message_bytes)
+
+    def _bad_request(self, exc: bus.ProtocolError) -> bytes:
+        self.counters["bad_requests"] += 1
+        self.counters[f"bad_{exc.kind}"] += 1
+        return bus.error_reply(exc.request_id, "bad_request", str(exc), kind=exc.kind)
 
     async def handle(self, payload: bytes, curve_user: str | None = None) -> bytes:
         """Decode, authorise and run one request; always returns a reply (never raises)."""
         self.counters["requests"] += 1
         try:
-            request = bus.decode_request(payload)
+            request = self._decode(payload)
         except bus.ProtocolError as exc:
-            self.counters["bad_requests"] += 1
-            return bus.error_reply(bus.request_id_of(payload), "bad_request", str(exc))
+            return self._bad_request(exc)
+        return await self._execute(request, curve_user)
+
+    async def _execute(self, request: bus.Request, curve_user: str | None) -> bytes:
+        """Authorise and run a decoded request; always returns a reply (never raises)."""
         role, user = request.role, request.user
         if self._auth is not None:
             identity = self._identities.get(curve_user or "")
@@ -368,11 +563,12 @@ class Engine:
             return bus.error_reply(request.id, failure.code, str(failure), **failure.details)
         self.counters["commands_ok"] += 1
         if not command.query:  # changes are announced; polled queries are not
-            shown = ", ".join(f"{k}={v}" for k, v in request.args.items())
+            shown = ", ".join(f"{k}={v[:80] if isinstance(v, str) else bus.short(v, 80)}"
+                              for k, v in request.args.items())
             self._publish(bus.ENGINE_TOPIC, {"type": "event", "device": None, "data": {
                 "message": f"{user} ({role}): {request.cmd} {shown}".strip(),
                 "level": "info"}})
         try:
             return bus.ok_reply(request.id, result)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             return bus.error_reply(request.id, "internal", f"unencodable result: {exc}")
