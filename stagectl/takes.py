@@ -154,36 +154,48 @@ def read_take(path: Path) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
     Raises:
         TakeFormatError: missing file, not a take, or a broken line (with its number).
     """
+    header, numbered = _read_numbered(path)
+    return header, (record for _, record in numbered)
+
+
+def _read_numbered(path: Path) -> tuple[dict[str, Any], Iterator[tuple[int, dict[str, Any]]]]:
+    """:func:`read_take` with each record's line number (for errors that name the line)."""
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")
+        first = handle.readline()
     except OSError as exc:
         raise TakeFormatError(f"{path}: cannot open: {exc}") from None
-    first = handle.readline()
     try:
-        header = json.loads(first)
-    except json.JSONDecodeError:
+        header = json.loads(first.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
         handle.close()
         raise TakeFormatError(f"{path}:1: not a take file (no JSON header)") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         handle.close()
         raise TakeFormatError(f"{path}:1: not a {FORMAT} file")
 
-    def records() -> Iterator[dict[str, Any]]:
+    def records() -> Iterator[tuple[int, dict[str, Any]]]:
         with handle:
-            for number, line in enumerate(handle, start=2):
-                if not line.strip():
+            for number, raw in enumerate(handle, start=2):
+                if not raw.strip():
                     continue
                 try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    if not line.endswith("\n"):
+                    record = json.loads(raw.decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    if not raw.endswith(b"\n"):
                         return  # a take cut short by a crash: keep what is complete
-                    raise TakeFormatError(f"{path}:{number}: broken line") from None
+                    raise TakeFormatError(f"{path}:{number}: broken line (not JSON "
+                                          "text): the file is damaged") from None
                 if not isinstance(record, dict) or "type" not in record:
                     raise TakeFormatError(f"{path}:{number}: record without a type")
-                yield record
+                yield number, record
 
     return header, records()
+
+
+def _bad_record(path: Path, number: int, exc: Exception) -> TakeFormatError:
+    detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+    return TakeFormatError(f"{path}:{number}: {detail[:120]}: the record is damaged")
 
 
 CSV_COLUMNS = ("timecode", "source", "protocol", "sequence", "arrival_s", "x_m", "y_m", "z_m",
@@ -193,48 +205,59 @@ CSV_COLUMNS = ("timecode", "source", "protocol", "sequence", "arrival_s", "x_m",
 
 def export_csv(path: Path, out: IO[str], source: str | None = None) -> int:
     """Write the converted samples as CSV; returns the row count."""
-    _, records = read_take(path)
+    _, records = _read_numbered(path)
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     rows = 0
-    for rec in records:
+    for number, rec in records:
         if rec["type"] != "sample" or (source and rec.get("source") != source):
             continue
-        x, y, z = rec["position_m"]
-        pan, tilt, roll = rec["rotation_deg"]
-        writer.writerow([rec.get("timecode"), rec["source"], rec.get("protocol"),
-                         rec.get("sequence"), rec["arrival_s"], x, y, z, pan, tilt, roll,
-                         rec.get("zoom_raw"), rec.get("focus_raw"), rec.get("zoom_norm"),
-                         rec.get("focus_norm"), rec.get("focal_length_mm"),
-                         rec.get("focus_distance_m")])
+        try:
+            x, y, z = rec["position_m"]
+            pan, tilt, roll = rec["rotation_deg"]
+            row = [rec.get("timecode"), rec["source"], rec.get("protocol"),
+                   rec.get("sequence"), float(rec["arrival_s"]), x, y, z, pan, tilt, roll,
+                   rec.get("zoom_raw"), rec.get("focus_raw"), rec.get("zoom_norm"),
+                   rec.get("focus_norm"), rec.get("focal_length_mm"),
+                   rec.get("focus_distance_m")]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _bad_record(path, number, exc) from None
+        writer.writerow(row)
         rows += 1
     return rows
 
 
 def export_opentrackio(path: Path, out: IO[str], source: str | None = None) -> int:
     """Write the converted samples as OpenTrackIO 1.0.1 samples, one JSON per line."""
-    header, records = read_take(path)
-    rate = min(RATES.values(), key=lambda r: abs(r.fps - float(header.get("frame_rate", 25))))
-    offset = float(header.get("mono_to_wall_s", 0.0))
+    header, records = _read_numbered(path)
+    try:
+        fps = float(header.get("frame_rate", 25))
+        offset = float(header.get("mono_to_wall_s", 0.0))
+    except (TypeError, ValueError) as exc:
+        raise _bad_record(path, 1, exc) from None
+    rate = min(RATES.values(), key=lambda r: abs(r.fps - fps))
     builders: dict[str, SampleBuilder] = {}
     rows = 0
-    for rec in records:
+    for number, rec in records:
         if rec["type"] != "sample" or (source and rec.get("source") != source):
             continue
-        name = rec["source"]
-        builder = builders.get(name)
-        if builder is None:
-            builder = SampleBuilder(source_number=len(builders) + 1,
-                                    sample_rate=Fraction(rate.fps).limit_denominator(1001))
-            builders[name] = builder
-        tc = rec.get("timecode")
-        sample = builder.build(
-            position_m=rec["position_m"], rotation_deg=rec["rotation_deg"],
-            sample_time_s=rec["arrival_s"] + offset,
-            timecode=parse_timecode(tc, rate) if tc else None,
-            focal_length_mm=rec.get("focal_length_mm"),
-            focus_distance_m=rec.get("focus_distance_m"),
-            zoom_norm=rec.get("zoom_norm"), focus_norm=rec.get("focus_norm"))
+        try:
+            name = rec["source"]
+            builder = builders.get(name)
+            if builder is None:
+                builder = SampleBuilder(source_number=len(builders) + 1,
+                                        sample_rate=Fraction(rate.fps).limit_denominator(1001))
+                builders[name] = builder
+            tc = rec.get("timecode")
+            sample = builder.build(
+                position_m=rec["position_m"], rotation_deg=rec["rotation_deg"],
+                sample_time_s=float(rec["arrival_s"]) + offset,
+                timecode=parse_timecode(tc, rate) if tc else None,
+                focal_length_mm=rec.get("focal_length_mm"),
+                focus_distance_m=rec.get("focus_distance_m"),
+                zoom_norm=rec.get("zoom_norm"), focus_norm=rec.get("focus_norm"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _bad_record(path, number, exc) from None
         out.write(json.dumps(sample, separators=(",", ":")) + "\n")
         rows += 1
     return rows
@@ -249,9 +272,10 @@ async def replay(path: Path, target: tuple[str, int], source: str | None = None,
     """
     if speed <= 0:
         raise ValueError(f"speed must be > 0, got {speed}")
-    header, records = read_take(path)
+    header, records = _read_numbered(path)
     if source is None:
-        names = list(header.get("sources", {}))
+        sources = header.get("sources", {})
+        names = list(sources) if isinstance(sources, dict) else []
         if len(names) != 1:
             raise TakeFormatError(f"{path}: the take has sources {names}; choose one with "
                                   "--source")
@@ -263,16 +287,21 @@ async def replay(path: Path, target: tuple[str, int], source: str | None = None,
     t0_take: float | None = None
     t0 = loop.time()
     try:
-        for rec in records:
+        for number, rec in records:
             if rec["type"] != "raw" or rec.get("source") != source:
                 continue
+            try:
+                arrival_s = float(rec["arrival_s"])
+                data = bytes.fromhex(rec["hex"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise _bad_record(path, number, exc) from None
             if t0_take is None:
-                t0_take = rec["arrival_s"]
-            due = t0 + (rec["arrival_s"] - t0_take) / speed
+                t0_take = arrival_s
+            due = t0 + (arrival_s - t0_take) / speed
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            transport.sendto(bytes.fromhex(rec["hex"]))
+            transport.sendto(data)
             sent += 1
     finally:
         transport.close()
