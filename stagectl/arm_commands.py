@@ -21,6 +21,7 @@ from drivers.arm.kinematics import UR10_DH, DhRow
 from drivers.arm.motion import axis, default_axes
 from drivers.arm.planner import Envelope
 from drivers.device import Device
+from stagectl.arm_keys import driver_keys
 from stagectl.commands import ALL_ROLES, CONTROL, ENGINEER, CommandFailure, command
 from stagectl.config import ArmDeviceConfig
 
@@ -50,7 +51,8 @@ def build_arm(cfg: Any, engine: Engine) -> Device:
     lookahead_s = cfg.pipeline_latency_frames / engine.config.stage.frame_rate
     return ZmqArm(cfg.name, cfg.command, cfg.telemetry, envelope=envelope_from_config(cfg),
                   heartbeat_s=cfg.heartbeat_s, watchdog_s=cfg.watchdog_s,
-                  lookahead_s=min(1.0, lookahead_s), timeout_s=cfg.timeout_s)
+                  lookahead_s=min(1.0, lookahead_s), timeout_s=cfg.timeout_s,
+                  lease_ttl_s=cfg.lease_ttl_s, curve=driver_keys(cfg, engine.base_dir))
 
 
 def who(args: dict[str, Any]) -> tuple[str, str]:

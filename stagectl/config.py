@@ -279,6 +279,12 @@ class ArmDeviceConfig(_Model):
 
     ``axes`` and ``dh`` default to the UR10-sized arm of :mod:`drivers.arm`; give all six
     joints (plus ``track`` when ``track = true``) to override.
+
+    CURVE (required as soon as ``command`` or ``telemetry`` leaves loopback): ``server_key``
+    is the controller's public certificate, ``client_key`` the engine's secret certificate
+    for this link (``stagectl keys generate``); relative paths resolve against the engine's
+    working directory. ``lease_ttl_s``: how long the arm's control lease outlives a silent
+    engine (a restarted engine waits at most this long to take control).
     """
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -295,14 +301,31 @@ class ArmDeviceConfig(_Model):
     payload_kg: float = Field(default=2.5, ge=0, le=1000)
     axes: list[ArmAxisConfig] | None = None
     dh: list[DhRowConfig] | None = None
+    curve: bool = False
+    server_key: str = ""
+    client_key: str = ""
+    lease_ttl_s: float = Field(default=2.0, ge=0.2, le=60)
 
     @field_validator("command", "telemetry")
     @classmethod
     def _endpoint(cls, value: str) -> str:
         return _check_zmq_endpoint(value)
 
+    @property
+    def needs_curve(self) -> bool:
+        """CURVE is required as soon as an arm endpoint leaves loopback (as for [engine])."""
+        return self.curve or not (is_local_endpoint(self.command) and
+                                  is_local_endpoint(self.telemetry))
+
     @model_validator(mode="after")
     def _shape(self) -> ArmDeviceConfig:
+        if self.needs_curve and not (self.server_key and self.client_key):
+            where = self.command if not is_local_endpoint(self.command) else self.telemetry
+            raise ValueError(
+                f"{where} is not loopback (or curve = true), so the arm link needs CURVE: set "
+                "server_key (the controller's public certificate) and client_key (the "
+                "engine's secret certificate), e.g. from `stagectl keys generate --name "
+                f"{self.name}-controller` and `stagectl keys generate --name {self.name}-engine`")
         if self.heartbeat_s * 2 > self.watchdog_s:
             raise ValueError(f"heartbeat_s ({self.heartbeat_s:g}) must be at most half of "
                              f"watchdog_s ({self.watchdog_s:g})")
@@ -329,11 +352,31 @@ class ArmSimulatorConfig(_Model):
     watchdog_s: float = Field(default=0.5, ge=0.02, le=10)
     payload_kg: float = Field(default=2.5, ge=0, le=12)
     repeatability_deg: float = Field(default=0.005, ge=0, le=1)
+    max_message_bytes: int = Field(default=1_000_000, ge=4096, le=64_000_000)
+    max_in_flight: int = Field(default=16, ge=1, le=10_000)
+    curve: bool = False
+    secret_key: str = ""  # the controller's secret certificate (CURVE)
+    authorized_dir: str = ""  # client public certificates allowed in (empty: any key)
 
     @field_validator("command", "telemetry")
     @classmethod
     def _endpoint(cls, value: str) -> str:
         return _check_zmq_endpoint(value)
+
+    @property
+    def needs_curve(self) -> bool:
+        """CURVE is required as soon as an endpoint leaves loopback."""
+        return self.curve or not (is_local_endpoint(self.command) and
+                                  is_local_endpoint(self.telemetry))
+
+    @model_validator(mode="after")
+    def _keys(self) -> ArmSimulatorConfig:
+        if self.needs_curve and not self.secret_key:
+            raise ValueError(f"{self.command} / {self.telemetry} is not loopback (or curve = "
+                             "true), so the arm controller needs CURVE: set secret_key (its "
+                             "secret certificate, `stagectl keys generate --name "
+                             f"{self.name}`) and authorized_dir (the engine's public key)")
+        return self
 
 
 # Every device family adds its config class to these unions and its kind to KINDS.

@@ -12,6 +12,7 @@ from drivers.arm.simulator import ArmSimSettings, ArmSimulator
 from drivers.led.simulator import LedSimSettings, LedSimulator
 from drivers.tracking.simulator import Faults, TrackingSimulator
 from drivers.transport import parse_address
+from stagectl.arm_keys import simulator_settings
 from stagectl.config import (
     ArmSimulatorConfig,
     LedSimulatorConfig,
@@ -20,6 +21,8 @@ from stagectl.config import (
 )
 
 log = logging.getLogger(__name__)
+
+STOP_WAIT_S = 1.5
 
 
 class Simulator(Protocol):
@@ -93,7 +96,8 @@ def _build_arm(cfg: Any) -> Simulator:
     return ArmSimulator(ArmSimSettings(
         name=cfg.name, command=cfg.command, telemetry=cfg.telemetry, rate_hz=cfg.rate_hz,
         track=cfg.track, watchdog_s=cfg.watchdog_s, payload_kg=cfg.payload_kg,
-        repeatability_deg=cfg.repeatability_deg))
+        repeatability_deg=cfg.repeatability_deg, max_message_bytes=cfg.max_message_bytes,
+        max_in_flight=cfg.max_in_flight, **simulator_settings(cfg)))
 
 
 # kind -> factory taking that kind's ``[[simulators]]`` entry.
@@ -125,9 +129,14 @@ class SimulatorSet:
             raise RuntimeError(f"cannot start simulator: {exc}") from exc
 
     async def stop(self) -> None:
-        """Stop every simulator."""
+        """Stop every simulator, each within ``STOP_WAIT_S``; one failing never keeps the rest."""
         for sim in self.simulators:
-            await sim.stop()
+            try:
+                await asyncio.wait_for(sim.stop(), STOP_WAIT_S)
+            except TimeoutError:
+                log.warning("%s: did not stop within %g s", sim.name, STOP_WAIT_S)
+            except Exception:
+                log.exception("%s: stop failed", sim.name)
 
     def by_name(self, name: str) -> Simulator:
         """The simulator called ``name``."""
