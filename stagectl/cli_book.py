@@ -141,10 +141,11 @@ def setup(
         doc = json.loads(config.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         _fail(f"{config}: {exc}", 2)
+    new = not db.exists()
     with _store(db, create=True) as store:
         store.setup(doc, actor=_default_actor())
         n = len(store.problem().stages)
-    typer.echo(f"loaded {n} stages into {db}")
+    typer.echo(f"loaded {n} stages into {db}{' (new database)' if new else ''}")
 
 
 @app.command()
