@@ -1067,6 +1067,10 @@ class Controller:
                 raise _Refused(f"jobs[{i}].id: job {spec.id!r} already exists "
                                "(use `farm retry` to run it again)")
             specs.append(spec)
+        tasks = sum(len(s.tasks) for s in specs)
+        if tasks > lim.MAX_TASKS_PER_SUBMIT:
+            raise lim.FieldError("jobs", f"{len(specs)} jobs of {tasks} tasks",
+                                 f"at most {lim.MAX_TASKS_PER_SUBMIT} tasks per submit")
         new_ids = {s.id for s in specs}
         for i, spec in enumerate(specs):
             for dep in spec.after:

@@ -40,7 +40,7 @@ JOB_KEYS = {
     "gpus", "deadline_utc", "deadline_in_s", "priority", "after", "max_attempts",
 }
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-MAX_TASKS_PER_JOB = 10_000
+MAX_TASKS_PER_JOB = 100_000
 MAX_FRAME = 10**9
 MAX_ARGS = 256
 MAX_ARG_CHARS = 4096

@@ -28,6 +28,7 @@ MAX_ATTEMPT_ID = 2**63 - 1
 MAX_EXIT_CODE = 2**31
 MAX_EVENTS = 1000
 MAX_JOBS_PER_SUBMIT = 1000
+MAX_TASKS_PER_SUBMIT = 200_000
 NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 NODE_ID_RULE = "1-64 letters, digits, '-', '_' or '.', starting with a letter or digit"
 

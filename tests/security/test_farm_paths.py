@@ -74,3 +74,27 @@ def test_controller_checks_outputs_again(farm: Farm, tmp_path: Path) -> None:
         assert reply["error"].startswith("jobs[1].output:") and reason in reply["error"]
     assert farm.request("status")["jobs"] == []  # nothing of a refused submit is kept
     assert farm.request("submit", jobs=[good])["jobs"] == ["inside"]
+
+
+def test_stored_job_outside_the_root_is_cancelled_at_startup(tmp_path: Path) -> None:
+    """A job accepted before these checks stays readable but never runs again."""
+    from scheduler.dispatch.config import ControllerConfig
+    from scheduler.dispatch.controller import Controller
+    from scheduler.dispatch.store import FarmStore
+    from tests.dispatch.conftest import free_port
+
+    db = tmp_path / "farm.sqlite"
+    Controller(db, ControllerConfig(bind=f"tcp://127.0.0.1:{free_port()}")).close()
+    wire = work_job("old", tmp_path / "out", 1, 1).to_wire()
+    wire["output"] = "/etc/cron.d/x.####"
+    store = FarmStore(db)
+    with store.transaction():
+        store.add_job(wire, [("old:1-1", 1, 1)])
+    store.close()
+    ctl = Controller(db, ControllerConfig(bind=f"tcp://127.0.0.1:{free_port()}"))
+    try:
+        assert ctl.jobs["old"].state == "cancelled"
+        assert any(e["kind"] == "job_invalid" and "output root" in e["detail"]
+                   for e in ctl.store.events(10))
+    finally:
+        ctl.close()
