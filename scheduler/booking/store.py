@@ -84,6 +84,7 @@ FILE = DatabaseKind(
     version=1,
     script=SCHEMA,
     create_command="`stagectl book setup CONFIG --db {path}`",
+    path_setting="--db (or STAGECTL_BOOKING_DB)",
 )
 
 
