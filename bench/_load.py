@@ -36,12 +36,23 @@ def _on_term(signum: int, frame: Any) -> None:
     _stop = True
 
 
-def path_keyframes(n: int) -> list[dict[str, Any]]:
-    """A slow, smooth path of ``n`` keyframes 10 ms apart, inside every default limit."""
-    return [{"t_s": round(0.5 + i * 0.01, 3),
-             "joints_deg": [round(10 * math.sin(i / 500), 3), round(-40 + 5 * math.sin(i / 700), 3),
-                            60.0, 0.0, round(5 * math.sin(i / 900), 3), 0.0]}
-            for i in range(n)]
+def path_keyframes(n: int, jump_at_end: bool = False) -> list[dict[str, Any]]:
+    """A slow, smooth path of ``n`` keyframes 10 ms apart from home, inside every limit.
+
+    ``jump_at_end``: the last keyframe jumps 3 deg on j1 (300 deg/s): the driver checks the
+    whole trajectory before it finds that and refuses, so the upload costs its full planning
+    but never runs (a running 100 s path would keep the benchmark's own moves from starting).
+    """
+    frames = []
+    for i in range(n):
+        t = 1.0 + i * 0.01
+        w = 1.0 - math.cos(0.2 * (t - 1.0))  # starts at rest
+        frames.append({"t_s": round(t, 3),
+                       "joints_deg": [round(10 * w, 3), round(-40 + 5 * w, 3), 60.0, 0.0,
+                                      round(-5 * w, 3), 0.0]})
+    if jump_at_end and frames:
+        frames[-1]["joints_deg"][0] = round(frames[-1]["joints_deg"][0] + 3.0, 3)
+    return frames
 
 
 def _reply_code(payload: bytes) -> str:
@@ -95,7 +106,7 @@ def upload(endpoint: str, keyframes: int, bursts: int) -> dict[str, Any]:
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(endpoint)
-    path = path_keyframes(keyframes)
+    path = path_keyframes(keyframes, jump_at_end=True)
     codes: Counter[str] = Counter()
     sent = 0
     size = 0
