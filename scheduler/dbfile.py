@@ -147,8 +147,9 @@ def open_database(path: Path | str, kind: DatabaseKind, *, create: bool,
                                 "check the owner and mode of its folders") from None
     header = _check_file(p, st, kind)
     _check_access(p, kind)
-    wal = p.with_name(p.name + "-wal")
-    shm = p.with_name(p.name + "-shm")
+    real = p.resolve()  # SQLite keeps -wal and -shm beside the file a link points to
+    wal = real.with_name(real.name + "-wal")
+    shm = real.with_name(real.name + "-shm")
     had_shm = shm.exists()
     # Read-write only when the WAL is in WAL mode and has no leftover -wal: then closing a
     # failed check removes the side files and checkpoints nothing into the file. Otherwise
@@ -223,7 +224,8 @@ def _check_file(p: Path, st: os.stat_result, kind: DatabaseKind) -> bytes:
         raise DatabaseDamaged(p, f"is damaged (header page size {page_size})", restore)
     pages = int.from_bytes(header[28:32], "big")
     counter_valid = header[24:28] == header[92:96]
-    leftover_wal = p.with_name(p.name + "-wal").exists()
+    real = p.resolve()
+    leftover_wal = real.with_name(real.name + "-wal").exists()
     if pages and counter_valid and not leftover_wal and st.st_size < pages * page_size:
         raise DatabaseDamaged(p, f"is truncated ({st.st_size} bytes; its header says "
                                  f"{pages} pages of {page_size} bytes)", restore)
@@ -264,13 +266,13 @@ def _inspect(conn: sqlite3.Connection, p: Path, kind: DatabaseKind) -> int:
     missing = sorted(set(expected) - set(tables))
     if missing:
         raise DatabaseDamaged(p, f"is an SQLite file but not a {kind.name} (no table "
-                                 f"{', '.join(missing)})",
+                                 f"{_few(missing)})",
                               f"check {kind.path_setting}; if it should be one, {restore}")
     for table, columns in sorted(expected.items()):
         lacking = sorted(columns - tables[table])
         if lacking:
             raise DatabaseDamaged(p, f"is not a {kind.name} this build can use (table "
-                                     f"{table} has no column {', '.join(lacking)})", restore)
+                                     f"{table} has no column {_few(lacking)})", restore)
     rows = conn.execute("PRAGMA quick_check(1)").fetchall()
     if [tuple(r) for r in rows] != [("ok",)]:
         raise DatabaseDamaged(p, f"is damaged (quick_check: {_short(str(rows[0][0]))})",
@@ -341,6 +343,11 @@ def _forget_shm(shm: Path, existed: bool) -> None:
 
 def _side_files(p: Path) -> list[Path]:
     return [p] + [p.with_name(p.name + s) for s in ("-wal", "-shm", "-journal")]
+
+
+def _few(names: list[str], limit: int = 4) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit
+                                       else "")
 
 
 def _short(text: str, limit: int = 160) -> str:

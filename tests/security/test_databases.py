@@ -550,3 +550,31 @@ def test_byte_flips_anywhere_never_give_a_traceback(tmp_path: Path) -> None:
                 failures += 1
                 _one_line_error(stderr, db)
     assert failures  # some flips hit what the commands read
+
+
+def test_same_tables_without_the_columns_are_refused(tmp_path: Path) -> None:
+    """A file with this build's table names but not its columns (an older or foreign
+    layout) is refused at open, before any command can fail half-way on it."""
+    db = tmp_path / "booking.sqlite"
+    con = sqlite3.connect(db)
+    for table in ("meta", "stages", "pools", "outages", "history"):
+        con.execute(f"CREATE TABLE {table} (id TEXT)")
+    con.execute("CREATE TABLE bookings (id TEXT PRIMARY KEY, status TEXT)")
+    con.commit()
+    con.close()
+    before = _snapshot(db)
+    code, stderr = _book(["list"], db, tmp_path / "unused.json")
+    assert code == 1
+    assert "has no column" in _one_line_error(stderr, db)
+    assert _snapshot(db) == before
+
+
+def test_a_link_to_a_damaged_file_leaves_both_alone(tmp_path: Path) -> None:
+    target = _damaged(tmp_path, _booking_db, "bookings", "flipped_deep")
+    link = tmp_path / "link.sqlite"
+    link.symlink_to(target)
+    before = _snapshot(target), sorted(os.listdir(tmp_path))
+    code, stderr = _book(["list"], link, tmp_path / "unused.json")
+    assert code == 1
+    _one_line_error(stderr, link, "flipped_deep")
+    assert (_snapshot(target), sorted(os.listdir(tmp_path))) == before
