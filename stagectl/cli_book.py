@@ -81,6 +81,8 @@ def _store(db: Path, create: bool = False) -> Iterator[BookingStore]:
             yield store
     except DatabaseFileError as exc:
         _fail(str(exc), 1)
+    except sqlite3.ProgrammingError:
+        raise  # misuse of the connection: a bug to see in full, not a damaged file
     except sqlite3.DatabaseError as exc:
         _fail(str(explain(db, exc, BOOKING_FILE)), 1)
     except BookingInputError as exc:
