@@ -36,7 +36,7 @@ PROFILES: tuple[str, ...] = ("trapezoid", "scurve")
 CONTROL_RATE_HZ = 250.0
 SETTLE_TOLERANCE_DEG = 0.01  # how far past its target a joint may settle (deg)
 SETTLE_TOLERANCE_MM = 0.1  # ... the track (mm)
-CHECK_CHUNK = 4096  # samples checked per step
+CHECK_CHUNK = 1024  # samples checked per step (~0.2 ms)
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,7 +147,7 @@ def plan(env: Envelope, cmd: str, args: dict[str, object], position: Vector) -> 
     return finish(plan_steps(env, cmd, args, position))
 
 
-PATH_CHUNK = 256  # keyframes gathered per step
+PATH_CHUNK = 128  # keyframes gathered per step
 
 
 def plan_steps(env: Envelope, cmd: str, args: dict[str, object], position: Vector

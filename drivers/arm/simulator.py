@@ -61,6 +61,7 @@ MAX_STOP_RATE_PER_S = 50.0  # a controlled stop never takes less than 20 ms
 SAFE_INTERLOCKS = {"armed": False, "talent_on_stage": False, "estop_latched": False}
 URGENT_MAX_BYTES = 512  # an estop/stop request is small; bigger ones wait their turn
 MAX_URGENT_QUEUED = 10_000
+MAX_DRAIN = 256  # messages taken off the socket per wake-up before serving
 
 
 @dataclass
@@ -253,8 +254,8 @@ class ArmSimulator:
         self._auth.start()
         if allowed:
             class _Allowed:
-                def callback(self, domain: str, key: bytes) -> bool:
-                    return key in allowed or zmq.utils.z85.encode(key) in allowed
+                def callback(self, domain: str, key: bytes) -> bool:  # key: z85
+                    return key in allowed
 
             self._auth.configure_curve_callback(domain="*", credentials_provider=_Allowed())
         else:
@@ -552,10 +553,10 @@ class ArmSimulator:
         router = self._router
         while True:
             if not self._urgent and not self._normal:
-                self._admit(await router.recv_multipart())
-            while True:  # take what is queued so an e-stop jumps ahead of the rest
+                self._admit(await router.recv_multipart(copy=False))
+            for _ in range(MAX_DRAIN):  # take what is queued so an e-stop jumps the rest
                 try:
-                    self._admit(await router.recv_multipart(flags=zmq.NOBLOCK))
+                    self._admit(await router.recv_multipart(flags=zmq.NOBLOCK, copy=False))
                 except zmq.Again:
                     break
             item = self._next()
@@ -571,55 +572,57 @@ class ArmSimulator:
         with contextlib.suppress(zmq.ZMQError):
             self._router.send_multipart([*route, reply], flags=zmq.NOBLOCK)
 
-    def _refuse_unread(self, route: list[bytes], payload: bytes, code: str, message: str,
-                       **details: object) -> None:
+    def _refuse_unread(self, route: list[bytes], payload: zmq.Frame | bytes, code: str,
+                       message: str, **details: object) -> None:
         self.counters.received += 1
         self.counters.rejected += 1
+        head = bytes(payload.buffer[:256]) if isinstance(payload, zmq.Frame) else payload[:256]
         if not self.muted:
-            self._send(route, p.error_reply(p.quick_id(payload), code,
+            self._send(route, p.error_reply(p.quick_id(head), code,
                                             f"{self.name}: {message}", **details))
 
-    def _admit(self, frames: list[bytes]) -> None:
-        """Queue one request, or answer it at once without reading it."""
-        if len(frames) == 2:
-            route, payload = frames[:1], frames[1]
-        elif len(frames) == 3 and frames[1] == b"":
-            route, payload = frames[:2], frames[2]
-        else:
-            route = frames[:2] if len(frames) > 1 and frames[1] == b"" else frames[:1]
+    def _admit(self, parts: list[zmq.Frame]) -> None:
+        """Queue one request, or answer it at once without reading (or copying) it."""
+        n = len(parts)
+        delimited = n > 1 and len(parts[1]) == 0
+        route = [f.bytes for f in parts[:2 if delimited else 1]]
+        if n != len(route) + 1:
             self.counters.malformed += 1
-            self._refuse_unread(route, frames[-1] if len(frames) > 1 else b"", p.BAD_REQUEST,
+            self._refuse_unread(route, parts[-1] if n > len(route) else b"", p.BAD_REQUEST,
                                 f"a request is one frame holding one JSON object; got "
-                                f"{len(frames) - len(route)} frames", frames=len(frames))
+                                f"{n - len(route)} frames", frames=n - len(route))
             return
+        frame = parts[-1]
         peer = route[0]
-        size = len(payload)
+        size = len(frame)
         if size > self.settings.max_message_bytes:
             self.counters.too_large += 1
-            self._refuse_unread(route, payload, p.TOO_LARGE, f"request of {size} bytes; at "
+            self._refuse_unread(route, frame, p.TOO_LARGE, f"request of {size} bytes; at "
                                 f"most {self.settings.max_message_bytes}",
                                 limit_bytes=self.settings.max_message_bytes)
             return
-        if size <= URGENT_MAX_BYTES and (b'"estop"' in payload or b'"stop"' in payload):
-            if len(self._urgent) < MAX_URGENT_QUEUED:
+        if size <= URGENT_MAX_BYTES:
+            payload = frame.bytes
+            if (b'"estop"' in payload or b'"stop"' in payload) and \
+                    len(self._urgent) < MAX_URGENT_QUEUED:
                 self._urgent.append(_Queued(route, payload, peer))
                 return
         if size > self.settings.inline_bytes:
             now = time.monotonic()
             lease = self._live_lease(now)
             if lease is None or peer not in lease.peers:
-                self._refuse_unread(route, payload, p.NOT_LEASE_HOLDER,
+                self._refuse_unread(route, frame, p.NOT_LEASE_HOLDER,
                                     str(self._not_holder("a large request", now)),
                                     holder=None if lease is None else lease.holder)
                 return
             if self.arm.state != p.ArmState.IDLE or self._planning is not None:
-                self._refuse_unread(route, payload, p.BUSY, f"arm is {self.arm.state.value}"
+                self._refuse_unread(route, frame, p.BUSY, f"arm is {self.arm.state.value}"
                                     f"{' and planning' if self._planning else ''}; a motion "
                                     "is accepted only at rest", state=self.arm.state.value)
                 return
         if self._in_flight.get(peer, 0) >= self.settings.max_in_flight:
             self.counters.too_many_requests += 1
-            self._refuse_unread(route, payload, p.TOO_MANY_REQUESTS,
+            self._refuse_unread(route, frame, p.TOO_MANY_REQUESTS,
                                 f"more than {self.settings.max_in_flight} requests in flight "
                                 "from this client; wait for replies", limit=self.settings
                                 .max_in_flight)
@@ -628,7 +631,7 @@ class ArmSimulator:
         queue = self._normal.get(peer)
         if queue is None:
             queue = self._normal[peer] = deque()
-        queue.append(_Queued(route, payload, peer, counted=True))
+        queue.append(_Queued(route, frame.bytes, peer, counted=True))
 
     def _next(self) -> _Queued | None:
         """Urgent first; the rest round-robin between clients."""
