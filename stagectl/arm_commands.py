@@ -240,7 +240,7 @@ async def _arm_set_limits(engine: Engine, args: dict[str, Any]) -> Any:
 @command("cue.list", ALL_ROLES, "The cue list, the current cue and each cue's blockers.",
          query=True)
 async def _cue_list(engine: Engine, args: dict[str, Any]) -> Any:
-    return engine.cues.listing(engine)
+    return await engine.cues.listing(engine)
 
 
 @command("cue.go", CONTROL, "GO: fire the next cue (all preconditions checked first).")

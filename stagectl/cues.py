@@ -186,19 +186,22 @@ class CueList:
                              f"{', '.join(str(c.number) for c in self.cues) or 'none'}",
                              cue=number)
 
-    def listing(self, engine: Engine) -> dict[str, Any]:
+    async def listing(self, engine: Engine) -> dict[str, Any]:
         """The cue list with what is current and what each cue would need now."""
         return {"source": self.source,
                 "current": None if self.current is None else self.cues[self.current].number,
                 "cues": [{"number": c.number, "name": c.name,
                           "led": None if c.led is None else c.led.model_dump(exclude_none=True),
                           "arm": None if c.arm is None else c.arm.command()[0],
-                          "mark": c.mark, "problems": self.problems(engine, c)[0]}
+                          "mark": c.mark, "problems": (await self.problems(engine, c))[0]}
                          for c in self.cues],
                 "marks": self.marks[-20:]}
 
-    def problems(self, engine: Engine, cue: Cue) -> tuple[list[str], list[Any]]:
-        """Every precondition a cue fails now, and the prepared actions when none fail."""
+    async def problems(self, engine: Engine, cue: Cue) -> tuple[list[str], list[Any]]:
+        """Every precondition a cue fails now, and the prepared actions when none fail.
+
+        An arm move or path is checked in slices (the engine keeps serving meanwhile).
+        """
         problems: list[str] = []
         actions: list[Any] = []
         if cue.arm is not None:
@@ -213,7 +216,7 @@ class CueList:
                     try:
                         if cue.arm.start_timecode is not None:
                             args["start_utc_s"] = self.start_utc(engine, cue.arm.start_timecode)
-                        actions.append(("arm", found, cmd, found.check(cmd, args)))
+                        actions.append(("arm", found, cmd, await found.check_async(cmd, args)))
                     except (ArmRefused, ValueError) as exc:
                         problems.append(f"{found.name}: {exc}")
         if cue.led is not None:
@@ -252,7 +255,7 @@ class CueList:
     async def fire(self, engine: Engine, index: int, user: str, role: str) -> dict[str, Any]:
         """Check every precondition of cue ``index``, then fire it (or nothing)."""
         cue = self.cues[index]
-        problems, actions = self.problems(engine, cue)
+        problems, actions = await self.problems(engine, cue)
         label = f"cue {cue.number}{' ' + repr(cue.name) if cue.name else ''}"
         if problems:
             if cue.arm is not None:
