@@ -125,7 +125,8 @@ def upload(endpoint: str, keyframes: int, bursts: int) -> dict[str, Any]:
                     codes[_reply_code(sock.recv())] += 1
                     break
             else:
-                codes["no_reply"] += 1
+                if not _stop:
+                    codes["no_reply"] += 1
     finally:
         sock.close(0)
         ctx.term()

@@ -133,9 +133,19 @@ def call(client: EngineClient, cmd: str, args: dict[str, Any] | None = None,
 
 def ready(client: EngineClient, tel: Telemetry) -> None:
     """Stage reset and armed, arm IDLE."""
-    call(client, "safety.reset")
-    call(client, "safety.arm")
-    tel.until(lambda s: s.state == p.ArmState.IDLE)
+    for _ in range(5):
+        deadline = time.monotonic() + 1  # the engine must have seen the arm at rest
+        while time.monotonic() < deadline and call(client, "arm.status")["state"].get(
+                "state") in ("MOVING", "HOMING", "STOPPING"):
+            time.sleep(0.005)
+        result = call(client, "safety.reset")
+        call(client, "safety.arm")
+        try:
+            tel.until(lambda s: s.state == p.ArmState.IDLE, 2)
+            return
+        except RuntimeError:
+            continue
+    raise RuntimeError(f"the arm did not come back to IDLE; last reset: {result}")
 
 
 def legitimate_move(client: EngineClient, tel: Telemetry) -> bool:
@@ -196,7 +206,7 @@ def watchdog_trips(client: EngineClient) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=60, help="e-stops per load")
+    parser.add_argument("--trials", type=int, default=80, help="e-stops per load")
     ns = parser.parse_args()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as folder:

@@ -196,6 +196,7 @@ class Engine:
                              total_bytes=engine_cfg.max_queued_bytes)
         self._queue: FairQueue[_Pending] = FairQueue(self.limits)
         self._work = asyncio.Event()
+        self._large_decode = asyncio.Lock()
         self._arrivals = 0
         self._last_urgent = 0  # arrival number of the last urgent request
         self._last_urgent_cmd = ""
@@ -485,12 +486,15 @@ class Engine:
     async def _run_queued(self, client: Hashable, pending: _Pending) -> None:
         try:
             request = pending.request
-            if request is None:
-                try:
-                    request = self._decode(pending.payload)
-                except bus.ProtocolError as exc:
-                    await self._reply(pending.envelope, self._bad_request(exc))
-                    return
+            if request is None:  # a large request: one decode per turn of the loop
+                async with self._large_decode:
+                    try:
+                        request = self._decode(pending.payload)
+                    except bus.ProtocolError as exc:
+                        await self._reply(pending.envelope, self._bad_request(exc))
+                        return
+                    finally:
+                        await asyncio.sleep(0)  # let the loop run between decodes
             command = COMMANDS.get(request.cmd)
             if (pending.arrival < self._last_urgent and command is not None
                     and not command.query and not is_urgent(request)

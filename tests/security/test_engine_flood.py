@@ -26,6 +26,7 @@ from stagectl.harness import StageHarness, free_port_config
 
 LOAD = Path(__file__).resolve().parents[2] / "bench" / "_load.py"
 TARGET = [60.0, -40.0, 60.0, 0.0, 0.0, 0.0]
+HOME = [0.0, -40.0, 60.0, 0.0, 0.0, 0.0]  # where bench/_load.py's paths start
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 3.0, what: str = "") -> float:
@@ -144,3 +145,46 @@ def test_flood_neither_starves_other_clients_nor_trips_a_legitimate_move(
     assert not stage.engine.safety.audit.tail(10, "watchdog_trip")
     assert summary["replies"] == summary["sent"], summary
     assert summary["codes"].get("overloaded", 0) > 0, summary
+
+
+def test_path_uploads_from_three_clients_do_not_delay_estop(stage: StageHarness) -> None:
+    """10,000-keyframe paths (~0.6 MB each) are decoded one per turn of the loop, planned in
+    slices: an e-stop from a fourth client still reaches the arm at once."""
+    assert stage.engine is not None
+    engine = stage.engine
+    sim = arm_sim(stage)
+    uploaders = []
+    with EngineClient(stage.config, ClientIdentity("op", "operator")) as op:
+        op.call("safety.arm")
+        op.call("arm.move_joints", {"joints_deg": HOME})  # where the uploaded path starts:
+        wait_for(lambda: sim.arm.state.value == "MOVING", what="arm moving")  # checked in full
+        wait_for(lambda: sim.arm.state.value == "IDLE", 10, "arm home")
+        try:
+            for _ in range(3):
+                proc = subprocess.Popen(
+                    [sys.executable, str(LOAD), "upload", "--endpoint",
+                     stage.config.engine.command, "--keyframes", "10000"],
+                    stdout=subprocess.PIPE, text=True)
+                uploaders.append(proc)
+                assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+            failed = "failed_velocity_limit", "failed_acceleration_limit", "failed_interlock"
+            wait_for(lambda: sum(engine.counters[k] for k in failed) >= 3, 20,
+                     "uploads being checked")
+            assert engine.counters["failed_velocity_limit"] >= 1  # planned to the end
+            op.call("arm.move_joints", {"joints_deg": TARGET})
+            wait_for(lambda: sim.arm.state.value == "MOVING", what="arm moving")
+            time.sleep(0.05)
+            sent = time.monotonic()
+            op.send("estop", {"reason": "upload test"})
+            wait_for(lambda: sim.arm.state.value == "ESTOP", 2.0, "arm e-stopped")
+            reached = time.monotonic() - sent
+            busy = all(p.poll() is None for p in uploaders)
+        finally:
+            for proc in uploaders:
+                proc.terminate()
+            summaries = [json.loads(p.communicate(timeout=30)[0].strip().splitlines()[-1])
+                         for p in uploaders]
+    assert reached < 0.25, f"e-stop reached the arm {reached:.3f} s after it was sent"
+    assert busy, "an uploader stopped early"
+    assert all(s["sent"] >= 1 and "no_reply" not in s["codes"] for s in summaries), summaries
+    assert not engine.safety.audit.tail(10, "watchdog_trip")
