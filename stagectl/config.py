@@ -329,6 +329,9 @@ class ArmDeviceConfig(_Model):
         if self.heartbeat_s * 2 > self.watchdog_s:
             raise ValueError(f"heartbeat_s ({self.heartbeat_s:g}) must be at most half of "
                              f"watchdog_s ({self.watchdog_s:g})")
+        if self.heartbeat_s * 2 > self.lease_ttl_s:
+            raise ValueError(f"heartbeat_s ({self.heartbeat_s:g}) must be at most half of "
+                             f"lease_ttl_s ({self.lease_ttl_s:g})")
         if self.axes is not None:
             names = [a.name for a in self.axes]
             want = [f"j{i}" for i in range(1, 7)] + (["track"] if self.track else [])

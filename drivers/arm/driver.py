@@ -158,6 +158,7 @@ class ZmqArm(Device):
         sub = self._ctx.socket(zmq.SUB)
         for sock in (dealer, urgent, sub):
             sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.MAXMSGSIZE, 2 * p.MAX_MESSAGE_BYTES)  # a broken peer's junk
             if self.curve is not None:
                 sock.curve_serverkey = self.curve.server_public
                 sock.curve_publickey = self.curve.client_public
