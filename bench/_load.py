@@ -4,9 +4,9 @@
 (``--bursts N``) or it gets SIGTERM, then prints one JSON object of what it sent and what
 came back. Kinds:
 
-* ``flood``: one DEALER sends ``--count`` requests (``status`` as a viewer by default) per
-  burst as fast as the socket takes them, reading replies as they come; the summary counts
-  replies by error code (``ok``, ``overloaded``, ...).
+* ``flood``: one DEALER (or ``--connections`` of them, in turn) sends ``--count`` requests
+  (``status`` as a viewer by default) per burst as fast as the sockets take them, reading
+  replies as they come; the summary counts replies by error code (``ok``, ``overloaded``...).
 * ``upload``: an operator uploads a ``--keyframes`` path (``arm.run_path``) through the
   engine, again as soon as each reply is back.
 * ``direct``: a raw DEALER sends ``--count`` messages of ``--size`` bytes per burst straight
@@ -68,37 +68,52 @@ def _reply_code(payload: bytes) -> str:
     return str(error.get("code", "error")) if isinstance(error, dict) else "error"
 
 
-def flood(endpoint: str, count: int, cmd: str, role: str, bursts: int) -> dict[str, Any]:
+def flood(endpoint: str, count: int, cmd: str, role: str, bursts: int,
+          connections: int = 1) -> dict[str, Any]:
     ctx = zmq.Context()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.RCVHWM, 0)
-    sock.setsockopt(zmq.SNDHWM, 0)
-    sock.connect(endpoint)
+    socks = []
+    for _ in range(connections):
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVHWM, 0)
+        sock.setsockopt(zmq.SNDHWM, 0)
+        sock.connect(endpoint)
+        socks.append(sock)
+    poller = zmq.Poller()
+    for sock in socks:
+        poller.register(sock, zmq.POLLIN)
     codes: Counter[str] = Counter()
     sent = received = 0
     started = time.monotonic()
     burst = 0
+
+    def read(timeout_ms: int) -> None:
+        nonlocal received
+        for sock, _ in poller.poll(timeout_ms):
+            while sock.poll(0):
+                codes[_reply_code(sock.recv())] += 1
+                received += 1
+
     try:
         while not _stop and (bursts <= 0 or burst < bursts):
             burst += 1
             for i in range(count):  # queue the whole burst: this is the flood
-                sock.send(b'{"id":"f%d-%d","cmd":"%s","role":"%s","user":"flood"}'
-                          % (burst, i, cmd.encode(), role.encode()))
+                socks[i % connections].send(
+                    b'{"id":"f%d-%d","cmd":"%s","role":"%s","user":"flood"}'
+                    % (burst, i, cmd.encode(), role.encode()))
                 sent += 1
-                while sock.poll(0):
-                    codes[_reply_code(sock.recv())] += 1
-                    received += 1
+                if i % 16 == 0:
+                    read(0)
             deadline = time.monotonic() + 30
             while received < sent and time.monotonic() < deadline and not _stop:
-                if sock.poll(100):
-                    codes[_reply_code(sock.recv())] += 1
-                    received += 1
+                read(100)
     finally:
-        sock.close(0)
+        for sock in socks:
+            sock.close(0)
         ctx.term()
     return {"kind": "flood", "sent": sent, "replies": received, "codes": dict(codes),
-            "bursts": burst, "seconds": round(time.monotonic() - started, 2)}
+            "bursts": burst, "connections": connections,
+            "seconds": round(time.monotonic() - started, 2)}
 
 
 def upload(endpoint: str, keyframes: int, bursts: int) -> dict[str, Any]:
@@ -172,13 +187,14 @@ def main() -> None:
     parser.add_argument("--role", default="viewer")
     parser.add_argument("--keyframes", type=int, default=10000)
     parser.add_argument("--size", type=int, default=500_000)
+    parser.add_argument("--connections", type=int, default=1, help="flood: DEALERs")
     parser.add_argument("--bursts", type=int, default=0, help="0: until SIGTERM")
     ns = parser.parse_args()
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGINT, _on_term)
     print("ready", flush=True)
     if ns.kind == "flood":
-        result = flood(ns.endpoint, ns.count, ns.cmd, ns.role, ns.bursts)
+        result = flood(ns.endpoint, ns.count, ns.cmd, ns.role, ns.bursts, ns.connections)
     elif ns.kind == "upload":
         result = upload(ns.endpoint, ns.keyframes, ns.bursts)
     else:

@@ -9,6 +9,9 @@ heartbeats) waits behind it. :class:`FairQueue` holds the requests that are not 
 * at most ``per_client`` requests of one client in flight (queued plus running), at most
   ``total`` queued over all clients and at most ``total_bytes`` of queued payloads; a request
   over a bound is refused at once (the engine answers ``overloaded``), never buffered;
+* a client's first ``reserve`` small requests in flight are admitted even when the overall
+  bounds are reached, so a console polling ``status`` keeps working while many connections
+  flood;
 * :meth:`FairQueue.next` hands out work round robin over the clients that have some, at most
   ``running_per_client`` running for one client and ``running_total`` overall, so a client
   with 30 queued requests gets one turn like a client with one.
@@ -37,6 +40,8 @@ class Limits:
     total_bytes: int = 64_000_000
     running_per_client: int = 4
     running_total: int = 64
+    reserve: int = 2  # small requests per client admitted past ``total`` / ``total_bytes``
+    reserve_bytes: int = 4096
 
 
 @dataclass(slots=True)
@@ -92,12 +97,13 @@ class FairQueue(Generic[T]):
                           f"flight (limit {limits.per_client}, [engine] "
                           "max_inflight_per_client); wait for replies before sending more",
                           in_flight=mine, limit=limits.per_client)
-        if self.queued >= limits.total:
+        reserved = mine < limits.reserve and size <= limits.reserve_bytes
+        if self.queued >= limits.total and not reserved:
             raise Refused("total", f"engine overloaded: {self.queued} requests queued from "
                           f"{len(self._clients)} clients (limit {limits.total}, [engine] "
                           "max_queued_total); retry in a moment",
                           queued=self.queued, limit=limits.total)
-        if self.queued_bytes + size > limits.total_bytes:
+        if self.queued_bytes + size > limits.total_bytes and not reserved:
             raise Refused("bytes", f"engine overloaded: {self.queued_bytes} bytes of requests "
                           f"queued (limit {limits.total_bytes}, [engine] max_queued_bytes); "
                           "retry in a moment", queued_bytes=self.queued_bytes,

@@ -28,17 +28,26 @@ def test_bounds_refuse_instead_of_buffering() -> None:
     assert info.value.bound == "client" and "max_inflight_per_client" in str(info.value)
     queue.offer("b", 0, 10)
     queue.offer("c", 0, 10)
+    queue.offer("c", 1, 10)
     with pytest.raises(Refused) as info:
-        queue.offer("d", 0, 10)
+        queue.offer("c", 2, 10)
     assert info.value.bound == "total"
+    with pytest.raises(Refused) as info:
+        queue.offer("d", 0, 5000)  # a large request gets no reserve
+    assert info.value.bound == "total"
+    queue.offer("d", 0, 10)  # past the total: a client's first small requests are reserved
+    queue.offer("d", 1, 10)
+    with pytest.raises(Refused):
+        queue.offer("d", 2, 10)
     assert queue.next() == ("a", 0)  # running counts as in flight: "a" still has 3
     with pytest.raises(Refused):
         queue.offer("a", 9, 10)
-    big: FairQueue[int] = FairQueue(Limits(total_bytes=100))
-    big.offer("a", 0, 60)
+    big: FairQueue[int] = FairQueue(Limits(total_bytes=10_000))
+    big.offer("a", 0, 6000)
     with pytest.raises(Refused) as info:
-        big.offer("b", 0, 60)
+        big.offer("b", 0, 6000)
     assert info.value.bound == "bytes"
+    big.offer("b", 0, 600)  # small: reserved
 
 
 def test_round_robin_and_running_caps() -> None:

@@ -53,10 +53,11 @@ def arm_sim(stage: StageHarness) -> ArmSimulator:
 class Flood:
     """``bench/_load.py flood``: one DEALER, 20,000 ``status`` requests as fast as it can."""
 
-    def __init__(self, endpoint: str, count: int = 20000) -> None:
+    def __init__(self, endpoint: str, count: int = 20000, connections: int = 1) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, str(LOAD), "flood", "--endpoint", endpoint, "--count", str(count),
-             "--bursts", "1"], stdout=subprocess.PIPE, text=True)
+             "--connections", str(connections), "--bursts", "1"], stdout=subprocess.PIPE,
+            text=True)
         assert self.proc.stdout is not None
         assert self.proc.stdout.readline().strip() == "ready"
 
@@ -188,3 +189,25 @@ def test_path_uploads_from_three_clients_do_not_delay_estop(stage: StageHarness)
     assert busy, "an uploader stopped early"
     assert all(s["sent"] >= 1 and "no_reply" not in s["codes"] for s in summaries), summaries
     assert not engine.safety.audit.tail(10, "watchdog_trip")
+
+
+def test_flood_over_many_connections_leaves_a_console_served(stage: StageHarness) -> None:
+    """100 connections flooding fill the engine's overall queue; a console's requests are
+    still admitted (each client's first small requests are reserved) and answered."""
+    assert stage.engine is not None
+    engine = stage.engine
+    with EngineClient(stage.config, ClientIdentity("console", "viewer"), timeout_s=2) as c:
+        flood = Flood(stage.config.engine.command, count=20000, connections=100)
+        try:
+            wait_for(flooding(stage, engine.counters["requests"]), 10, "flood arriving")
+            pings = []
+            while flood.proc.poll() is None and len(pings) < 50:
+                t0 = time.monotonic()
+                c.call("status")
+                pings.append(time.monotonic() - t0)
+            summary = flood.result()
+        finally:
+            flood.kill()
+    assert pings and max(pings) < 0.5, f"the console waited up to {max(pings):.3f} s"
+    assert summary["replies"] == summary["sent"], summary
+    assert engine.counters["overloaded_total"] > 0, dict(engine.counters)
