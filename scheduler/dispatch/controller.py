@@ -157,7 +157,10 @@ class Controller:
         self._router = self._ctx.socket(zmq.ROUTER)
         self._router.linger = 0
         self._router.rcvhwm = self.config.peer_queue
-        self._router.sndhwm = 100_000
+        # replies and assignments queued per peer (above TURN_MESSAGES, so one turn's answers
+        # all fit); beyond it ZeroMQ drops: a peer that never reads cannot grow the controller
+        # without bound, and agents' work is reconciled by heartbeats
+        self._router.sndhwm = 2 * TURN_MESSAGES
         self._router.setsockopt(zmq.MAXMSGSIZE, self.config.max_message_bytes)
         self._auth = None
         self._identities: dict[str, tuple[str, str | None]] = {}

@@ -18,10 +18,12 @@ from tests.dispatch.conftest import Farm
 class RawPeer:
     """A DEALER that sends whatever a hostile or broken peer would (optionally with CURVE)."""
 
-    def __init__(self, address: str, keys: Path | None = None, name: str = "") -> None:
+    def __init__(self, address: str, keys: Path | None = None, name: str = "",
+                 rcvhwm: int = 1000) -> None:
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.linger = 0
+        self.sock.rcvhwm = rcvhwm
         if keys is not None:
             from scheduler.dispatch.curve import client_keys
 
