@@ -153,7 +153,8 @@ json_values = st.recursive(
 @settings(max_examples=300, deadline=None)
 @given(cmd=st.sampled_from(p.COMMANDS), args=st.dictionaries(
     st.sampled_from(["joints_deg", "pose", "keyframes", "axis", "velocity", "duration_s",
-                     "profile", "speed_scale", "soft_min", "watchdog_s", "t_s", "x"]),
+                     "profile", "speed_scale", "soft_min", "watchdog_s", "t_s", "x",
+                     "lease", "holder", "ttl_s", "interlocks"]),
     json_values, max_size=4))
 def test_fuzz_validate_args_only_raises_protocol_errors(cmd: str, args: dict[str, object]
                                                         ) -> None:
@@ -175,3 +176,29 @@ def test_fuzz_decode_request_never_crashes(payload: bytes) -> None:
         p.decode_request(payload)
     except p.ArmProtocolError as exc:
         assert exc.code in ("bad_json", "bad_request", "unknown_command")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(["armed", "talent_on_stage", "estop_latched", "x"]),
+                       json_values, max_size=4))
+def test_fuzz_interlock_push_is_all_three_flags_or_refused(locks: dict[str, object]) -> None:
+    try:
+        clean = p.validate_args("heartbeat", {"interlocks": locks}, track=False)
+    except p.ArmProtocolError as exc:
+        assert exc.code in ("invalid_value", "bad_request") and str(exc)
+        return
+    assert set(clean["interlocks"]) == set(p.INTERLOCK_KEYS)
+    assert all(isinstance(v, bool) for v in clean["interlocks"].values())
+
+
+def test_lease_envelope_and_quick_id_vectors() -> None:
+    payload = p.encode_request("arm-a-7", "heartbeat", {}, "f" * 32)
+    request = p.decode_request(payload)
+    assert (request.id, request.cmd, request.lease) == ("arm-a-7", "heartbeat", "f" * 32)
+    assert p.quick_id(payload) == "arm-a-7" and p.quick_id(b'{"id": 12, "cmd"') == "12"
+    with pytest.raises(p.ArmProtocolError) as info:
+        p.decode_request(b'{"id":1,"cmd":"home","lease":7}')
+    assert info.value.code == "bad_request" and "lease" in str(info.value)
+    with pytest.raises(p.ArmProtocolError) as info:
+        p.validate_args("acquire", {"lease": "short", "holder": "x"}, track=False)
+    assert info.value.details["param"] == "lease"
