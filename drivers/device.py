@@ -132,6 +132,9 @@ class Device(ABC):
     """
 
     kind: ClassVar[str] = "device"
+    # Upper bound on safe_shutdown() when the process stops (a family's own controlled stop
+    # must fit inside it: the arm waits up to 3 s for its stop to finish).
+    safe_shutdown_s: ClassVar[float] = 3.5
 
     def __init__(self, name: str, backoff: Backoff | None = None) -> None:
         self.name = name
@@ -209,10 +212,20 @@ class Device(ABC):
         self._task = asyncio.create_task(self._run(), name=f"device-{self.name}")
 
     async def stop(self) -> None:
-        """Leave the device safe, then close the link."""
+        """Leave the device safe (within :attr:`safe_shutdown_s`), then close the link.
+
+        A peer that never answers cannot hold the process: the safe shutdown is abandoned
+        after :attr:`safe_shutdown_s` (an error event and the ``safe_shutdown_timeouts``
+        counter say so) and the link is closed anyway.
+        """
         try:
             if self.online:
-                await self.safe_shutdown()
+                try:
+                    await asyncio.wait_for(self.safe_shutdown(), self.safe_shutdown_s)
+                except TimeoutError:
+                    self.counters["safe_shutdown_timeouts"] += 1
+                    self.event(f"safe shutdown did not finish within {self.safe_shutdown_s:g} s;"
+                               " closing the link anyway", "error")
         finally:
             if self._task is not None:
                 self._task.cancel()

@@ -12,9 +12,8 @@ import importlib
 import json
 import logging
 import os
-import signal
-import subprocess
 import sys
+import tempfile
 import threading
 import time
 from importlib.metadata import entry_points
@@ -36,6 +35,7 @@ from stagectl.client import (
     StateSubscriber,
 )
 from stagectl.config import DEFAULT_CONFIG, ConfigError, StageConfig, load_config
+from stagectl.lifecycle import ChildGroup, StopSignals, die_with_parent, serve_until_signal
 
 
 class _LazyGroup(TyperGroup):
@@ -67,8 +67,21 @@ keys_app = typer.Typer(help="CURVE keys for non-loopback engines.", no_args_is_h
 app.add_typer(led_app, name="led")
 app.add_typer(keys_app, name="keys")
 
+
+
+class _StderrConsole(Console):
+    """stderr that survives a closed reader (a dead parent, ``| head``).
+
+    rich's default raises SystemExit on a broken pipe: inside a log call in the engine that
+    aborted the process between two device shutdowns. Here the console just goes quiet.
+    """
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+
+
 out = Console()
-err = Console(stderr=True)
+err = _StderrConsole(stderr=True)
 
 ConfigOpt = Annotated[Path, typer.Option(
     "--config", "-c", envvar="STAGECTL_CONFIG", help="Stage TOML file.")]
@@ -93,9 +106,16 @@ def _load(path: Path) -> StageConfig:
         raise typer.Exit(2) from None
 
 
+# Third-party loggers whose INFO lines (a broker's state machine, client sessions) drown the
+# stage's own: warnings only, unless --verbose.
+THIRD_PARTY_LOGGERS = ("amqtt", "transitions", "aiomqtt", "asyncio")
+
+
 def _logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
                         handlers=[RichHandler(console=err, show_path=False)], force=True)
+    for name in THIRD_PARTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 BAD_INPUT_CODES = {"invalid_value", "bad_request", "unknown_device", "wrong_kind",
@@ -113,24 +133,23 @@ def _call(config: StageConfig, cmd: str, args: dict[str, Any] | None = None,
         _fail(f"{exc} [{exc.code}]", 2 if exc.code in BAD_INPUT_CODES else 1)
 
 
+def _error_line(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+
+
 async def _serve_until_signal(start: Any, stop: Any, what: str) -> int:
-    stop_event = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop_event.set)
-    try:
-        await start()
-    except (RuntimeError, OSError) as exc:
-        err.print(f"[bold red]error:[/] {what}: {exc}", highlight=False)
-        with contextlib.suppress(Exception):
-            await stop()
-        return 1
-    try:
-        await stop_event.wait()
-    finally:
-        logging.getLogger("stagectl").info("%s: shutting down", what)
-        await stop()
-    return 0
+    return await serve_until_signal(start, stop, what, _error_line)
+
+
+def _refuse_busy(lines: list[str], config: Path) -> None:
+    """Exit 1 with one line per busy port (nothing is started)."""
+    if not lines:
+        return
+    for line in lines:
+        err.print(f"[bold red]error:[/] {line}", highlight=False, markup=True, soft_wrap=True)
+    err.print(f"another stack is running on {config}'s ports: stop it, or give this one "
+              "other ports", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
 
 
 # ---- sim / serve ---------------------------------------------------------------------------
@@ -138,12 +157,14 @@ async def _serve_until_signal(start: Any, stop: Any, what: str) -> int:
 @app.command()
 def sim(config: ConfigOpt = DEFAULT_CONFIG, verbose: bool = False) -> None:
     """Run the simulators declared in the stage config until Ctrl-C."""
+    from stagectl.ports import busy, simulator_endpoints
     from stagectl.simulate import SimulatorSet
 
     cfg = _load(config)
     _logging(verbose)
     if not cfg.simulators:
         _fail(f"{config}: no [[simulators]] declared", 2)
+    _refuse_busy(busy(simulator_endpoints(cfg)), config)
     sims = SimulatorSet(cfg)
     for s in sims.simulators:
         err.print(f"simulator {s.name} ({type(s).__name__})")
@@ -154,9 +175,11 @@ def sim(config: ConfigOpt = DEFAULT_CONFIG, verbose: bool = False) -> None:
 def serve(config: ConfigOpt = DEFAULT_CONFIG, verbose: bool = False) -> None:
     """Run the stage engine: own the devices, serve clients over ZeroMQ."""
     from stagectl.engine import Engine
+    from stagectl.ports import busy, engine_endpoints
 
     cfg = _load(config)
     _logging(verbose)
+    _refuse_busy(busy(engine_endpoints(cfg)), config)
 
     async def main() -> int:
         try:
@@ -460,21 +483,42 @@ def _demo_script(cfg: StageConfig, stop: threading.Event) -> None:
             i += 1
 
 
-def _spawn(args: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "stagectl", *args],
-                            stderr=subprocess.PIPE)
+def _wait_for_engine(cfg: StageConfig, group: ChildGroup) -> None:
+    """Until the engine answers a ping; fails (exit 1) if a child exits or 20 s pass."""
+    with EngineClient(cfg, ClientIdentity("demo", "viewer"), timeout_s=0.5) as client:
+        deadline = time.monotonic() + 20
+        while True:
+            dead = group.exited()
+            if dead is not None:
+                _fail(f"the demo's {dead.name} exited early ({dead.reason()}); its output "
+                      f"({dead.log_path}):\n{dead.tail()}", 1)
+            try:
+                client.call("ping")
+                return
+            except EngineUnavailable:
+                if time.monotonic() > deadline:
+                    _fail("the engine did not answer within 20 s", 1)
 
 
-def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
-    for child in reversed(children):
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    for child in reversed(children):
-        try:
-            child.wait(8)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+def _run_console_child(group: ChildGroup, config: Path, duration: float | None) -> int:
+    """The console as a child process (a Qt abort cannot take the demo down with it).
+
+    Returns its exit code; fails (exit 1) when the engine or a simulator exits meanwhile.
+    """
+    args = ["gui", "--config", str(config)]
+    if duration is not None:
+        args += ["--duration", f"{duration:g}"]
+    console = group.spawn("console", args)
+    end = None if duration is None else time.monotonic() + duration + 15
+    while console.proc.poll() is None:
+        for child in group.children:
+            if child is not console and child.proc.poll() is not None:
+                _fail(f"the demo's {child.name} exited ({child.reason()}); stopping the demo",
+                      1)
+        if end is not None and time.monotonic() > end:
+            return 0  # it did not close on time: the teardown stops it
+        time.sleep(0.2)
+    return console.proc.returncode
 
 
 @app.command()
@@ -484,53 +528,67 @@ def demo(config: ConfigOpt = DEFAULT_CONFIG,
              help="Exit 0 after SECONDS.")] = None,
          script: Annotated[bool, typer.Option(
              help="Drive the LED with a demo sequence.")] = True) -> None:
-    """Simulators + engine + console (or terminal dashboard) in one process group."""
+    """Simulators + engine + console (or terminal dashboard), stopped together on any exit.
+
+    Refuses to start while another stack holds the config's ports. The simulators, the
+    engine and the console are child processes that stop with the demo (signals, a console
+    that crashes, errors, even SIGKILL of the demo on Linux).
+    """
+    from stagectl.ports import busy, engine_endpoints, simulator_endpoints
+
     cfg = _load(config)
-    children: list[subprocess.Popen[bytes]] = []
+    _refuse_busy(busy(engine_endpoints(cfg) + simulator_endpoints(cfg)), config)
+    group = ChildGroup(Path(tempfile.mkdtemp(prefix="stagectl-demo-")))
     stop = threading.Event()
     code = 0
-    try:
-        err.print(f"[bold]stagectl demo[/]: stage {cfg.stage.name}; starting simulators ...")
-        children.append(_spawn(["sim", "--config", str(config)]))
-        time.sleep(0.3)
-        err.print(f"starting engine on {cfg.engine.command} ...")
-        children.append(_spawn(["serve", "--config", str(config)]))
-        with EngineClient(cfg, ClientIdentity("demo", "viewer"), timeout_s=0.5) as client:
-            deadline = time.monotonic() + 20
-            while True:
-                for child in children:
-                    if child.poll() is not None:
-                        message = (child.stderr.read().decode(errors="replace")
-                                   if child.stderr else "")
-                        _fail(f"a demo process exited early (code {child.returncode}):\n"
-                              f"{message.strip()}", 1)
-                try:
-                    client.call("ping")
-                    break
-                except EngineUnavailable:
-                    if time.monotonic() > deadline:
-                        _fail("the engine did not answer within 20 s", 1)
-        if script:
-            threading.Thread(target=_demo_script, args=(cfg, stop), daemon=True).start()
-        use_gui = not headless and has_display()
-        run_console = _console_entry() if use_gui else None
-        if run_console is not None:
-            err.print("opening the console (Ctrl-C or close the window to stop) ...")
-            code = int(run_console(cfg, config, duration))
-        else:
-            if not headless:
-                err.print("no display: showing the terminal dashboard instead")
-            err.print("try in another terminal: [bold].venv/bin/stagectl led set brightness "
-                      "600[/]   (Ctrl-C stops the demo)")
-            from stagectl.dashboard import run_dashboard
+    with StopSignals() as signals:
+        try:
+            err.print(f"[bold]stagectl demo[/]: stage {cfg.stage.name}; starting simulators "
+                      f"(logs in {group.log_dir}) ...", highlight=False)
+            if cfg.simulators:
+                group.spawn("sim", ["sim", "--config", str(config)])
+                time.sleep(0.3)
+            err.print(f"starting engine on {cfg.engine.command} ...", highlight=False)
+            group.spawn("engine", ["serve", "--config", str(config)])
+            _wait_for_engine(cfg, group)
+            if script:
+                threading.Thread(target=_demo_script, args=(cfg, stop), daemon=True,
+                                 name="demo-script").start()
+            started = time.monotonic()
+            fallback = ""
+            if headless:
+                pass
+            elif not has_display():
+                fallback = "no display"
+            elif not entry_points(group="stagectl.console"):
+                fallback = "the console is not installed (pip install stagectl with PySide6)"
+            else:
+                err.print("opening the console (Ctrl-C or close the window to stop) ...")
+                code = _run_console_child(group, config, duration)
+                if code != 0:
+                    console = group.children[-1]
+                    fallback = f"the console could not run ({console.reason()})"
+                    code = 0
+                else:
+                    fallback = "-"  # the window was closed: the demo is over
+            if fallback != "-":
+                if fallback:
+                    err.print(f"{fallback}: showing the terminal dashboard instead",
+                              highlight=False, soft_wrap=True)
+                err.print("try in another terminal: [bold].venv/bin/stagectl led set "
+                          "brightness 600[/]   (Ctrl-C stops the demo)")
+                from stagectl.dashboard import run_dashboard
 
-            code = run_dashboard(cfg, duration)
-    except KeyboardInterrupt:
-        code = 0
-    finally:
-        stop.set()
-        err.print("stopping: engine leaves devices safe, then simulators stop ...")
-        _stop_children(children)
+                left = None if duration is None else max(0.0,
+                                                         duration - (time.monotonic() - started))
+                code = run_dashboard(cfg, left)
+        except KeyboardInterrupt:
+            code = 0
+        finally:
+            signals.shield()
+            stop.set()
+            err.print("stopping: engine leaves devices safe, then simulators stop ...")
+            group.stop()
     raise typer.Exit(code)
 
 
@@ -545,6 +603,7 @@ app.command("estop")(cli_arm.estop)
 
 def main() -> None:
     """Entry point of the ``stagectl`` console script."""
+    die_with_parent()  # a child of `stagectl demo` stops when the demo does
     app()
 
 # ---- camera tracking and takes (stagectl/cli_tracking.py) ------------------------------------

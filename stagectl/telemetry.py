@@ -29,6 +29,8 @@ from stagectl.config import MqttSection
 log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 2000
+STOP_WAIT_S = 1.5  # per step of stop(): the publisher, then the embedded broker
+QUIET_LOGGERS = ("amqtt", "transitions")  # the broker's INFO chatter, unless --verbose
 
 
 class EmbeddedBroker:
@@ -42,7 +44,9 @@ class EmbeddedBroker:
         """Start listening on ``bind``."""
         from amqtt.broker import Broker  # imported late: heavy, and only for embedded use
 
-        logging.getLogger("amqtt").setLevel(logging.WARNING)
+        for name in QUIET_LOGGERS:  # unless the CLI already chose (--verbose)
+            if logging.getLogger(name).level == logging.NOTSET:
+                logging.getLogger(name).setLevel(logging.WARNING)
         self._broker = Broker({
             "listeners": {"default": {"type": "tcp", "bind": self.bind}},
             "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
@@ -133,12 +137,18 @@ class MqttTelemetry:
                 break
             await asyncio.sleep(0.02)
         if self._task is not None:
+            # the publisher's own goodbye is bounded (1 s), the client's disconnect is not
+            # always: a broker that stopped answering must not hold the engine's exit.
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            done, _ = await asyncio.wait({self._task}, timeout=STOP_WAIT_S)
+            if not done:
+                log.warning("MQTT publisher did not stop within %g s; leaving it", STOP_WAIT_S)
             self._task = None
         if self._broker is not None:
-            await self._broker.stop()
+            try:
+                await asyncio.wait_for(self._broker.stop(), STOP_WAIT_S)
+            except TimeoutError:
+                log.warning("embedded MQTT broker did not stop within %g s", STOP_WAIT_S)
 
     async def _run(self) -> None:
         online = f"{self.cfg.topic_prefix}/{self.stage}/engine/online"

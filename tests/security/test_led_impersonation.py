@@ -22,6 +22,7 @@ from drivers.led.driver import OscLedProcessor
 from drivers.led.simulator import FAULT_MUTE, LedSimSettings, LedSimulator
 from drivers.osc import encode_message
 from stagectl.client import ClientIdentity, EngineClient
+from stagectl.config import LedDeviceConfig
 from stagectl.harness import StageHarness, free_port_config
 
 TIMEOUT_S = 0.6
@@ -107,7 +108,7 @@ async def test_impostor_does_not_keep_a_muted_wall_online(sim: LedSimulator,
             assert time.monotonic() - muted_at < TIMEOUT_S + 2.0
             assert "no reply from udp://127.0.0.1" in dev.health.reason
             await asyncio.sleep(3 * TIMEOUT_S)  # and it stays offline while the impostor talks
-            assert dev.health.state == Health.OFFLINE
+            assert dev.health.state == Health.OFFLINE  # type: ignore[comparison-overlap]
             assert sent[0] > 100
         assert dev.reported.get("brightness_nits") != 42.0
         assert dev.session != "impostor"
@@ -145,6 +146,7 @@ def test_estop_does_not_report_freeze_applied_to_a_dead_wall() -> None:
     config = free_port_config(stage="impostor-stage",
                               safety={"estop_led_action": "freeze"})
     led_cfg = config.devices[0]
+    assert isinstance(led_cfg, LedDeviceConfig)
     host, port_text = led_cfg.address.rsplit(":", 1)
     with StageHarness(config) as stage:
         assert stage.engine is not None
