@@ -206,6 +206,7 @@ class Engine:
 
     async def start(self) -> None:
         """Bind the sockets, then start every device."""
+        _freeze_gc()  # before any device link is live: the one full collection pauses nothing
         self._bind()
         if self.config.mqtt.enabled:
             self.telemetry = MqttTelemetry(self.config.mqtt, self.config.stage.name)
@@ -228,7 +229,6 @@ class Engine:
         if self._monitor is not None:
             self._tasks.append(asyncio.create_task(self._monitor_loop(self._monitor),
                                                    name="engine-connections"))
-        _freeze_gc()
         log.info("engine for stage %s: commands on %s, state on %s",
                  self.config.stage.name, self.config.engine.command, self.config.engine.state)
 
