@@ -128,6 +128,7 @@ class ZmqArm(Device):
         self._establishing: asyncio.Task[None] | None = None
         self.interlocks: dict[str, bool] = {"armed": False, "talent_on_stage": False,
                                             "estop_latched": False}
+        self._interlock_seq = 0
         self.desired["limits"] = self.validate("limits", {
             "soft_min": [a.soft_min for a in self.envelope.axes],
             "soft_max": [a.soft_max for a in self.envelope.axes],
@@ -206,7 +207,7 @@ class ZmqArm(Device):
         if not self.heartbeats_enabled:
             return
         if self.lease_held:  # renews the lease, feeds the watchdog, carries the interlocks
-            self._fire(self._urgent, "heartbeat", {"interlocks": dict(self.interlocks)})
+            self._fire(self._urgent, "heartbeat", {"interlocks": self._interlock_args()})
         else:
             self._fire(self._urgent, "heartbeat", {})
             if self._connected.is_set():
@@ -294,13 +295,25 @@ class ZmqArm(Device):
         """
         self.interlocks = {"armed": bool(armed), "talent_on_stage": bool(talent_on_stage),
                            "estop_latched": bool(estop_latched)}
+        self._interlock_seq += 1
         self._report({"interlocks": dict(self.interlocks)})
         return self._push_interlocks()
 
+    def _interlock_args(self) -> dict[str, Any]:
+        return {**self.interlocks, "seq": self._interlock_seq}
+
     def _push_interlocks(self) -> bool:
+        """Push on both sockets, numbered.
+
+        The urgent socket, so a drop is never behind an upload; the command socket, so a
+        motion sent after arming never overtakes the arming push. The controller ignores a
+        push older (by ``seq``) than one it applied, so the slower copy changes nothing.
+        """
         if not self.lease_held:
             return False
-        return self._fire(self._urgent, "heartbeat", {"interlocks": dict(self.interlocks)})
+        args = {"interlocks": self._interlock_args()}
+        urgent = self._fire(self._urgent, "heartbeat", args)
+        return self._fire(self._dealer, "heartbeat", args) or urgent
 
     async def _push_limits(self, limits: dict[str, Any]) -> bool:
         try:

@@ -344,8 +344,15 @@ def validate_args_steps(cmd: str, args: dict[str, Any], track: bool) -> Steps[di
         if not isinstance(locks, dict):
             raise _invalid("interlocks", locks, "an object {armed, talent_on_stage, "
                            "estop_latched}")
-        _no_extra("interlocks", locks, INTERLOCK_KEYS)
-        return {"interlocks": {k: _flag(locks, k, f"interlocks.{k}") for k in INTERLOCK_KEYS}}
+        _no_extra("interlocks", locks, (*INTERLOCK_KEYS, "seq"))
+        clean_locks: dict[str, Any] = {k: _flag(locks, k, f"interlocks.{k}")
+                                       for k in INTERLOCK_KEYS}
+        if locks.get("seq") is not None:
+            seq = locks["seq"]
+            if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**53:
+                raise _invalid("interlocks.seq", seq, "an integer 0..2^53 (push counter)")
+            clean_locks["seq"] = seq
+        return {"interlocks": clean_locks}
     if cmd == "acquire":
         _no_extra(cmd, args, ("lease", "holder", "ttl_s"))
         lease, holder = args.get("lease"), args.get("holder")

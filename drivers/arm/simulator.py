@@ -166,6 +166,7 @@ class ArmSimulator:
         self.lookahead_s = settings.lookahead_s
         self.arm = _Arm(self.envelope.home, np.zeros(len(axes)))
         self.interlocks: dict[str, bool] = dict(SAFE_INTERLOCKS)
+        self._interlock_seq = -1  # of the last push applied (per lease)
         self.lease: _Lease | None = None
         self._rng = np.random.default_rng(settings.seed)
         self._ctx: zmq.asyncio.Context | None = None
@@ -423,7 +424,7 @@ class ArmSimulator:
         if lease is not None and now > lease.expires:
             self.counters.lease_expiries += 1
             self.lease = None
-            self.interlocks = dict(SAFE_INTERLOCKS)
+            self.interlocks, self._interlock_seq = dict(SAFE_INTERLOCKS), -1
             log.warning("%s: control lease of %s expired", self.name, lease.holder)
             if self.arm.state in (p.ArmState.MOVING, p.ArmState.HOMING):
                 self._begin_stop(f"control lease of {lease.holder} expired during motion")
@@ -484,7 +485,7 @@ class ArmSimulator:
         if lease is None:
             lease = _Lease(args["lease"], args["holder"], args["ttl_s"], now + args["ttl_s"])
             self.lease = lease
-            self.interlocks = dict(SAFE_INTERLOCKS)  # a new holder starts disarmed
+            self.interlocks, self._interlock_seq = dict(SAFE_INTERLOCKS), -1  # starts disarmed
             self.counters.lease_grants += 1
             log.info("%s: control lease taken by %s (ttl %g s)", self.name, lease.holder,
                      lease.ttl_s)
@@ -499,17 +500,27 @@ class ArmSimulator:
 
     def _release(self) -> dict[str, Any]:
         lease, self.lease = self.lease, None
-        self.interlocks = dict(SAFE_INTERLOCKS)
+        self.interlocks, self._interlock_seq = dict(SAFE_INTERLOCKS), -1
         if self.arm.state in (p.ArmState.MOVING, p.ArmState.HOMING):
             self._begin_stop()
         if lease is not None:
             log.info("%s: control lease released by %s", self.name, lease.holder)
         return {"released": True, "state": self.arm.state.value}
 
-    def set_interlocks(self, interlocks: dict[str, bool]) -> None:
-        """Apply the stage interlocks the lease holder pushed; stop motion they forbid."""
+    def set_interlocks(self, interlocks: dict[str, Any]) -> None:
+        """Apply the stage interlocks the lease holder pushed; stop motion they forbid.
+
+        A push with a ``seq`` older than one already applied is stale (it came the slow way
+        round, on another socket) and is ignored.
+        """
+        seq = interlocks.get("seq")
+        if isinstance(seq, int):
+            if seq < self._interlock_seq:
+                return
+            self._interlock_seq = seq
         was = self.interlocks
-        self.interlocks = dict(interlocks)
+        interlocks = {k: bool(interlocks[k]) for k in p.INTERLOCK_KEYS}
+        self.interlocks = interlocks
         moving = self.arm.state in (p.ArmState.MOVING, p.ArmState.HOMING)
         if interlocks["estop_latched"] and not was["estop_latched"] and \
                 self.arm.state in p.MOTION_STATES:

@@ -96,3 +96,18 @@ def test_estop_then_reset_leaves_the_stage_disarmed(stage: StageHarness) -> None
         op.call("safety.arm")  # a separate, deliberate act
         wait_for(lambda: sim.interlocks["armed"])
         assert op.call("arm.home")["state"] == "HOMING"
+
+
+async def test_a_move_right_after_arming_is_never_refused_and_stale_pushes_are_ignored(
+        ) -> None:
+    async with simulator() as sim, driver(sim, armed=False) as arm, \
+            raw_client(sim.command_endpoint) as raw:
+        for i in range(10):
+            arm.set_interlocks(armed=True, talent_on_stage=False, estop_latched=False)
+            target = [5.0 if i % 2 == 0 else -5.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+            assert (await arm.move_joints(target))["state"] == "MOVING"  # no wait between
+            arm.set_interlocks(armed=False, talent_on_stage=False, estop_latched=False)
+            await until(lambda: sim.state == "IDLE" and not sim.interlocks["armed"], 3.0)
+        stale = {"armed": True, "talent_on_stage": False, "estop_latched": False, "seq": 1}
+        reply = await raw.call("heartbeat", {"interlocks": stale}, lease=arm.lease_id)
+        assert reply["ok"] and reply["result"]["interlocks"]["armed"] is False  # ignored
