@@ -508,7 +508,7 @@ def _run_console_child(group: ChildGroup, config: Path, duration: float | None) 
     args = ["gui", "--config", str(config)]
     if duration is not None:
         args += ["--duration", f"{duration:g}"]
-    console = group.spawn("console", args)
+    console = group.spawn("console", args, stop_wait_s=0.5)
     end = None if duration is None else time.monotonic() + duration + 15
     while console.proc.poll() is None:
         for child in group.children:
@@ -546,10 +546,10 @@ def demo(config: ConfigOpt = DEFAULT_CONFIG,
             err.print(f"[bold]stagectl demo[/]: stage {cfg.stage.name}; starting simulators "
                       f"(logs in {group.log_dir}) ...", highlight=False)
             if cfg.simulators:
-                group.spawn("sim", ["sim", "--config", str(config)])
+                group.spawn("sim", ["sim", "--config", str(config)], stop_wait_s=0.8)
                 time.sleep(0.3)
             err.print(f"starting engine on {cfg.engine.command} ...", highlight=False)
-            group.spawn("engine", ["serve", "--config", str(config)])
+            group.spawn("engine", ["serve", "--config", str(config)], stop_wait_s=3.2)
             _wait_for_engine(cfg, group)
             if script:
                 threading.Thread(target=_demo_script, args=(cfg, stop), daemon=True,

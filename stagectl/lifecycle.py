@@ -213,6 +213,7 @@ class Child:
     name: str
     proc: subprocess.Popen[bytes]
     log_path: Path
+    stop_wait_s: float = 1.0  # how long it may take to stop after SIGTERM
     _log: IO[bytes] | None = field(default=None, repr=False)
 
     def tail(self, lines: int = 6) -> str:
@@ -255,8 +256,12 @@ class ChildGroup:
         self.log_dir = log_dir
         self.children: list[Child] = []
 
-    def spawn(self, name: str, args: list[str]) -> Child:
-        """Start ``python -m stagectl ARGS`` as child ``name``."""
+    def spawn(self, name: str, args: list[str], stop_wait_s: float = 1.0) -> Child:
+        """Start ``python -m stagectl ARGS`` as child ``name``.
+
+        ``stop_wait_s`` is its share of the stop budget (the engine's safe shutdown needs the
+        most).
+        """
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
         out = log_path.open("wb")
@@ -268,7 +273,7 @@ class ChildGroup:
         except BaseException:
             out.close()
             raise
-        child = Child(name, proc, log_path, out)
+        child = Child(name, proc, log_path, stop_wait_s, out)
         self.children.append(child)
         return child
 
@@ -292,10 +297,10 @@ class ChildGroup:
                 with contextlib.suppress(OSError):
                     child.proc.send_signal(signal.SIGTERM)
                     child.proc.send_signal(signal.SIGCONT)
-            # keep a little time for those after this one
-            share = end - time.monotonic() - 0.3 * (len(pending) - 1 - i)
+            # its own share, keeping at least 0.3 s for each one after it
+            left = end - time.monotonic() - 0.3 * (len(pending) - 1 - i)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                child.proc.wait(max(0.1, share))
+                child.proc.wait(max(0.1, min(child.stop_wait_s, left)))
         for child in pending:
             if child.proc.poll() is None:
                 log.warning("%s did not stop within %.1f s; killing it", child.name, budget_s)
