@@ -566,6 +566,8 @@ class ArmSimulator:
             if not self._urgent and not self._normal:
                 self._admit(await router.recv_multipart(copy=False))
             for _ in range(MAX_DRAIN):  # take what is queued so an e-stop jumps the rest
+                if self._urgent:
+                    break  # serve it before refusing the rest of a burst
                 try:
                     self._admit(await router.recv_multipart(flags=zmq.NOBLOCK, copy=False))
                 except zmq.Again:
