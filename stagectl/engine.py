@@ -299,11 +299,16 @@ class Engine:
         if self.takes.recorder is not None:
             with contextlib.suppress(Exception):
                 log.info("take stopped on shutdown: %s", self.takes.stop())
-        for device in self.devices.values():
+
+        async def leave_safe(device: Device) -> None:
             try:
                 await device.stop()
             except Exception:
                 log.exception("%s: safe shutdown failed", device.name)
+
+        # all at once: each is bounded (Device.safe_shutdown_s) and one slow device never
+        # eats another's time within the process's stop budget (decision 0047)
+        await asyncio.gather(*(leave_safe(d) for d in self.devices.values()))
         self._publish(bus.ENGINE_TOPIC, {"type": "event", "device": None,
                                          "data": {"message": "engine stopped",
                                                   "level": "warning"}})
