@@ -74,11 +74,17 @@ def arm_status(config: ConfigOpt = DEFAULT_CONFIG, device: ArmOpt = None,
     state = result["state"]
     pose = state.get("tool_pose") or {}
     blockers = result.get("motion_problems") or []
+    lease = result.get("lease") or {}
+    control = "held by this engine" if lease.get("held") else \
+        f"NOT held{': controlled by ' + str(lease['holder']) if lease.get('holder') else ''}"
     _show(result, json_out, "\n".join([
         f"{result['name']}: {state.get('state')} ({result['health']}"
         f"{': ' + result['health_reason'] if result['health_reason'] else ''})",
         f"joints deg  {_fmt(state.get('joints_deg'))}",
         "tool pose   " + "  ".join(f"{k}={v}" for k, v in pose.items()),
+        f"control lease: {control}",
+        "soft max    " + _fmt([a["soft_max"] for a in result.get("axes") or []])
+        + "   (as the arm holds them)",
         "motion: " + ("allowed" if not blockers else "; ".join(blockers))]))
 
 
