@@ -540,7 +540,7 @@ def demo(config: ConfigOpt = DEFAULT_CONFIG,
     _refuse_busy(busy(engine_endpoints(cfg) + simulator_endpoints(cfg)), config)
     group = ChildGroup(Path(tempfile.mkdtemp(prefix="stagectl-demo-")))
     stop = threading.Event()
-    code = 0
+    code, finished = 0, False
     with StopSignals() as signals:
         try:
             err.print(f"[bold]stagectl demo[/]: stage {cfg.stage.name}; starting simulators "
@@ -582,13 +582,17 @@ def demo(config: ConfigOpt = DEFAULT_CONFIG,
                 left = None if duration is None else max(0.0,
                                                          duration - (time.monotonic() - started))
                 code = run_dashboard(cfg, left)
+            finished = True
         except KeyboardInterrupt:
-            code = 0
+            code, finished = 0, True
         finally:
             signals.shield()
             stop.set()
             err.print("stopping: engine leaves devices safe, then simulators stop ...")
-            group.stop()
+            if group.stop() and code == 0 and finished:
+                group.remove_logs()
+            else:
+                err.print(f"the demo's logs: {group.log_dir}", highlight=False)
     raise typer.Exit(code)
 
 

@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -284,11 +285,14 @@ class ChildGroup:
                 return child
         return None
 
-    def stop(self, budget_s: float = STOP_BUDGET_S) -> None:
+    def stop(self, budget_s: float = STOP_BUDGET_S) -> bool:
         """SIGTERM each child, newest first, waiting for it; SIGKILL what is left at the end.
 
         A child stopped with SIGSTOP also gets SIGCONT so it can act on the SIGTERM. Every
         child has had SIGKILL and been reaped when this returns.
+
+        Returns:
+            True when every child exited 0 (their logs are then of no interest).
         """
         end = time.monotonic() + budget_s
         pending = list(reversed(self.children))
@@ -311,6 +315,11 @@ class ChildGroup:
             if child._log is not None:
                 child._log.close()
                 child._log = None
+        return all(child.proc.returncode == 0 for child in pending)
+
+    def remove_logs(self) -> None:
+        """Delete the log folder (after a clean run)."""
+        shutil.rmtree(self.log_dir, ignore_errors=True)
 
 
 class StopSignals:

@@ -89,7 +89,7 @@ class Stack:
             stdout = stderr = log
         proc = subprocess.Popen([*STAGECTL, *args, "--config", str(self.config_path)],
                                 stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
-                                env={**os.environ, **(env or {})})
+                                env={**os.environ, "TMPDIR": str(self.tmp_path), **(env or {})})
         self.procs[name] = proc
         return proc
 

@@ -121,7 +121,8 @@ def test_console_that_cannot_start_falls_back_to_the_dashboard(stack: Stack) -> 
     result = subprocess.run(
         [*STAGECTL, "demo", "--duration", "6", "--config", str(stack.config_path)],
         capture_output=True, text=True, timeout=90,
-        env={**os.environ, "QT_QPA_PLATFORM": "nonexistent", "COLUMNS": "200"})
+        env={**os.environ, "QT_QPA_PLATFORM": "nonexistent", "COLUMNS": "200",
+             "TMPDIR": str(stack.tmp_path)})
     try:
         assert result.returncode == 0, result.stderr
         assert "the console could not run (killed by SIGABRT" in result.stderr, result.stderr
