@@ -414,7 +414,8 @@ class ZmqArm(Device):
         else:
             self.event(f"engine stopping; arm at rest ({self.state.value})")
         if self.lease_held:  # a restarted engine takes control at once, not after the ttl
-            self._fire(self._urgent, "release", {})
+            with contextlib.suppress(CommandError, TimeoutError):  # it expires anyway
+                await asyncio.wait_for(self._call(self._urgent, "release", {}), 0.5)
             self._lost_lease()
 
     def _problems(self) -> list[str]:

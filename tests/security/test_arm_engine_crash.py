@@ -117,6 +117,7 @@ def test_engine_sigkilled_mid_move_faults_the_arm_and_a_new_engine_takes_over(
         second.send_signal(signal.SIGINT)
         assert second.wait(10) == 0
         wait(lambda: sim.lease is None, 2, "lease released at shutdown")
+        assert sim.counters.lease_expiries == 1  # the killed engine's; the second released
     finally:
         for proc in (first, second):
             if proc is not None:
