@@ -574,6 +574,8 @@ class ZmqArm(Device):
             raise CommandError(self.name, f"cannot {cmd}: {self.health.reason or 'offline'}",
                                "device_offline")
         sock = self._urgent if cmd in ("estop", "stop") else self._dealer
+        if cmd == "run_path":  # a big request is read only from a connection known to hold
+            self._fire(self._dealer, "heartbeat", {})  # the lease (it may have reconnected)
         try:
             result = await self._call(sock, cmd, clean)
         except ArmRefused:

@@ -624,9 +624,13 @@ class ArmSimulator:
             now = time.monotonic()
             lease = self._live_lease(now)
             if lease is None or peer not in lease.peers:
-                self._refuse_unread(route, frame, p.NOT_LEASE_HOLDER,
-                                    str(self._not_holder("a large request", now)),
-                                    holder=None if lease is None else lease.holder)
+                self.counters.not_lease_holder += 1
+                self._refuse_unread(
+                    route, frame, p.NOT_LEASE_HOLDER, f"a request of {size} bytes is read only "
+                    f"from a connection that has presented the live control lease (held by "
+                    f"{lease.holder if lease else 'nobody'}); send a small request with the "
+                    "lease on this connection first", holder=None if lease is None
+                    else lease.holder)
                 return
             if self.arm.state != p.ArmState.IDLE or self._planning is not None:
                 self._refuse_unread(route, frame, p.BUSY, f"arm is {self.arm.state.value}"

@@ -108,3 +108,15 @@ async def test_every_malformed_request_gets_a_structured_error_and_the_arm_keeps
         assert all("ok" in r for r in replies) and len({r["id"] for r in replies}) == 200
         assert sim.counters.malformed >= 5
         assert (await raw.call("heartbeat"))["ok"] is True
+
+
+async def test_the_lease_holders_own_large_path_is_accepted_while_strangers_are_refused(
+        ) -> None:
+    frames = path(9000)
+    async with simulator() as sim, driver(sim) as arm, raw_client(sim.command_endpoint) as raw:
+        reply = await raw.call("run_path", {"keyframes": frames}, lease=arm.lease_id)
+        error = error_of(reply)  # the right lease, but a connection that never presented it
+        assert error["code"] == p.NOT_LEASE_HOLDER and "connection" in error["message"]
+        result = await arm.run_path(frames)
+        assert result["state"] == "MOVING" and result["duration_s"] == 900.0
+        assert arm.lease_held
