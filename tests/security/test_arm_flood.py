@@ -78,7 +78,7 @@ async def test_driver_heartbeats_keep_flowing_while_it_checks_a_long_path() -> N
             tick.cancel()
             await asyncio.gather(tick, return_exceptions=True)
         assert took > 0.05  # real work was done, in slices
-        assert max(gaps) < 0.1, f"the driver's loop stalled {max(gaps):.3f} s"
+        assert max(gaps) < 0.25, f"the driver's loop stalled {max(gaps):.3f} s"
         assert sim.state == "MOVING" and sim.counters.watchdog_trips == 0
 
 
