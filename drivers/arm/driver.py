@@ -415,7 +415,7 @@ class ZmqArm(Device):
             self.event(f"engine stopping; arm at rest ({self.state.value})")
         if self.lease_held:  # a restarted engine takes control at once, not after the ttl
             with contextlib.suppress(CommandError, TimeoutError):  # it expires anyway
-                await asyncio.wait_for(self._call(self._urgent, "release", {}), 0.5)
+                await asyncio.wait_for(self._call(self._urgent, "release", {}), 0.2)
             self._lost_lease()
 
     def _problems(self) -> list[str]:
