@@ -36,6 +36,7 @@ from stagectl.client import (
 )
 from stagectl.config import DEFAULT_CONFIG, ConfigError, StageConfig, load_config
 from stagectl.lifecycle import ChildGroup, StopSignals, die_with_parent, serve_until_signal
+from stagectl.logpump import LogPump, raw_stderr
 
 
 class _LazyGroup(TyperGroup):
@@ -109,13 +110,18 @@ def _load(path: Path) -> StageConfig:
 # Third-party loggers whose INFO lines (a broker's state machine, client sessions) drown the
 # stage's own: warnings only, unless --verbose.
 THIRD_PARTY_LOGGERS = ("amqtt", "transitions", "aiomqtt", "asyncio")
+LOG_DRAIN_S = 0.5  # at exit: time for the log writer to catch up (it may be stuck)
 
 
-def _logging(verbose: bool = False) -> None:
+def _logging(verbose: bool = False) -> LogPump:
+    """Log to stderr through a :class:`LogPump`: a stuck stderr never blocks the loop."""
+    handler = RichHandler(console=_StderrConsole(file=raw_stderr()), show_path=False)
+    pump = LogPump(handler)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
-                        handlers=[RichHandler(console=err, show_path=False)], force=True)
+                        handlers=[pump.queue_handler], force=True)
     for name in THIRD_PARTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+    return pump
 
 
 BAD_INPUT_CODES = {"invalid_value", "bad_request", "unknown_device", "wrong_kind",
@@ -161,14 +167,16 @@ def sim(config: ConfigOpt = DEFAULT_CONFIG, verbose: bool = False) -> None:
     from stagectl.simulate import SimulatorSet
 
     cfg = _load(config)
-    _logging(verbose)
+    pump = _logging(verbose)
     if not cfg.simulators:
         _fail(f"{config}: no [[simulators]] declared", 2)
     _refuse_busy(busy(simulator_endpoints(cfg)), config)
     sims = SimulatorSet(cfg)
     for s in sims.simulators:
         err.print(f"simulator {s.name} ({type(s).__name__})")
-    raise typer.Exit(asyncio.run(_serve_until_signal(sims.start, sims.stop, "simulators")))
+    code = asyncio.run(_serve_until_signal(sims.start, sims.stop, "simulators"))
+    pump.drain(LOG_DRAIN_S)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -178,7 +186,7 @@ def serve(config: ConfigOpt = DEFAULT_CONFIG, verbose: bool = False) -> None:
     from stagectl.ports import busy, engine_endpoints
 
     cfg = _load(config)
-    _logging(verbose)
+    pump = _logging(verbose)
     _refuse_busy(busy(engine_endpoints(cfg)), config)
 
     async def main() -> int:
@@ -195,7 +203,9 @@ def serve(config: ConfigOpt = DEFAULT_CONFIG, verbose: bool = False) -> None:
                   + (" (CURVE)" if cfg.engine.needs_curve else ""))
         return await _serve_until_signal(engine.start, engine.stop, "engine")
 
-    raise typer.Exit(asyncio.run(main()))
+    code = asyncio.run(main())
+    pump.drain(LOG_DRAIN_S)
+    raise typer.Exit(code)
 
 
 # ---- status / watch ------------------------------------------------------------------------
