@@ -67,6 +67,8 @@ RECV_SLICE_S = 0.002  # ... or this long, whichever comes first, then the loop r
 START_BATCH = 8  # queued requests started per turn of the loop
 ROUTER_RCVHWM = 100  # messages buffered per client connection before ZeroMQ pushes back
 PUB_MAX_MESSAGE_BYTES = 65536  # what a SUB may send the PUB socket (subscriptions)
+LAG_PROBE_S = 0.01  # the loop-lag probe's period ...
+LAG_STALL_S = 0.02  # ... and a wake-up this late counts as a stall (``loop_stalls``)
 _gc_frozen = False
 
 
@@ -201,6 +203,7 @@ class Engine:
         self._last_urgent = 0  # arrival number of the last urgent request
         self._last_urgent_cmd = ""
         self._monitor: zmq.asyncio.Socket | None = None
+        self.loop_lag_max_ms = 0.0  # the longest the loop was held (lag probe), since start
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -225,6 +228,7 @@ class Engine:
             asyncio.create_task(self._command_loop(), name="engine-commands"),
             asyncio.create_task(self._dispatch_loop(), name="engine-dispatch"),
             asyncio.create_task(self._heartbeat_loop(), name="engine-heartbeat"),
+            asyncio.create_task(self._lag_probe(), name="engine-lag-probe"),
         ]
         if self._monitor is not None:
             self._tasks.append(asyncio.create_task(self._monitor_loop(self._monitor),
@@ -353,6 +357,7 @@ class Engine:
                       "frame_rate": stage.frame_rate},
             "engine": {"uptime_s": round(time.time() - self.started_at, 1),
                        "counters": dict(self.counters),
+                       "loop_lag_max_ms": round(self.loop_lag_max_ms, 1),
                        "requests": {"running": self._queue.running,
                                     "queued": self._queue.queued,
                                     "queued_bytes": self._queue.queued_bytes,
@@ -401,6 +406,16 @@ class Engine:
         self._publish(bus.device_topic(event.device),
                       {"type": event.kind, "device": event.device, "t": event.t,
                        "data": event.data})
+
+    async def _lag_probe(self) -> None:
+        """Measure how late the loop wakes a sleeper: anything holding it shows here."""
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(LAG_PROBE_S)
+            lag = time.perf_counter() - before - LAG_PROBE_S
+            self.loop_lag_max_ms = max(self.loop_lag_max_ms, lag * 1000)
+            if lag > LAG_STALL_S:
+                self.counters["loop_stalls"] += 1
 
     async def _heartbeat_loop(self) -> None:
         while True:
