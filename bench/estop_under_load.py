@@ -62,7 +62,7 @@ state = "tcp://127.0.0.1:{free_port()}"
 [mqtt]
 enabled = false
 [safety]
-audit_db = "audit.sqlite"
+audit_db = "{folder / 'audit.sqlite'}"
 [[devices]]
 name = "arm-a"
 kind = "arm"
