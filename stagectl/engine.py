@@ -526,6 +526,11 @@ class Engine:
                     "is still wanted"))
                 return
             await self._reply(pending.envelope, await self._execute(request, pending.user_id))
+        except asyncio.CancelledError:  # the engine is stopping: still answer
+            await self._reply(pending.envelope, bus.error_reply(
+                pending.request.id if pending.request else bus.request_id_of(pending.payload),
+                "unavailable", "engine stopping; the request may not have completed"))
+            raise
         finally:
             self._queue.done(client)
             self._work.set()
