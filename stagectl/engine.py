@@ -606,7 +606,13 @@ class Engine:
             self.counters[f"failed_{failure.code}"] += 1
             if failure.code == "internal":
                 log.exception("command %s failed", request.cmd)
-            return bus.error_reply(request.id, failure.code, str(failure), **failure.details)
+            reply = bus.error_reply(request.id, failure.code, str(failure), **failure.details)
+            # failure may be exc: its traceback holds this frame, which holds it and the
+            # request (a 10,000-keyframe path is 40,000 objects): break the cycle now, or the
+            # garbage collector must find it, walking all of them on the loop
+            exc.__traceback__ = failure.__traceback__ = None
+            del failure
+            return reply
         self.counters["commands_ok"] += 1
         if not command.query:  # changes are announced; polled queries are not
             shown = ", ".join(f"{k}={v[:80] if isinstance(v, str) else bus.short(v, 80)}"
