@@ -53,7 +53,7 @@ FILE = DatabaseKind(
 )
 
 EVENTS: tuple[str, ...] = ("estop", "watchdog_trip", "refused_move", "reset", "armed",
-                           "disarmed", "talent_on", "talent_off", "fault")
+                           "disarmed", "talent_on", "talent_off", "fault", "reset_refused")
 
 
 _KEYS = ("id", "t_utc", "time_iso", "stage", "event", "user", "role", "device", "reason",

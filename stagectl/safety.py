@@ -21,7 +21,9 @@ State changes are published on the engine's PUB socket under topic :data:`SAFETY
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 
 SAFETY_TOPIC = "stage.safety"
 SYSTEM_USER = "system"
+MOVING_STATES = ("MOVING", "HOMING", "STOPPING")
+RESET_SETTLE_S = 1.0  # how long a reset waits for an e-stopped arm to show it is at rest
 Publish = Callable[[str, dict[str, Any]], None]
 
 
@@ -176,8 +180,13 @@ class Safety:
         The stage stays disarmed: motion needs a separate ``safety.arm``.
         """
         results: dict[str, str] = {}
+        moving: list[str] = []
         for device in motion_devices(devices.values()):
-            state = device.reported.get("state")
+            state = await self._settled(device)
+            if state in MOVING_STATES:
+                moving.append(device.name)
+                results[device.name] = f"{state}: still moving, not reset"
+                continue
             if state not in ("ESTOP", "FAULT"):
                 results[device.name] = f"{state}: nothing to reset"
                 continue
@@ -187,6 +196,14 @@ class Safety:
             except Exception as exc:
                 results[device.name] = f"not reset: {exc}"
         was = self.estop_latched
+        if moving:  # a reset must never be done on a machine that is still moving
+            self.audit.record("reset_refused", user=user, role=role, reason=reason or "reset",
+                              details={"estop_was_latched": was, "devices": results})
+            self._announce(f"safety reset by {user} ({role}) refused: "
+                           f"{', '.join(moving)} still moving", "error")
+            raise CommandFailure("busy", f"reset refused: {', '.join(moving)} still moving "
+                                 f"{RESET_SETTLE_S:g} s after the request; stop it, wait "
+                                 "for rest and reset again", devices=results)
         self.estop_latched = False
         self.estop_reason = self.estop_by = ""
         self._push_interlocks()
@@ -197,6 +214,20 @@ class Safety:
                        "warning")
         return {"reset": True, "estop_was_latched": was, "devices": results,
                 "armed": self.armed}
+
+    @staticmethod
+    async def _settled(device: Any) -> str | None:
+        """The device's state once its telemetry shows it out of motion (or after a wait).
+
+        An e-stop's reply leaves before the arm's next sample: a reset sent straight after it
+        would otherwise see MOVING, skip the arm and leave it in ESTOP.
+        """
+        deadline = time.monotonic() + RESET_SETTLE_S
+        state = device.reported.get("state")
+        while state in MOVING_STATES and device.online and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+            state = device.reported.get("state")
+        return None if state is None else str(state)
 
     # ---- interlocks -------------------------------------------------------------------
 

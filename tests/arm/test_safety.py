@@ -113,6 +113,25 @@ def test_estop_by_a_viewer_stops_the_arm_freezes_the_wall_and_latches(
         ("ana", "operator", "boom cleared")
 
 
+def test_reset_sent_straight_after_an_estop_resets_the_arm(stage: StageHarness) -> None:
+    """The e-stop's reply leaves before the arm's next sample; a reset right behind it must
+    wait for the arm to show it stopped, not skip it as "MOVING: nothing to reset"."""
+    arm_sim, _ = sims(stage)
+    for _ in range(5):
+        with client(stage) as op:
+            op.call("safety.arm")
+            op.call("arm.move_joints", {"joints_deg": [150.0, -60, 90, -30, 0, 0]})
+            wait_for(lambda: arm_sim.state == "MOVING" and abs(arm_sim.velocity[0]) > 5)
+            op.call("estop", {"reason": "race"})
+            reset = op.call("safety.reset")
+            assert reset["devices"] == {"arm-a": "ESTOP -> IDLE"}, reset
+            assert reset["estop_was_latched"] is True
+            wait_for(lambda: arm_sim.state == "IDLE")
+            op.call("safety.arm")
+            op.call("arm.home")
+            wait_for(lambda: arm_sim.state == "IDLE", 10.0)
+
+
 def test_watchdog_trip_is_audited(stage: StageHarness) -> None:
     arm_sim, _ = sims(stage)
     assert stage.engine is not None
