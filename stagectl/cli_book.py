@@ -144,6 +144,11 @@ def setup(
     except (OSError, json.JSONDecodeError) as exc:
         _fail(f"{config}: {exc}", 2)
     new = not db.exists()
+    if db == DEFAULT_DB and not db.parent.exists():
+        # the project's own run-time folder (var/, not in git): a fresh checkout has none;
+        # a folder missing from a path the user typed is still refused (a typo, a share)
+        db.parent.mkdir()
+        typer.echo(f"created folder {db.parent}/")
     with _store(db, create=True) as store:
         store.setup(doc, actor=_default_actor())
         n = len(store.problem().stages)

@@ -209,11 +209,14 @@ def _stop_on_signals(stop: Callable[[], None], grace_s: float) -> None:
     signal.signal(signal.SIGINT, on_signal)
 
 
+DEFAULT_FARM_DB = Path("var/farm/farm.sqlite")
+
+
 @app.command("controller")
 def controller_cmd(
     db: Annotated[Path, typer.Option(
-        "--db", help="SQLite file (created if missing, in an existing folder).")] = Path(
-        "var/farm/farm.sqlite"),
+        "--db", help="SQLite file (created if missing, in an existing folder; the default's "
+        "folder var/farm is created).")] = DEFAULT_FARM_DB,
     bind: Annotated[str | None, typer.Option("--bind", help="ROUTER address.")] = None,
     config: Annotated[Path | None, typer.Option(
         "--config", help="Farm TOML: [controller] settings and [[pools]].")] = None,
@@ -250,6 +253,11 @@ def controller_cmd(
         overrides["node_timeout_s"] = node_timeout_s
     cfg = dataclasses.replace(cfg, **overrides)
     new_db = not db.exists()
+    if db == DEFAULT_FARM_DB and not db.parent.exists():
+        # the project's own run-time folder (var/, not in git); a folder missing from a path
+        # the user typed is still refused (a typo, an unmounted share)
+        db.parent.mkdir(parents=True)
+        typer.echo(f"created folder {db.parent}/")
     try:
         ctl = Controller(db, cfg)
     except DatabaseFileError as exc:

@@ -258,6 +258,23 @@ def test_booking_setup_creates_only_in_an_existing_folder(tmp_path: Path) -> Non
     assert _book(["list"], new, cfg)[0] == 0
 
 
+def test_setup_creates_the_default_var_folder_of_a_fresh_checkout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A newcomer's `book setup CONFIG` (default --db var/booking.sqlite) works in a checkout
+    with no var/ yet; readers still refuse before it exists."""
+    cfg = tmp_path / "stages.json"
+    cfg.write_text(json.dumps(stages_doc()))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("STAGECTL_BOOKING_DB", raising=False)
+    result = runner.invoke(app, ["book", "list"])
+    assert result.exit_code == 1 and not (tmp_path / "var").exists()
+    result = runner.invoke(app, ["book", "setup", str(cfg)])
+    assert result.exit_code == 0, result.output
+    assert "created folder var/" in result.output
+    assert (tmp_path / "var" / "booking.sqlite").is_file()
+    assert runner.invoke(app, ["book", "list"]).exit_code == 0
+
+
 def test_damage_seen_only_mid_command_is_one_line(tmp_path: Path) -> None:
     """Values SQLite itself finds sound but that do not decode: the same one-line error."""
     db = _booking_db(tmp_path / "booking.sqlite")
