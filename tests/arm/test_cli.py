@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from stagectl.harness import free_port
+from tests.stage_toml import write_stage_toml
 
 STAGECTL = [sys.executable, "-m", "stagectl"]
 
@@ -30,18 +31,8 @@ def arm_stage(tmp_path: Path) -> Iterator[str]:
     cues.write_text('[[cues]]\nnumber = 1\nname = "ready"\n'
                     'arm = { joints_deg = [0.0, -30.0, 40.0, 0.0, 0.0, 0.0] }\n')
     cmd, tel = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
-    config = tmp_path / "stage.toml"
-    config.write_text(f"""
-[stage]
-name = "cli-arm"
-[engine]
-command = "tcp://127.0.0.1:{free_port()}"
-state = "tcp://127.0.0.1:{free_port()}"
-[mqtt]
-enabled = false
-[safety]
-audit_db = "{tmp_path / 'audit.sqlite'}"
-[cues]
+    config = write_stage_toml(tmp_path / "stage.toml", "cli-arm", tmp_path / "audit.sqlite",
+                              f"""[cues]
 file = "{cues}"
 [[devices]]
 name = "arm-a"

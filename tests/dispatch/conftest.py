@@ -6,14 +6,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from scheduler.dispatch.client import FarmClient
 from scheduler.dispatch.jobfile import JobSpec, chunk_tasks
+from tests.security.stage_procs import closed_after
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,13 +106,7 @@ class Farm:
                 proc.communicate()
 
 
-@pytest.fixture
-def farm(tmp_path: Path) -> Iterator[Farm]:
-    f = Farm(tmp_path)
-    try:
-        yield f
-    finally:
-        f.close()
+farm = closed_after(Farm, "farm")
 
 
 def frames_exactly_once(out: Path, jobs: list[JobSpec]) -> None:

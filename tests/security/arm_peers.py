@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import zmq
@@ -16,19 +15,12 @@ from drivers.arm import protocol as p
 from drivers.arm.driver import ArmCurveKeys, ZmqArm
 from drivers.arm.simulator import ArmSimSettings, ArmSimulator
 from drivers.device import Backoff
+from tests.arm.conftest import READY_POSE, until
 
-READY_POSE = [0.0, -60.0, 90.0, -30.0, 0.0, 0.0]
+__all__ = ["FAR", "READY_POSE", "RawArmClient", "driver", "error_of", "raw_client",
+           "simulator", "until"]
+
 FAR = [150.0, -60.0, 90.0, -30.0, 0.0, 0.0]
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 3.0) -> float:
-    """Wait for ``predicate``; seconds taken; fails on timeout."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.002)
-    return time.monotonic() - start
 
 
 class RawArmClient:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 import zmq
 
-from tests.dispatch.conftest import Farm
+from tests.dispatch.conftest import farm
+
+__all__ = ["RawPeer", "alive", "farm", "kill_quietly", "rss_mb"]
 
 
 class RawPeer:
@@ -58,15 +58,6 @@ class RawPeer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-@pytest.fixture
-def farm(tmp_path: Path) -> Iterator[Farm]:
-    f = Farm(tmp_path)
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 def alive(pid: int) -> bool:

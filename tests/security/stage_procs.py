@@ -1,7 +1,8 @@
 """Helpers for the process-lifecycle tests: the sample stage on free ports, real processes.
 
 Every process a test starts, and every process whose command line names the test's config
-(the demo's children), is killed in :meth:`Stack.close`, which tests run in ``finally``.
+(the demo's children), is killed in :meth:`Stack.close`, which tests run in ``finally``
+(the ``stack`` fixture, made by :func:`closed_after`, which the farm tests use too).
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol, TypeVar
+
+import pytest
 
 from stagectl.client import ClientIdentity, EngineClient, EngineError, EngineUnavailable
 from stagectl.config import StageConfig, load_config
@@ -25,6 +29,26 @@ from stagectl.ports import Endpoint, engine_endpoints, in_use, simulator_endpoin
 REPO = Path(__file__).resolve().parents[2]
 STAGECTL = [sys.executable, "-m", "stagectl"]
 UDP_PORTS = {"9000", "40000"}  # the sample stage's LED and tracking ports
+
+
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=Closable)
+
+
+def closed_after(make: Callable[[Path], C], name: str) -> Any:
+    """A pytest fixture ``name``: ``make(tmp_path)``, closed after the test whatever happens."""
+
+    def fixture(tmp_path: Path) -> Iterator[C]:
+        made = make(tmp_path)
+        try:
+            yield made
+        finally:
+            made.close()
+
+    return pytest.fixture(fixture, name=name)
 
 
 def sample_stage(tmp_path: Path) -> Path:

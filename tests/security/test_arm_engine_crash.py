@@ -20,6 +20,7 @@ from stagectl.client import ClientIdentity, EngineClient
 from stagectl.config import load_config
 from stagectl.harness import LoopThread, free_port
 from tests.security.arm_peers import FAR
+from tests.stage_toml import write_stage_toml
 
 STAGECTL = [sys.executable, "-m", "stagectl"]
 
@@ -46,18 +47,7 @@ def controller() -> Iterator[tuple[ArmSimulator, LoopThread]]:
 
 
 def engine_config(tmp_path: Path, sim: ArmSimulator) -> Path:
-    path = tmp_path / "stage.toml"
-    path.write_text(f"""
-[stage]
-name = "crash-stage"
-[engine]
-command = "tcp://127.0.0.1:{free_port()}"
-state = "tcp://127.0.0.1:{free_port()}"
-[mqtt]
-enabled = false
-[safety]
-audit_db = ":memory:"
-[[devices]]
+    return write_stage_toml(tmp_path / "stage.toml", "crash-stage", more=f"""[[devices]]
 name = "arm-a"
 kind = "arm"
 command = "{sim.command_endpoint}"
@@ -65,8 +55,7 @@ telemetry = "{sim.telemetry_endpoint}"
 heartbeat_s = 0.05
 watchdog_s = 0.3
 lease_ttl_s = 1.0
-""", encoding="utf-8")
-    return path
+""")
 
 
 def serve(config: Path) -> subprocess.Popen[str]:

@@ -304,34 +304,31 @@ def test_permissions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     before = _snapshot(db)
     real_open = Path.open
     real_access = os.access
-    if os.geteuid() == 0:
-        def no_read(self: Path, *a: object, **k: object) -> object:
-            if self == db:
-                raise PermissionError(13, "Permission denied", str(self))
-            return real_open(self, *a, **k)  # type: ignore[call-overload]
 
-        monkeypatch.setattr(Path, "open", no_read)
-    else:
-        db.chmod(0)
-    try:
-        code, stderr = _book(["list"], db, cfg)
-    finally:
-        monkeypatch.undo()
-        db.chmod(0o644)
-    assert code == 1
-    assert "cannot be read (permission denied)" in _one_line_error(stderr, db)
-    if os.geteuid() == 0:
-        monkeypatch.setattr(os, "access", lambda p, mode, **k: False if Path(p) == db
-                            and mode & os.W_OK else real_access(p, mode, **k))
-    else:
-        db.chmod(0o444)
-    try:
-        code, stderr = _book(["list"], db, cfg)
-    finally:
-        monkeypatch.undo()
-        db.chmod(0o644)
-    assert code == 1
-    assert "read-only for this user" in _one_line_error(stderr, db)
+    def refused(as_root: Callable[[], None], mode: int) -> str:
+        """The one error line of `book list` with ``db`` at ``mode`` (as root: ``as_root``)."""
+        if os.geteuid() == 0:
+            as_root()
+        else:
+            db.chmod(mode)
+        try:
+            code, stderr = _book(["list"], db, cfg)
+        finally:
+            monkeypatch.undo()
+            db.chmod(0o644)
+        assert code == 1
+        return _one_line_error(stderr, db)
+
+    def no_read(self: Path, *a: object, **k: object) -> object:
+        if self == db:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *a, **k)  # type: ignore[call-overload]
+
+    assert "cannot be read (permission denied)" in refused(
+        lambda: monkeypatch.setattr(Path, "open", no_read), 0)
+    assert "read-only for this user" in refused(
+        lambda: monkeypatch.setattr(os, "access", lambda p, mode, **k: False if Path(p) == db
+                                    and mode & os.W_OK else real_access(p, mode, **k)), 0o444)
     assert _snapshot(db) == before
 
 

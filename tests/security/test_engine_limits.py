@@ -21,7 +21,8 @@ import zmq
 
 from stagectl.client import ClientIdentity, EngineClient, EngineError
 from stagectl.config import load_config
-from stagectl.harness import StageHarness, free_port, free_port_config
+from stagectl.harness import StageHarness, free_port_config
+from tests.stage_toml import write_stage_toml
 
 
 @pytest.fixture(scope="module")
@@ -87,18 +88,7 @@ def _peak_rss_kb(pid: int) -> int:
 
 
 def test_ten_100mb_messages_leave_memory_bounded(tmp_path: Path) -> None:
-    config = tmp_path / "stage.toml"
-    config.write_text(f"""
-[stage]
-name = "memory"
-[engine]
-command = "tcp://127.0.0.1:{free_port()}"
-state = "tcp://127.0.0.1:{free_port()}"
-[mqtt]
-enabled = false
-[safety]
-audit_db = ":memory:"
-""")
+    config = write_stage_toml(tmp_path / "stage.toml", "memory")
     cfg = load_config(config)
     proc = subprocess.Popen([sys.executable, "-m", "stagectl", "serve", "--config",
                              str(config)], stderr=subprocess.DEVNULL, cwd=tmp_path)

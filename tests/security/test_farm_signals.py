@@ -12,7 +12,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from scheduler.dispatch.client import ControllerUnavailable, FarmClient
 from scheduler.dispatch.jobfile import JobSpec, chunk_tasks
 from tests.dispatch.conftest import ROOT, free_port
 from tests.security.farm_peers import alive, kill_quietly
+from tests.security.stage_procs import closed_after
 
 STOP_S = 5.0
 # A task that starts a child of its own (both hold the agent's output pipe) and records pids.
@@ -105,13 +105,7 @@ class Stack:
                 kill_quietly(int(pid), signal.SIGKILL)
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(tmp_path)
-    try:
-        yield s
-    finally:
-        s.close()
+stack = closed_after(Stack, "stack")
 
 
 def stop_within(proc: subprocess.Popen[str], sig: int, limit_s: float = STOP_S) -> float:

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from stagectl.ports import engine_endpoints
 from tests.security.stage_procs import (
     STAGECTL,
     Stack,
+    closed_after,
     pids_naming,
     wait_exit,
     wait_freed,
@@ -29,13 +29,7 @@ from tests.security.stage_procs import (
 LIMIT_S = 8.0
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(tmp_path)
-    try:
-        yield s
-    finally:
-        s.close()
+stack = closed_after(Stack, "stack")
 
 
 def children_of(pid: int) -> list[int]:

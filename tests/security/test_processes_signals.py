@@ -13,27 +13,19 @@ import signal
 import subprocess
 import termios
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from stagectl.client import ClientIdentity, EngineClient, EngineUnavailable
 from stagectl.ports import engine_endpoints, simulator_endpoints
-from tests.security.stage_procs import STAGECTL, Stack, wait_exit, wait_freed
+from tests.security.stage_procs import STAGECTL, Stack, closed_after, wait_exit, wait_freed
 
 LIMIT_S = 8.0
 F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux), not exported by Python 3.11
 THIRD_PARTY_INFO = ("Finished processing state", "Executed callback", "amqtt")
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(tmp_path)
-    try:
-        yield s
-    finally:
-        s.close()
+stack = closed_after(Stack, "stack")
 
 
 def up(stack: Stack, **serve_options: object) -> tuple[subprocess.Popen[bytes],

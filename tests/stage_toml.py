@@ -1,0 +1,25 @@
+"""The start of a stage file for tests that run a real engine: its own name, free ports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stagectl.harness import free_port
+
+
+def write_stage_toml(path: Path, name: str, audit_db: Path | str = ":memory:",
+                     more: str = "") -> Path:
+    """Write ``path``: ``[stage]`` ``name``, the engine on two free loopback ports, MQTT off,
+    the audit log at ``audit_db``, then ``more`` (devices, simulators, cues)."""
+    path.write_text(f"""
+[stage]
+name = "{name}"
+[engine]
+command = "tcp://127.0.0.1:{free_port()}"
+state = "tcp://127.0.0.1:{free_port()}"
+[mqtt]
+enabled = false
+[safety]
+audit_db = "{audit_db}"
+{more}""", encoding="utf-8")
+    return path
