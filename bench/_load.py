@@ -68,6 +68,15 @@ def _reply_code(payload: bytes) -> str:
     return str(error.get("code", "error")) if isinstance(error, dict) else "error"
 
 
+def _dealer(endpoint: str) -> tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socket[bytes]]:
+    """A new context and one DEALER (no linger) connected to ``endpoint``."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    return ctx, sock
+
+
 def flood(endpoint: str, count: int, cmd: str, role: str, bursts: int,
           connections: int = 1) -> dict[str, Any]:
     ctx = zmq.Context()
@@ -117,10 +126,7 @@ def flood(endpoint: str, count: int, cmd: str, role: str, bursts: int,
 
 
 def upload(endpoint: str, keyframes: int, bursts: int) -> dict[str, Any]:
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
+    ctx, sock = _dealer(endpoint)
     path = path_keyframes(keyframes, jump_at_end=True)
     codes: Counter[str] = Counter()
     sent = 0
@@ -150,10 +156,7 @@ def upload(endpoint: str, keyframes: int, bursts: int) -> dict[str, Any]:
 
 
 def direct(endpoint: str, count: int, size: int, bursts: int) -> dict[str, Any]:
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
+    ctx, sock = _dealer(endpoint)
     frames = path_keyframes(max(1, size // 75))
     payload = orjson.dumps({"id": "d", "cmd": "run_path", "args": {"keyframes": frames}})
     payload = payload[:size] if len(payload) > size else payload
