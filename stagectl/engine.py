@@ -509,7 +509,7 @@ class Engine:
             if request is None:  # a large request: one decode per turn of the loop
                 async with self._large_decode:
                     try:
-                        request = self._decode(pending.payload)
+                        request = await self._decode_in_steps(pending.payload)
                     except bus.ProtocolError as exc:
                         await self._reply(pending.envelope, self._bad_request(exc))
                         return
@@ -559,6 +559,17 @@ class Engine:
 
     def _decode(self, payload: bytes) -> bus.Request:
         return bus.decode_request(payload, self.config.engine.max_message_bytes)
+
+    async def _decode_in_steps(self, payload: bytes) -> bus.Request:
+        """Decode a large request in slices, letting the loop (and any e-stop) run between."""
+        steps = bus.decode_request_steps(payload, self.config.engine.max_message_bytes)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                request: bus.Request = done.value
+                return request
+            await asyncio.sleep(0)
 
     def _bad_request(self, exc: bus.ProtocolError) -> bytes:
         self.counters["bad_requests"] += 1
