@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import sqlite3
 import sys
 import time
 from collections import Counter, deque
@@ -205,22 +206,33 @@ class Controller:
         self._last_tick = 0.0
         self._last_pool_poll = 0.0
         self.assignments_sent = 0
-        self._load()
+        try:
+            self._load()
+        except BaseException:
+            self.close()  # sockets, pools, store: a failed start leaves the file as it was
+            raise
 
     # ------------------------------------------------------------------ state
 
     def _load(self) -> None:
         invalid: list[tuple[str, str]] = []
         for row in self.store.jobs():
-            raw = orjson.loads(row["spec"])
-            state = row["state"]
             try:
-                spec = job_from_wire(raw, self.output_root)
-            except JobFileError as exc:  # stored before today's checks: keep, never run
-                spec = unchecked_job(raw)
-                if state != "cancelled":
-                    state = "cancelled"
-                    invalid.append((spec.id, str(exc)))
+                raw = orjson.loads(row["spec"])
+                state = row["state"]
+                try:
+                    spec = job_from_wire(raw, self.output_root)
+                except JobFileError as exc:  # stored before today's checks: keep, never run
+                    spec = unchecked_job(raw)
+                    if state != "cancelled":
+                        state = "cancelled"
+                        invalid.append((spec.id, str(exc)))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError,
+                    AttributeError) as exc:
+                # sqlite3.DatabaseError: the CLI reports it as one line naming the file
+                raise sqlite3.DatabaseError(
+                    f"stored job {row['id']!r} cannot be read ({type(exc).__name__}: "
+                    f"{str(exc)[:120]})") from None
             self.jobs[row["id"]] = JobRec(spec, row["seq"], state)
         for row in self.store.tasks():
             t = TaskRec(row["id"], row["job_id"], row["seq"], row["frame_start"],
@@ -228,7 +240,10 @@ class Controller:
                         row["reason"], row["planned_resource"], row["planned_start_utc"],
                         row["done_utc"])
             self.tasks[t.id] = t
-            job = self.jobs[t.job_id]
+            job = self.jobs.get(t.job_id)
+            if job is None:
+                raise sqlite3.DatabaseError(f"stored task {t.id!r} names job {t.job_id!r}, "
+                                            "which is not stored")
             job.task_ids.append(t.id)
             job.done += t.state == "DONE"
         now = time.monotonic()

@@ -388,6 +388,24 @@ def test_farm_controller_refuses_a_booking_database(tmp_path: Path) -> None:
     assert _snapshot(db) == before
 
 
+@pytest.mark.parametrize("spec", [{"id": "j1"}, {"id": "j1", "frame_start": "one",
+                                                "frame_end": 2, "chunk_size": 1}],
+                         ids=["fields missing", "wrong type"])
+def test_farm_controller_refuses_a_stored_job_it_cannot_read(tmp_path: Path,
+                                                            spec: dict[str, object]) -> None:
+    """SQLite finds the file sound but a stored job does not decode: one line, not a
+    KeyError traceback from the controller's start-up."""
+    db = tmp_path / "farm.sqlite"
+    with FarmStore(db, create=True) as store:
+        store.add_job(spec, [("j1-0", 1, 2)])
+    before = _snapshot(db)
+    result = runner.invoke(app, ["farm", "controller", "--db", str(db),
+                                 "--bind", "tcp://127.0.0.1:0"])
+    assert result.exit_code == 1, result.output
+    assert "stored job 'j1' cannot be read" in _one_line_error(result.stderr, db)
+    assert _snapshot(db) == before
+
+
 def _controller(db: Path, address: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "stagectl", "farm", "controller", "--db", str(db), "--bind",
