@@ -21,6 +21,7 @@ from drivers.arm.kinematics import UR10_DH, DhRow
 from drivers.arm.motion import axis, default_axes
 from drivers.arm.planner import Envelope
 from drivers.device import Device
+from scheduler.dbfile import DatabaseFileError
 from stagectl.arm_keys import driver_keys
 from stagectl.commands import ALL_ROLES, CONTROL, ENGINEER, CommandFailure, command
 from stagectl.config import ArmDeviceConfig
@@ -151,7 +152,10 @@ async def _audit(engine: Engine, args: dict[str, Any]) -> Any:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
         raise CommandFailure("invalid_value", "limit must be an integer 1..1000", value=limit)
     event = args.get("event")
-    return engine.safety.audit.tail(limit, event if isinstance(event, str) else None)
+    try:
+        return engine.safety.audit.tail(limit, event if isinstance(event, str) else None)
+    except DatabaseFileError as exc:  # the file broke while the engine ran: say so, once
+        raise CommandFailure("audit_unreadable", str(exc), path=str(exc.path)) from None
 
 
 # ---- arm ---------------------------------------------------------------------------------

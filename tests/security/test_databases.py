@@ -610,3 +610,33 @@ def test_a_link_to_a_damaged_file_leaves_both_alone(tmp_path: Path) -> None:
     assert code == 1
     _one_line_error(stderr, link, "flipped_deep")
     assert (_snapshot(target), sorted(os.listdir(tmp_path))) == before
+
+
+def test_audit_tail_on_a_file_that_broke_while_the_engine_runs(tmp_path: Path) -> None:
+    """A structured `audit_unreadable` error naming the file, not an "internal" error with a
+    traceback in the engine's log; the engine keeps serving (and e-stopping)."""
+    from stagectl.client import ClientIdentity, EngineClient, EngineError
+    from stagectl.harness import StageHarness, free_port_config
+
+    path = tmp_path / "audit.sqlite"
+    cfg = free_port_config(stage="audit-broken", safety={"audit_db": str(path)})
+    harness = StageHarness(cfg).start()
+    try:
+        with EngineClient(cfg, ClientIdentity("ana", "operator")) as client:
+            client.call("estop", {"reason": "first row"})
+            assert client.call("audit.tail")[-1]["event"] == "estop"
+            with path.open("r+b") as f:  # the disk under the running engine goes bad
+                f.seek(0)
+                f.write(b"\0" * 4096)
+                f.seek(4096)
+                f.write(os.urandom(8192))
+            assert harness.engine is not None
+            harness.engine.safety.audit.close()  # the next read opens (and checks) the file
+            with pytest.raises(EngineError) as info:
+                client.call("audit.tail")
+            assert info.value.code == "audit_unreadable", info.value
+            assert str(path) in str(info.value) and "\n" not in str(info.value)
+            assert client.call("estop", {"reason": "still works"})["estop"] is True
+            assert client.call("ping") is not None
+    finally:
+        harness.stop()
