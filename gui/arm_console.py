@@ -21,8 +21,8 @@ from gui.safety_bar import SafetyBar
 if TYPE_CHECKING:
     from gui.app import MainWindow
 
-SAFETY_SOURCE = "stage.safety"  # stagectl.safety.SAFETY_TOPIC
-CUES_SOURCE = "stage.cues"  # stagectl.cues.CUES_TOPIC
+SAFETY_SOURCE = "stage.safety"  # stagectl.engine.safety.SAFETY_TOPIC
+CUES_SOURCE = "stage.cues"  # stagectl.engine.cues.CUES_TOPIC
 SAFETY_RESULTS = frozenset({"safety.status", "safety.arm", "safety.disarm", "safety.talent"})
 
 

@@ -1,5 +1,5 @@
 """``python -m stagectl``: the same as the ``stagectl`` command."""
 
-from stagectl.cli import main
+from stagectl.cli.main import main
 
 main()

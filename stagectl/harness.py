@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from stagectl.config import StageConfig, parse_config
-from stagectl.engine import Engine
+from stagectl.engine.engine import Engine
 from stagectl.simulate import SimulatorSet
 
 T = TypeVar("T")

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from stagectl.cli import app
+from stagectl.cli.main import app
 from tests.booking.helpers import at, booking, doc, stages_doc
 
 runner = CliRunner()

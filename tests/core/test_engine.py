@@ -198,7 +198,7 @@ def test_external_change_reported_not_reverted_and_adopt(stage: StageHarness,
 def test_non_loopback_bind_requires_curve_keys(tmp_path: Path) -> None:
     import asyncio
 
-    from stagectl.engine import Engine
+    from stagectl.engine.engine import Engine
 
     cfg = parse_config({"stage": {"name": "s"},
                         "engine": {"command": "tcp://0.0.0.0:59997",

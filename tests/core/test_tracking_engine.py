@@ -22,8 +22,8 @@ from drivers.tracking.ingest import TrackingIngest
 from drivers.tracking.sample import TrackingSample
 from stagectl.client import ClientIdentity, EngineClient, EngineError, StateSubscriber
 from stagectl.config import StageConfig, parse_config
+from stagectl.engine.takes import export_csv, export_opentrackio, read_take, replay
 from stagectl.harness import StageHarness, free_port, free_port_config
-from stagectl.takes import export_csv, export_opentrackio, read_take, replay
 
 SCHEMA = (Path(__file__).resolve().parents[2].parent
           / "shared/data/opentrackio/OpenTrackIO_schema.json")

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scheduler.dispatch.jobfile import JobFileError, load_job_file
-from stagectl.cli_farm import app
+from stagectl.cli.farm import app
 
 GOOD = """
 [[jobs]]

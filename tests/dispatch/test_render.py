@@ -6,7 +6,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from scheduler.dispatch.render import decode_png, encode_png, frame_path, render_plate
-from stagectl.cli_farm import app
+from stagectl.cli.farm import app
 
 
 def test_plate_is_deterministic_per_frame() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from stagectl.cli import app
+from stagectl.cli.main import app
 from tests.conftest import require_path
 
 runner = CliRunner()

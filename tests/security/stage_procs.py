@@ -21,10 +21,10 @@ from typing import IO, Any, Protocol, TypeVar
 
 import pytest
 
+from stagectl.cli.ports import Endpoint, engine_endpoints, in_use, simulator_endpoints
 from stagectl.client import ClientIdentity, EngineClient, EngineError, EngineUnavailable
 from stagectl.config import StageConfig, load_config
 from stagectl.harness import free_port
-from stagectl.ports import Endpoint, engine_endpoints, in_use, simulator_endpoints
 
 REPO = Path(__file__).resolve().parents[2]
 STAGECTL = [sys.executable, "-m", "stagectl"]

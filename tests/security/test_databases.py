@@ -28,8 +28,8 @@ from typer.testing import CliRunner
 from scheduler.booking.store import BookingStore
 from scheduler.dbfile import DatabaseDamaged, DatabaseFileError, DatabaseMissing
 from scheduler.dispatch.store import FarmStore
-from stagectl.audit import AuditLog
-from stagectl.cli import app
+from stagectl.cli.main import app
+from stagectl.engine.audit import AuditLog
 from tests.booking.helpers import at, stages_doc
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,6 +1,6 @@
 """Admission of engine requests: per-client bounds, round robin, and the urgent path.
 
-The queue itself (:class:`stagectl.admission.FairQueue`) is checked directly; the urgent path
+The queue itself (:class:`stagectl.engine.admission.FairQueue`) is checked directly; the urgent path
 over a real socket: a make-safer request runs ahead of queued work, and nothing queued before
 it (a ``safety.reset``, a motion) takes effect after it.
 """
@@ -13,8 +13,8 @@ import orjson
 import pytest
 import zmq
 
-from stagectl.admission import FairQueue, Limits, Refused
 from stagectl.client import ClientIdentity, EngineClient
+from stagectl.engine.admission import FairQueue, Limits, Refused
 from stagectl.harness import StageHarness, free_port_config
 
 

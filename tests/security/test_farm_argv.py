@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from scheduler.dispatch import protocol as p
 from scheduler.dispatch.client import ControllerError
 from scheduler.dispatch.pool import LocalPool
-from stagectl.cli_farm import app
+from stagectl.cli.farm import app
 from tests.dispatch.conftest import ROOT, Farm, free_port, work_job
 from tests.security.farm_peers import farm
 

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scheduler.dispatch.client import ControllerError
-from stagectl.cli_farm import app
+from stagectl.cli.farm import app
 from tests.dispatch.conftest import Farm, work_job
 from tests.security.farm_peers import farm
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from stagectl.ports import engine_endpoints
+from stagectl.cli.ports import engine_endpoints
 from tests.security.stage_procs import (
     STAGECTL,
     Stack,

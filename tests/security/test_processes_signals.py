@@ -16,8 +16,8 @@ import time
 
 import pytest
 
+from stagectl.cli.ports import engine_endpoints, simulator_endpoints
 from stagectl.client import ClientIdentity, EngineClient, EngineUnavailable
-from stagectl.ports import engine_endpoints, simulator_endpoints
 from tests.security.stage_procs import STAGECTL, Stack, closed_after, wait_exit, wait_freed
 
 LIMIT_S = 8.0

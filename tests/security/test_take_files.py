@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from stagectl.cli import app
-from stagectl.takes import FORMAT
+from stagectl.cli.main import app
+from stagectl.engine.takes import FORMAT
 
 runner = CliRunner()
 

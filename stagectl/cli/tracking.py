@@ -19,12 +19,12 @@ from drivers.tracking.ingest import TrackingIngest
 from drivers.tracking.inspect import InspectError, decode_any
 from drivers.tracking.sample import TrackingSample
 from drivers.transport import parse_address
-from stagectl.cli import ConfigOpt, JsonOpt, RoleOpt
-from stagectl.cli import _call as call
-from stagectl.cli import _fail as fail
-from stagectl.cli import _load as load
+from stagectl.cli.main import ConfigOpt, JsonOpt, RoleOpt
+from stagectl.cli.main import _call as call
+from stagectl.cli.main import _fail as fail
+from stagectl.cli.main import _load as load
 from stagectl.config import DEFAULT_CONFIG
-from stagectl.takes import TakeFormatError, export_csv, export_opentrackio, replay
+from stagectl.engine.takes import TakeFormatError, export_csv, export_opentrackio, replay
 
 tracking_app: typer.Typer = typer.Typer(
     help="Camera tracking: decode packets, watch sources, delays.", no_args_is_help=True)

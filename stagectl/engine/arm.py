@@ -23,11 +23,11 @@ from drivers.arm.planner import Envelope
 from drivers.device import Device
 from scheduler.dbfile import DatabaseFileError
 from stagectl.arm_keys import driver_keys
-from stagectl.commands import ALL_ROLES, CONTROL, ENGINEER, CommandFailure, command
 from stagectl.config import ArmDeviceConfig
+from stagectl.engine.commands import ALL_ROLES, CONTROL, ENGINEER, CommandFailure, command
 
 if TYPE_CHECKING:
-    from stagectl.engine import Engine
+    from stagectl.engine.engine import Engine
 
 
 def envelope_from_config(cfg: ArmDeviceConfig) -> Envelope:

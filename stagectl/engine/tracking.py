@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from drivers.tracking.device import TrackingSource
-from stagectl.commands import ALL_ROLES, CONTROL, CommandFailure, command
-from stagectl.takes import TakeError
+from stagectl.engine.commands import ALL_ROLES, CONTROL, CommandFailure, command
+from stagectl.engine.takes import TakeError
 
 if TYPE_CHECKING:
-    from stagectl.engine import Engine
+    from stagectl.engine.engine import Engine
 
 
 def _source(engine: Engine, args: dict[str, Any]) -> TrackingSource:

@@ -16,7 +16,7 @@ from drivers.led import protocol as ledp
 from drivers.led.driver import OscLedProcessor
 
 if TYPE_CHECKING:
-    from stagectl.engine import Engine
+    from stagectl.engine.engine import Engine
 
 Handler = Callable[["Engine", dict[str, Any]], Awaitable[Any]]
 

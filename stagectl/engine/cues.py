@@ -32,11 +32,11 @@ from drivers.device import Device
 from drivers.led import protocol as ledp
 from drivers.led.driver import OscLedProcessor
 from drivers.tracking.timecode import parse_timecode, timecode_to_frames
-from stagectl.commands import CommandFailure
 from stagectl.config import format_validation_error
+from stagectl.engine.commands import CommandFailure
 
 if TYPE_CHECKING:
-    from stagectl.engine import Engine
+    from stagectl.engine.engine import Engine
 
 CUES_TOPIC = "stage.cues"
 MAX_TIMECODE_AHEAD_S = 3600.0

@@ -1,6 +1,6 @@
 """``stagectl estop``, ``stagectl arm ...`` and ``stagectl cue ...`` (the arm, safety and cues).
 
-Imported at the bottom of :mod:`stagectl.cli` (it reuses that module's helpers).
+Imported at the bottom of :mod:`stagectl.cli.main` (it reuses that module's helpers).
 ``stagectl estop`` works for every role, viewer included; moving, arming and resetting need
 operator or engineer (``docs/decisions/0042-who-may-estop-and-reset.md``).
 """
@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from stagectl.cli import ConfigOpt, JsonOpt, RoleOpt, _call, _fail, _load, out
+from stagectl.cli.main import ConfigOpt, JsonOpt, RoleOpt, _call, _fail, _load, out
 from stagectl.config import DEFAULT_CONFIG
 
 arm_app: typer.Typer = typer.Typer(help="Drive the robotic camera arm through the engine; stage "

@@ -147,7 +147,7 @@ def _run(console: Console, out: Path, scale: int, timeout_s: float) -> int:
 
 def _watch(console: Console, client: FarmClient, timeout_s: float,
            interrupted: Any) -> list[dict[str, Any]]:
-    from stagectl.cli_farm import status_table
+    from stagectl.cli.farm import status_table
 
     deadline = time.monotonic() + timeout_s
     jobs: list[dict[str, Any]] = []

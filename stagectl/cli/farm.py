@@ -485,6 +485,6 @@ def demo_cmd(
     timeout_s: Annotated[float, typer.Option("--timeout-s", min=1)] = 50.0,
 ) -> None:
     """A controller, three local agents and a small 8K job set rendered for real, with progress."""
-    from stagectl.farm_demo import run_demo
+    from stagectl.cli.farm_demo import run_demo
 
     raise typer.Exit(run_demo(out, scale, timeout_s))

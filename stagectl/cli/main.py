@@ -27,6 +27,8 @@ from rich.logging import RichHandler
 from rich.table import Table
 from typer.core import TyperGroup
 
+from stagectl.cli.lifecycle import ChildGroup, StopSignals, die_with_parent, serve_until_signal
+from stagectl.cli.logpump import LogPump, raw_stderr
 from stagectl.client import (
     ClientIdentity,
     EngineClient,
@@ -35,14 +37,12 @@ from stagectl.client import (
     StateSubscriber,
 )
 from stagectl.config import DEFAULT_CONFIG, ConfigError, StageConfig, load_config
-from stagectl.lifecycle import ChildGroup, StopSignals, die_with_parent, serve_until_signal
-from stagectl.logpump import LogPump, raw_stderr
 
 
 class _LazyGroup(TyperGroup):
     """Loads the planning command groups (OR-Tools: slow to import) only when used."""
 
-    LAZY = {"book": "stagectl.cli_book", "farm": "stagectl.cli_farm"}
+    LAZY = {"book": "stagectl.cli.book", "farm": "stagectl.cli.farm"}
 
     def list_commands(self, ctx: Any) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self.LAZY))
@@ -163,7 +163,7 @@ def _refuse_busy(lines: list[str], config: Path) -> None:
 @app.command()
 def sim(config: ConfigOpt = DEFAULT_CONFIG, verbose: bool = False) -> None:
     """Run the simulators declared in the stage config until Ctrl-C."""
-    from stagectl.ports import busy, simulator_endpoints
+    from stagectl.cli.ports import busy, simulator_endpoints
     from stagectl.simulate import SimulatorSet
 
     cfg = _load(config)
@@ -182,8 +182,8 @@ def sim(config: ConfigOpt = DEFAULT_CONFIG, verbose: bool = False) -> None:
 @app.command()
 def serve(config: ConfigOpt = DEFAULT_CONFIG, verbose: bool = False) -> None:
     """Run the stage engine: own the devices, serve clients over ZeroMQ."""
-    from stagectl.engine import Engine
-    from stagectl.ports import busy, engine_endpoints
+    from stagectl.cli.ports import busy, engine_endpoints
+    from stagectl.engine.engine import Engine
 
     cfg = _load(config)
     pump = _logging(verbose)
@@ -255,7 +255,7 @@ def watch(config: ConfigOpt = DEFAULT_CONFIG, json_out: JsonOpt = False,
     """Live view of the engine's state stream (JSON lines with --json)."""
     cfg = _load(config)
     if not json_out:
-        from stagectl.dashboard import run_dashboard
+        from stagectl.cli.dashboard import run_dashboard
 
         raise typer.Exit(run_dashboard(cfg, duration))
     sub = StateSubscriber(cfg)
@@ -544,7 +544,7 @@ def demo(config: ConfigOpt = DEFAULT_CONFIG,
     engine and the console are child processes that stop with the demo (signals, a console
     that crashes, errors, even SIGKILL of the demo on Linux).
     """
-    from stagectl.ports import busy, engine_endpoints, simulator_endpoints
+    from stagectl.cli.ports import busy, engine_endpoints, simulator_endpoints
 
     cfg = _load(config)
     _refuse_busy(busy(engine_endpoints(cfg) + simulator_endpoints(cfg)), config)
@@ -587,7 +587,7 @@ def demo(config: ConfigOpt = DEFAULT_CONFIG,
                               highlight=False, soft_wrap=True)
                 err.print("try in another terminal: [bold].venv/bin/stagectl led set "
                           "brightness 600[/]   (Ctrl-C stops the demo)")
-                from stagectl.dashboard import run_dashboard
+                from stagectl.cli.dashboard import run_dashboard
 
                 left = None if duration is None else max(0.0,
                                                          duration - (time.monotonic() - started))
@@ -606,9 +606,9 @@ def demo(config: ConfigOpt = DEFAULT_CONFIG,
     raise typer.Exit(code)
 
 
-# ---- arm, safety, cues (stagectl/cli_arm.py reuses the helpers above) ---------------------
+# ---- arm, safety, cues (stagectl/cli/arm.py reuses the helpers above) ---------------------
 
-from stagectl import cli_arm  # noqa: E402
+from stagectl.cli import arm as cli_arm  # noqa: E402
 
 app.add_typer(cli_arm.arm_app, name="arm")
 app.add_typer(cli_arm.cue_app, name="cue")
@@ -620,9 +620,9 @@ def main() -> None:
     die_with_parent()  # a child of `stagectl demo` stops when the demo does
     app()
 
-# ---- camera tracking and takes (stagectl/cli_tracking.py) ------------------------------------
+# ---- camera tracking and takes (stagectl/cli/tracking.py) ------------------------------------
 
-from stagectl import cli_tracking  # noqa: E402
+from stagectl.cli import tracking as cli_tracking  # noqa: E402
 
 app.add_typer(cli_tracking.tracking_app, name="tracking")
 app.add_typer(cli_tracking.take_app, name="take")

@@ -13,7 +13,7 @@
   arm controllers at once (and with every heartbeat), which refuse motion themselves
   (``docs/decisions/0044-arm-lease-and-interlocks-at-the-arm.md``).
 * **Audit**: every e-stop, watchdog trip, refused move and reset goes to
-  :class:`~stagectl.audit.AuditLog` with time, user, role and reason.
+  :class:`~stagectl.engine.audit.AuditLog` with time, user, role and reason.
 
 State changes are published on the engine's PUB socket under topic :data:`SAFETY_TOPIC`
 (``type: delta``) so consoles show them at once.
@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from drivers.device import Device, DeviceEvent
-from stagectl.audit import AuditLog
-from stagectl.commands import CommandFailure
 from stagectl.config import StageConfig
+from stagectl.engine.audit import AuditLog
+from stagectl.engine.commands import CommandFailure
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ through their safe shutdown.
 Requests are admitted with bounds (``docs/decisions/0046-engine-admission-and-urgent-path.md``):
 a message over ``[engine] max_message_bytes`` drops the sender's connection before it is
 buffered; make-safer commands (:data:`URGENT_COMMANDS`) run the moment they are read, ahead of
-everything queued; the rest waits in per-client queues (:mod:`stagectl.admission`) served round
-robin, and a request over a bound is answered ``overloaded`` at once. Every request read gets a
-reply, malformed ones a structured error and a ``bad_<kind>`` counter.
+everything queued; the rest waits in per-client queues (:mod:`stagectl.engine.admission`)
+served round robin, and a request over a bound is answered ``overloaded`` at once. Every request
+read gets a reply, malformed ones a structured error and a ``bad_<kind>`` counter.
 """
 
 from __future__ import annotations
@@ -37,19 +37,17 @@ from drivers.led.driver import OscLedProcessor
 from drivers.tracking.device import TrackingSource
 from drivers.tracking.timecode import RATES, StageClock
 from drivers.transport import parse_address
-from stagectl import (
-    bus,
-    tracking_commands,  # noqa: F401  (registers tracking and take commands)
-)
-from stagectl.admission import FairQueue, Limits, Refused
-from stagectl.arm_commands import build_arm  # also registers arm, safety and cue commands
-from stagectl.commands import COMMANDS, failure_from
+from stagectl import bus
 from stagectl.config import LedDeviceConfig, StageConfig, StageSection, TrackingDeviceConfig
-from stagectl.cues import CueList
+from stagectl.engine import tracking as tracking_commands  # noqa: F401  (registers its commands)
+from stagectl.engine.admission import FairQueue, Limits, Refused
+from stagectl.engine.arm import build_arm  # also registers arm, safety and cue commands
+from stagectl.engine.commands import COMMANDS, failure_from
+from stagectl.engine.cues import CueList
+from stagectl.engine.safety import Safety
+from stagectl.engine.takes import TakeManager
+from stagectl.engine.telemetry import MqttTelemetry
 from stagectl.keys import Identity, authorized_identities, load_pair
-from stagectl.safety import Safety
-from stagectl.takes import TakeManager
-from stagectl.telemetry import MqttTelemetry
 
 log = logging.getLogger(__name__)
 

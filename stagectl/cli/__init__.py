@@ -1,0 +1,1 @@
+"""The command line: ``stagectl`` and its subcommands (entry: :func:`stagectl.cli.main.main`)."""
