@@ -12,13 +12,13 @@ the certificate, never from the request, when CURVE is on.
 
 from __future__ import annotations
 
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import zmq.auth
 
+from scheduler.dispatch.curve import authorized_identities as certificate_identities
 from stagectl.bus import ROLES
 
 KEY_ROLES: tuple[str, ...] = (*ROLES, "agent")
@@ -36,23 +36,6 @@ class Identity:
 
     user: str
     role: str
-
-
-_META = re.compile(r'^\s+(\w[\w-]*)\s*=\s*"?([^"\n]*)"?\s*$')
-
-
-def read_metadata(path: Path) -> dict[str, str]:
-    """Metadata of a ZeroMQ certificate file (the ``metadata`` section)."""
-    meta: dict[str, str] = {}
-    section = ""
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line and not line.startswith((" ", "\t", "#")):
-            section = line.strip()
-            continue
-        match = _META.match(line)
-        if match and section == "metadata":
-            meta[match.group(1)] = match.group(2)
-    return meta
 
 
 def generate(keys_dir: Path, name: str, role: str | None = None,
@@ -107,15 +90,9 @@ def load_server_public(keys_dir: Path) -> bytes:
 
 
 def authorized_identities(keys_dir: Path) -> dict[str, Identity]:
-    """Map of z85 public key -> identity for every authorised client."""
-    out: dict[str, Identity] = {}
-    folder = keys_dir / "authorized"
-    if not folder.is_dir():
-        return out
-    for path in sorted(folder.glob("*.key")):
-        public, _ = zmq.auth.load_certificate(str(path))
-        meta = read_metadata(path)
-        role = meta.get("role", "viewer")
-        out[public.decode()] = Identity(meta.get("user", path.stem),
-                                        role if role in ROLES else "viewer")
-    return out
+    """Map of z85 public key -> identity for every authorised client.
+
+    A role the engine does not know (or none) reads as viewer.
+    """
+    return {public: Identity(user, role if role in ROLES else "viewer")
+            for public, (user, role) in certificate_identities(keys_dir).items()}
