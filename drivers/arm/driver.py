@@ -386,7 +386,11 @@ class ZmqArm(Device):
                 await asyncio.wait_for(self._lease_ready.wait(), self.reply_timeout_s)
 
     async def wait_online(self, timeout: float) -> bool:
-        """Wait until connected and holding the control lease; False on timeout."""
+        """Wait until connected, then (within the same timeout) for the control lease.
+
+        False when not connected in time; a lease still held by another engine is shown in
+        health and waited for again by every command that needs it.
+        """
         start = time.monotonic()
         if not await super().wait_online(timeout):
             return False
@@ -573,6 +577,11 @@ class ZmqArm(Device):
         if not self.online:
             raise CommandError(self.name, f"cannot {cmd}: {self.health.reason or 'offline'}",
                                "device_offline")
+        problem = p.interlock_problem(self.interlocks) if cmd in p.MOTION_COMMANDS else None
+        if problem is not None:  # changed while the lease was awaited or the plan checked
+            self.counters["refused_locally"] += 1
+            raise ArmRefused(self.name, f"{cmd} refused: interlock: {problem[1]}; nothing sent",
+                             p.INTERLOCK, interlock=problem[0])
         sock = self._urgent if cmd in ("estop", "stop") else self._dealer
         if cmd == "run_path":  # a big request is read only from a connection known to hold
             self._fire(self._dealer, "heartbeat", {})  # the lease (it may have reconnected)

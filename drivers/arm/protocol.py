@@ -538,3 +538,17 @@ def decode_telemetry(payload: bytes) -> Telemetry:
             progress=float(obj.get("progress") or 0.0))
     except (KeyError, TypeError, ValueError) as exc:
         raise ArmProtocolError(BAD_REQUEST, f"malformed telemetry: {exc}") from None
+
+
+def interlock_problem(locks: dict[str, Any]) -> tuple[str, str] | None:
+    """(code, sentence) of the stage interlock forbidding motion, or None when it is allowed.
+
+    The order (e-stop, not armed, talent) is the engine's; controller and driver both use it.
+    """
+    if locks.get("estop_latched"):
+        return "estop", "stage e-stop latched; reset it at the stage (safety.reset)"
+    if not locks.get("armed"):
+        return "not_armed", "stage not armed (stagectl arm arm)"
+    if locks.get("talent_on_stage"):
+        return "talent_on_stage", "talent on stage"
+    return None

@@ -530,14 +530,7 @@ class ArmSimulator:
 
     def interlock_problem(self) -> tuple[str, str] | None:
         """(code, sentence) of the interlock forbidding motion now, or None."""
-        locks = self.interlocks
-        if locks["estop_latched"]:
-            return "estop", "stage e-stop latched; reset it at the stage (safety.reset)"
-        if not locks["armed"]:
-            return "not_armed", "stage not armed (stagectl arm arm)"
-        if locks["talent_on_stage"]:
-            return "talent_on_stage", "talent on stage"
-        return None
+        return p.interlock_problem(self.interlocks)
 
     def _check_motion_allowed(self, cmd: str) -> None:
         arm = self.arm
