@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import OrderedDict, deque
@@ -62,6 +63,18 @@ SAFE_INTERLOCKS = {"armed": False, "talent_on_stage": False, "estop_latched": Fa
 URGENT_MAX_BYTES = 512  # an estop/stop request is small; bigger ones wait their turn
 MAX_URGENT_QUEUED = 10_000
 MAX_DRAIN = 256  # messages taken off the socket per wake-up before serving
+
+
+def _is_stop(payload: bytes) -> bool:
+    """Whether a small request really is ``estop`` or ``stop``.
+
+    A substring match alone would let any client jump the queue with ``{"id": "stop", ...}``.
+    """
+    try:
+        obj = json.loads(payload)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(obj, dict) and obj.get("cmd") in ("estop", "stop")
 
 
 @dataclass
@@ -609,7 +622,7 @@ class ArmSimulator:
             return
         if size <= URGENT_MAX_BYTES:
             payload = frame.bytes
-            if (b'"estop"' in payload or b'"stop"' in payload) and \
+            if (b'"estop"' in payload or b'"stop"' in payload) and _is_stop(payload) and \
                     len(self._urgent) < MAX_URGENT_QUEUED:
                 self._urgent.append(_Queued(route, payload, peer))
                 return

@@ -120,3 +120,18 @@ async def test_the_lease_holders_own_large_path_is_accepted_while_strangers_are_
         result = await arm.run_path(frames)
         assert result["state"] == "MOVING" and result["duration_s"] == 900.0
         assert arm.lease_held
+
+
+async def test_a_request_that_only_mentions_stop_does_not_jump_the_queue() -> None:
+    """Only a real ``estop``/``stop`` is urgent; ``{"id": "stop", ...}`` from a flooding client
+    still counts against its in-flight cap (it used to skip the cap and be served first)."""
+    async with simulator() as sim, raw_client(sim.command_endpoint) as rogue:
+        for _ in range(200):
+            await rogue.sock.send(b'{"id": "stop", "cmd": "heartbeat"}')
+        codes = []
+        for _ in range(200):
+            reply = await rogue.recv(5.0)
+            codes.append("ok" if reply["ok"] else reply["error"]["code"])
+        assert p.TOO_MANY_REQUESTS in codes, sorted(set(codes))
+        assert (await rogue.call("estop", {"reason": "still urgent"}))["ok"]
+        await until(lambda: sim.state == "ESTOP", 2.0)
