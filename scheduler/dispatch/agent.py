@@ -102,6 +102,11 @@ class Agent:
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.linger = 0
         self._sock.sndhwm = self._sock.rcvhwm = 10_000
+        # one routing id for the agent process: after a TCP drop ZeroMQ reconnects under the
+        # same id (the controller's ROUTER hands the id over to the new connection), so the
+        # controller still sees this session and keeps its running attempts. A nonzero first
+        # byte: ids starting with zero are reserved for ZeroMQ's own.
+        self._sock.routing_id = b"\x01" + os.urandom(15)
         if keys_dir is not None:
             client_keys(self._sock, keys_dir, key_name or spec.node_id)
         self._sock.connect(controller)

@@ -60,7 +60,8 @@ class Peer:
     """Who sent a message: the connection, and with CURVE the certificate behind it."""
 
     rid: bytes
-    """ZeroMQ routing id: one per connection, so it names the agent's session."""
+    """ZeroMQ routing id: names the agent's session (an agent keeps its id across
+    reconnections; a client or raw peer gets one per connection)."""
     key: str | None = None
     """The sender's z85 CURVE public key (None without CURVE)."""
     user: str | None = None
@@ -163,6 +164,10 @@ class Controller:
         # without bound, and agents' work is reconciled by heartbeats
         self._router.sndhwm = 2 * TURN_MESSAGES
         self._router.setsockopt(zmq.MAXMSGSIZE, self.config.max_message_bytes)
+        # an agent reconnecting under its own routing id (after a TCP drop) replaces its old
+        # connection instead of being ignored: the same session, its attempts carry over; a
+        # peer with another id is still a new session (a takeover, see _on_register)
+        self._router.router_handover = 1
         self._auth = None
         self._identities: dict[str, tuple[str, str | None]] = {}
         self.curve = self.config.curve or not is_loopback(self.config.bind)
