@@ -21,6 +21,8 @@ from typing import Any
 
 import orjson
 
+from drivers.steps import Steps
+
 ROLES: tuple[str, ...] = ("operator", "engineer", "producer", "viewer")
 ENGINE_TOPIC = "engine"
 DEVICE_TOPIC_PREFIX = "device."
@@ -135,9 +137,6 @@ def decode_request(payload: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -
     except orjson.JSONDecodeError as exc:
         message, kind = _explain(exc, payload)
         raise ProtocolError(message, kind, request_id_of(payload)) from None
-    except RecursionError:  # pragma: no cover - orjson parses without Python recursion
-        raise ProtocolError(f"request nests deeper than {MAX_NESTING} levels",
-                            "nesting") from None
     if not isinstance(obj, dict):
         raise ProtocolError(f"request must be a JSON object, not {_json_type(obj)}",
                             "not_object")
@@ -278,7 +277,8 @@ class _Stepper:
             raise _Unsure
 
 
-def decode_request_steps(payload: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Any:
+def decode_request_steps(payload: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+                         ) -> Steps[Request]:
     """:func:`decode_request` as a generator that yields every ~``STEP_BYTES`` decoded.
 
     ``request = yield from decode_request_steps(payload)``, or drive it with ``next()`` and

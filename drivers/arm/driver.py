@@ -42,8 +42,8 @@ import zmq.asyncio
 from drivers.arm import protocol as p
 from drivers.arm.motion import Vector
 from drivers.arm.planner import Envelope, plan_steps
-from drivers.arm.steps import Steps, finish, finish_async
 from drivers.device import Backoff, CommandError, Device, Health, Problem, problem_dicts
+from drivers.steps import Steps, finish, finish_async
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from drivers.arm.steps import Steps, finish
+from drivers.steps import Steps, finish
 
 Vector = npt.NDArray[np.float64]
 Matrix = npt.NDArray[np.float64]

@@ -6,7 +6,7 @@ trajectory from the arm's present position and checks it against the :class:`Env
 runs it on the last reported position before sending; the controller runs it again on
 receipt with its true position, so a stale driver never gets a crossing motion through.
 
-:func:`plan_steps` is the same work as a generator of steps (:mod:`drivers.arm.steps`), so the
+:func:`plan_steps` is the same work as a generator of steps (:mod:`drivers.steps`), so the
 controller and the driver can plan a 10,000-keyframe path on their I/O loop without holding
 back an e-stop or a heartbeat for more than a fraction of a millisecond.
 """
@@ -31,7 +31,7 @@ from drivers.arm.motion import (
     plan_path,
     with_soft_limits,
 )
-from drivers.arm.steps import Steps, finish
+from drivers.steps import Steps, finish
 
 MAX_PAYLOAD_KG = 12.0
 
@@ -152,7 +152,7 @@ PATH_CHUNK = 128  # keyframes gathered per step
 
 def plan_steps(env: Envelope, cmd: str, args: dict[str, object], position: Vector
                ) -> Steps[Trajectory]:
-    """:func:`plan` as a generator of steps (see :mod:`drivers.arm.steps`)."""
+    """:func:`plan` as a generator of steps (see :mod:`drivers.steps`)."""
     position = np.asarray(position, dtype=np.float64)
     axes = env.axes
     n = len(axes)

@@ -30,8 +30,8 @@ from typing import Any
 
 import orjson
 
-from drivers.arm.steps import Steps, finish
 from drivers.led.protocol import ValidationError
+from drivers.steps import Steps, finish
 
 __all__ = ["ArmProtocolError", "ArmState", "ValidationError"]
 

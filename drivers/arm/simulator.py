@@ -54,7 +54,7 @@ from drivers.arm.motion import (
     default_axes,
 )
 from drivers.arm.planner import Envelope, plan_steps
-from drivers.arm.steps import finish, finish_async
+from drivers.steps import finish, finish_async
 
 log = logging.getLogger(__name__)
 

@@ -90,8 +90,7 @@ class FairQueue(Generic[T]):
             Refused: the client, the queue or its bytes are at their bound; nothing queued.
         """
         limits = self.limits
-        entry = self._clients.get(client)
-        mine = 0 if entry is None else len(entry.queued) + entry.running
+        mine = self.in_flight(client)
         if mine >= limits.per_client:
             raise Refused("client", f"engine busy: this client already has {mine} requests in "
                           f"flight (limit {limits.per_client}, [engine] "
@@ -108,6 +107,7 @@ class FairQueue(Generic[T]):
                           f"queued (limit {limits.total_bytes}, [engine] max_queued_bytes); "
                           "retry in a moment", queued_bytes=self.queued_bytes,
                           limit=limits.total_bytes)
+        entry = self._clients.get(client)
         if entry is None:
             entry = self._clients[client] = _Client()
         if not entry.queued:

@@ -34,6 +34,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from drivers.device import Device, DeviceEvent
 from drivers.led.driver import OscLedProcessor
+from drivers.steps import finish_async
 from drivers.tracking.device import TrackingSource
 from drivers.tracking.timecode import RATES, StageClock
 from drivers.transport import parse_address
@@ -59,7 +60,7 @@ URGENT_COMMANDS = frozenset({"estop", "arm.stop", "safety.disarm", "safety.talen
 URGENT_PROBE_BYTES = 4096  # larger requests are never urgent: decoded when their turn comes
 # Queued control commands older than an urgent one are answered ``superseded``, not run:
 # nothing sent before an e-stop may take effect after it.
-SUPERSEDED_PREFIXES = ("arm.", "safety.", "cue.")
+SAFETY_PREFIXES = ("arm.", "safety.", "cue.")  # audited when refused; superseded by e-stop
 RECV_BATCH = 64  # messages read per turn of the loop ...
 RECV_SLICE_S = 0.002  # ... or this long, whichever comes first, then the loop runs the rest
 START_BATCH = 8  # queued requests started per turn of the loop
@@ -394,6 +395,11 @@ class Engine:
             self.counters["published"] += 1
         except zmq.ZMQError:
             self.counters["publish_dropped"] += 1
+        except (TypeError, ValueError):
+            # a value bus.dumps cannot encode (a >64-bit int beside a NaN): count it, and
+            # never raise into the device that published it
+            self.counters["publish_unencodable"] += 1
+            log.warning("%s: state message not encodable; dropped", topic)
 
     def _on_device_event(self, event: DeviceEvent) -> None:
         if event.kind == "sample":  # high-rate tracking samples get their own topic
@@ -450,11 +456,9 @@ class Engine:
         self.counters["requests"] += 1
         envelope, payload = split_frames([f.bytes for f in frames])
         if payload is None:
-            self.counters["bad_requests"] += 1
-            self.counters["bad_frames"] += 1
-            await self._reply(envelope, bus.error_reply(
-                None, "bad_request", f"a request is one frame of JSON after the routing "
-                f"envelope; got {len(frames) - len(envelope)} frames", kind="frames"))
+            await self._reply(envelope, self._bad_request(bus.ProtocolError(
+                f"a request is one frame of JSON after the routing envelope; got "
+                f"{len(frames) - len(envelope)} frames", "frames")))
             return
         user_id = None
         if self._auth is not None:
@@ -516,7 +520,7 @@ class Engine:
             command = COMMANDS.get(request.cmd)
             if (pending.arrival < self._last_urgent and command is not None
                     and not command.query and not is_urgent(request)
-                    and request.cmd.startswith(SUPERSEDED_PREFIXES)):
+                    and request.cmd.startswith(SAFETY_PREFIXES)):
                 self.counters["superseded"] += 1
                 await self._reply(pending.envelope, bus.error_reply(
                     request.id, "superseded", f"{request.cmd} not run: "
@@ -560,14 +564,8 @@ class Engine:
 
     async def _decode_in_steps(self, payload: bytes) -> bus.Request:
         """Decode a large request in slices, letting the loop (and any e-stop) run between."""
-        steps = bus.decode_request_steps(payload, self.config.engine.max_message_bytes)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                request: bus.Request = done.value
-                return request
-            await asyncio.sleep(0)
+        return await finish_async(
+            bus.decode_request_steps(payload, self.config.engine.max_message_bytes), slice_s=0)
 
     def _bad_request(self, exc: bus.ProtocolError) -> bytes:
         self.counters["bad_requests"] += 1
@@ -601,7 +599,7 @@ class Engine:
             self.counters["forbidden"] += 1
             self._publish(bus.ENGINE_TOPIC, {"type": "event", "device": None, "data": {
                 "message": f"{user} ({role}) refused {request.cmd}", "level": "warning"}})
-            if request.cmd.startswith(("arm.", "safety.", "cue.")):
+            if request.cmd.startswith(SAFETY_PREFIXES):
                 self.safety.refuse(request.cmd, user, role, f"role {role!r} not allowed")
             return bus.error_reply(request.id, "forbidden",
                                    f"role {role!r} may not run {request.cmd}; allowed: "

@@ -145,3 +145,16 @@ def test_engine_still_serves_after_all_of_it(stage: StageHarness) -> None:
     with EngineClient(stage.config, ClientIdentity("t", "operator")) as c:
         assert c.call("ping")["pong"] is True
         c.call("led.set", {"key": "gamma", "value": 2.2})
+
+
+def test_a_state_message_that_cannot_be_encoded_is_counted_not_raised(
+        stage: StageHarness) -> None:
+    """bus.dumps falls back to json for a >64-bit int and that refuses a NaN beside it; the
+    publisher (called from device callbacks) must not raise."""
+    engine = stage.engine
+    assert engine is not None
+    before = engine.counters["publish_unencodable"]
+    stage.loop.call(lambda: engine._publish("engine", {"type": "event", "data": {
+        "big": 2**70, "nan": float("nan")}}))
+    assert engine.counters["publish_unencodable"] == before + 1
+    assert exchange(stage, [b'{"id": "after", "cmd": "ping"}'])  # still serving
