@@ -260,11 +260,16 @@ class Controller:
                 self.pools[a.resource].running[a.id] = self.jobs[a.job_id].spec.gpus
         self.failures = self.store.failures()
         if invalid:
+            # cancelled as `farm cancel` does: its RUNNING attempts end CANCELLED (a pool job is
+            # cancelled in its pool; no node is registered yet to tell) and its tasks not DONE
+            # become BLOCKED "job cancelled"
+            replan = self._replan
             with self.store.transaction():
                 for job_id, why in invalid:
-                    self.store.set_job_state(job_id, "cancelled")
                     self.store.event("job_invalid", job_id=job_id,
                                      detail=f"cancelled at startup: {why}")
+                    self._cancel_job(job_id)
+            self._replan = replan
 
     def _job_blocker(self, job: JobRec) -> str | None:
         """Why a job's tasks cannot run now (None: they can)."""

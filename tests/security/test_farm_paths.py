@@ -98,3 +98,47 @@ def test_stored_job_outside_the_root_is_cancelled_at_startup(tmp_path: Path) -> 
                    for e in ctl.store.events(10))
     finally:
         ctl.close()
+
+
+def test_stored_job_cancelled_at_startup_ends_as_a_normal_cancel(tmp_path: Path) -> None:
+    """Its running attempt is cancelled and its tasks end as `farm cancel` leaves them."""
+    from scheduler.dispatch.config import ControllerConfig
+    from scheduler.dispatch.controller import Controller
+    from scheduler.dispatch.store import FarmStore
+    from tests.dispatch.conftest import free_port
+
+    db = tmp_path / "farm.sqlite"
+    Controller(db, ControllerConfig(bind=f"tcp://127.0.0.1:{free_port()}")).close()
+    store = FarmStore(db)
+    with store.transaction():
+        for job_id in ("old", "live"):
+            wire = work_job(job_id, tmp_path / "out", 1, 3).to_wire()
+            if job_id == "old":
+                wire["output"] = "/etc/cron.d/x.####"
+            store.add_job(wire, [(f"{job_id}:{n}-{n}", n, n) for n in (1, 2, 3)])
+            aid = store.new_attempt(f"{job_id}:1-1", job_id, "node-gone", 0, 1, 0.0)
+            store.update_task(f"{job_id}:1-1", state="RUNNING", attempt_id=aid)
+            store.update_task(f"{job_id}:3-3", state="DONE")
+    store.close()
+    ctl = Controller(db, ControllerConfig(bind=f"tcp://127.0.0.1:{free_port()}"))
+    try:
+        with ctl.store.transaction():
+            ctl._cancel_job("live")  # what `stagectl farm cancel live` does
+        kinds = {e["kind"] for e in ctl.store.events(20) if e.get("job_id") == "old"}
+        attempts = {r["job_id"]: (r["state"], r["error"]) for r in ctl.store.attempts()}
+        tasks = {r["id"]: (r["state"], r["attempt_id"], r["reason"])
+                 for r in ctl.store.tasks()}
+    finally:
+        ctl.close()
+    assert {"job_invalid", "job_cancelled"} <= kinds, kinds
+    assert attempts["old"] == attempts["live"] == ("CANCELLED", "job cancelled"), attempts
+    for n in (1, 2, 3):
+        assert tasks[f"old:{n}-{n}"] == tasks[f"live:{n}-{n}"], (n, tasks)
+    assert tasks["old:1-1"] == ("BLOCKED", None, "job cancelled")
+    assert tasks["old:3-3"][0] == "DONE"
+    again = Controller(db, ControllerConfig(bind=f"tcp://127.0.0.1:{free_port()}"))
+    try:  # nothing of the old job is running or runnable after the next restart either
+        assert not again.attempts
+        assert all(again.tasks[f"old:{n}-{n}"].state in ("BLOCKED", "DONE") for n in (1, 2, 3))
+    finally:
+        again.close()
