@@ -24,6 +24,7 @@ import typer
 import typer.main
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -94,7 +95,7 @@ DeviceOpt = Annotated[str | None, typer.Option(
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    _error_line(message)
     raise typer.Exit(code)
 
 
@@ -103,7 +104,7 @@ def _load(path: Path) -> StageConfig:
         return load_config(path)
     except ConfigError as exc:
         for line in str(exc).splitlines():
-            err.print(f"[bold red]config error:[/] {line}", highlight=False, markup=True)
+            err.print(f"[bold red]config error:[/] {escape(line)}", highlight=False, markup=True)
         raise typer.Exit(2) from None
 
 
@@ -140,7 +141,13 @@ def _call(config: StageConfig, cmd: str, args: dict[str, Any] | None = None,
 
 
 def _error_line(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    """One red ``error:`` line.
+
+    The message is text, never rich markup: a path or a log tail holding ``[/x]`` would
+    raise, and a ``[code]`` would vanish.
+    """
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True,
+              soft_wrap=True)
 
 
 async def _serve_until_signal(start: Any, stop: Any, what: str) -> int:
@@ -152,7 +159,7 @@ def _refuse_busy(lines: list[str], config: Path) -> None:
     if not lines:
         return
     for line in lines:
-        err.print(f"[bold red]error:[/] {line}", highlight=False, markup=True, soft_wrap=True)
+        _error_line(line)
     err.print(f"another stack is running on {config}'s ports: stop it, or give this one "
               "other ports", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
@@ -193,10 +200,7 @@ def serve(config: ConfigOpt = DEFAULT_CONFIG, verbose: bool = False) -> None:
         try:
             engine = Engine(cfg)  # relative keys_dir resolves against the working directory
         except (ValueError, OSError) as exc:  # e.g. a damaged audit log: one line
-            from rich.markup import escape
-
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True,
-                      highlight=False)
+            _error_line(str(exc))
             return 1
         err.print(f"engine for stage [bold]{cfg.stage.name}[/]: commands "
                   f"{cfg.engine.command}, state {cfg.engine.state}"

@@ -170,3 +170,20 @@ def test_keys_generate(tmp_path: Path) -> None:
     assert run("keys", "generate", "--name", "bob", "--dir", str(keys)).returncode == 2
     assert run("keys", "generate", "--name", "bob", "--role", "admin", "--dir",
                str(keys)).returncode == 2
+
+
+def test_error_lines_are_text_not_rich_markup(tmp_path: Path) -> None:
+    """Brackets in an error are shown as written: rich used to eat `[invalid_value]`-like
+    text and raise MarkupError on `[/x]`, turning a one-line error into a traceback."""
+    from typer.testing import CliRunner
+
+    from stagectl.cli.main import app
+
+    odd = tmp_path / "[/x]" / "stage.toml"
+    result = CliRunner().invoke(app, ["status", "--config", str(odd)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "[/x]" in result.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[stage]\nname = "bad"\nframe_rate = "[fast]"\n')
+    result = CliRunner().invoke(app, ["status", "--config", str(bad)])
+    assert result.exit_code == 2 and "[fast]" in result.stderr, result.stderr
