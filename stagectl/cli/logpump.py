@@ -2,7 +2,7 @@
 
 A terminal paused with Ctrl-S, or a parent that stopped reading a pipe, makes ``write(2)``
 block. Logging from the engine's loop would then freeze the loop, and with it e-stops,
-heartbeats and signal handling. With :func:`install` the loop only puts a record on a
+heartbeats and signal handling. With :class:`LogPump` the loop only puts a record on a
 bounded queue (dropping and counting when full); one daemon thread writes, and may block
 alone. Its handler has no lock and writes to its own unbuffered file on a duplicate of
 stderr, so neither ``logging.shutdown`` nor the interpreter's final flush of ``sys.stderr``
@@ -23,7 +23,7 @@ QUEUE_LIMIT = 10_000
 
 
 class _DroppingQueueHandler(logging.handlers.QueueHandler):
-    def __init__(self, records: queue.Queue[logging.LogRecord | None]) -> None:
+    def __init__(self, records: queue.Queue[logging.LogRecord]) -> None:
         super().__init__(records)
         self.dropped = 0
 
@@ -34,13 +34,34 @@ class _DroppingQueueHandler(logging.handlers.QueueHandler):
             self.dropped += 1
 
 
+class _NoLock:
+    """A lock that never waits.
+
+    Only the writer thread calls the handler, and ``logging.shutdown`` must not wait for a
+    writer stuck in ``write``. Python 3.13's ``Handler.handle`` uses ``with self.lock:``, so
+    setting the lock to ``None`` no longer works.
+    """
+
+    def acquire(self, *args: object) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+    def __enter__(self) -> bool:
+        return True
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
 class LogPump:
     """The writer thread and its queue (see the module docstring)."""
 
     def __init__(self, handler: logging.Handler, limit: int = QUEUE_LIMIT) -> None:
-        handler.lock = None  # only the writer thread calls it; shutdown must not wait on it
+        handler.lock = _NoLock()  # type: ignore[assignment]
         self.handler = handler
-        self.records: queue.Queue[logging.LogRecord | None] = queue.Queue(limit)
+        self.records: queue.Queue[logging.LogRecord] = queue.Queue(limit)
         self.queue_handler = _DroppingQueueHandler(self.records)
         self._thread = threading.Thread(target=self._run, name="stagectl-log-writer",
                                         daemon=True)
@@ -51,8 +72,6 @@ class LogPump:
         while True:
             record = self.records.get()
             try:
-                if record is None:
-                    return
                 self.handler.handle(record)
                 dropped = self.queue_handler.dropped
                 if dropped > reported and self.records.empty():
