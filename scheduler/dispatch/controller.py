@@ -670,13 +670,8 @@ class Controller:
         if not fin.ok:
             self._fail(a, fin.error or "failed", fin.exit_code)
             return
-        missing = self._missing_outputs(task)
-        if missing is not None:
+        if self._settle_success(a, "the agent", fin.exit_code) is not None:
             self.counters["outputs_missing"] += 1
-            self._fail(a, f"the agent reported success but declared output {missing} is "
-                          "missing or empty", fin.exit_code)
-            return
-        self._complete(a, exit_code=fin.exit_code)
 
     def _on_bye(self, peer: Peer, msg: dict[str, Any]) -> None:
         node = self.nodes.get(lim.node_id(msg))
@@ -752,16 +747,27 @@ class Controller:
                 if task.attempt_id != a.id:
                     self._end_attempt(a, "CANCELLED", cost_cny=cost, exit_code=st.exit_code)
                 elif st.state == "COMPLETED":
-                    missing = self._missing_outputs(task)
-                    if missing:
-                        self._fail(a, f"declared output {missing} missing or empty",
-                                   st.exit_code, cost)
-                    else:
-                        self._complete(a, cost, st.exit_code)
+                    self._settle_success(a, f"pool job {job_id}", st.exit_code, cost)
                 else:
                     why = f"pool job {job_id} {st.state.lower()}"
                     self._fail(a, f"{why}: {st.reason}" if st.reason else why, st.exit_code,
                                cost)
+
+    def _settle_success(self, a: AttemptRec, source: str, exit_code: int | None,
+                        cost: float = 0.0) -> str | None:
+        """Settle an attempt ``source`` reported successful: DONE only with its outputs.
+
+        Returns:
+            None when the attempt completed; else the declared output that is missing or
+            empty (the attempt failed, counted against the task like any failure).
+        """
+        missing = self._missing_outputs(self.tasks[a.task_id])
+        if missing is not None:
+            self._fail(a, f"{source} reported success but declared output {missing} is "
+                          "missing or empty", exit_code, cost)
+            return missing
+        self._complete(a, cost, exit_code)
+        return None
 
     def _missing_outputs(self, task: TaskRec) -> str | None:
         spec = self.jobs[task.job_id].spec

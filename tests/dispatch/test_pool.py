@@ -101,3 +101,47 @@ def test_controller_runs_tasks_on_the_pool_and_accounts_cost(tmp_path: Path) -> 
     assert cost["spent_cny"] >= 2 * cost_cny(0.3, 1, price)
     assert cost["spent_cny"] < 2 * cost_cny(10, 1, price)
     assert cost["forecast_cny"] == pytest.approx(cost["spent_cny"])
+
+
+class _LyingPool:
+    """A batch system that reports every job COMPLETED without running anything."""
+
+    def __init__(self) -> None:
+        self.jobs: list[str] = []
+
+    def submit(self, name: str, argv: list[str], **_: object) -> str:
+        self.jobs.append(name)
+        return str(len(self.jobs))
+
+    def poll(self, job_ids: list[str]) -> dict[str, PoolJobState]:
+        return {j: PoolJobState(j, "COMPLETED", 1.0, 0) for j in job_ids}
+
+    def cancel(self, job_id: str) -> None:
+        pass
+
+
+def test_pool_job_completed_without_outputs_fails(tmp_path: Path) -> None:
+    cfg = ControllerConfig(
+        bind=f"tcp://127.0.0.1:{free_port()}", plan_time_limit_s=0.3, pool_poll_s=0.2,
+        replan_min_interval_s=0.2,
+        pools=(PoolConfig(id="hpc", backend="slurm", max_slots=2, vram_gb=80, speed=2.0,
+                          workdir=str(ROOT)),))
+    ctl = Controller(tmp_path / "farm.sqlite", cfg, backends={"hpc": _LyingPool()})
+    thread = threading.Thread(target=ctl.serve, name="controller-under-test")
+    thread.start()
+    job = work_job("unwritten", tmp_path / "out", 1, 1, vram_gb=64, max_attempts=1)
+    try:
+        with FarmClient(cfg.bind, timeout_s=5) as client:
+            client.request("submit", jobs=[job.to_wire()])
+
+            def failed() -> bool:
+                return client.request("status")["jobs"][0]["counts"].get("FAILED", 0) == 1
+            wait_for(failed, 30)
+            status = client.request("status")["jobs"][0]
+    finally:
+        ctl.stop()
+        thread.join(timeout=10)
+    assert status["frames_done"] == 0, status
+    output = str(tmp_path / "out" / "unwritten" / "unwritten.0001.png")
+    assert any(f"pool job 1 reported success but declared output {output} is missing or "
+               "empty" in r for r in status["reasons"]), status["reasons"]
