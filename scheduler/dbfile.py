@@ -69,6 +69,8 @@ class DatabaseKind:
         script: the ``CREATE TABLE`` statements (and seed rows) of a new file.
         create_command: how a user makes a new one; ``{path}`` is replaced by the path.
         path_setting: where the user gives the path ("--db").
+        row_checks: ``(query, problem)`` pairs checked before anything is written: each
+            query's first column must be true, else the file "is damaged (problem)".
     """
 
     name: str
@@ -77,6 +79,7 @@ class DatabaseKind:
     script: str
     create_command: str
     path_setting: str = "--db"
+    row_checks: tuple[tuple[str, str], ...] = ()
     _columns: dict[str, frozenset[str]] = field(default_factory=dict, compare=False,
                                                 repr=False)
 
@@ -277,6 +280,9 @@ def _inspect(conn: sqlite3.Connection, p: Path, kind: DatabaseKind) -> int:
     if [tuple(r) for r in rows] != [("ok",)]:
         raise DatabaseDamaged(p, f"is damaged (quick_check: {_short(str(rows[0][0]))})",
                               restore)
+    for query, problem in kind.row_checks:  # before an old file is stamped below
+        if not conn.execute(query).fetchone()[0]:
+            raise DatabaseDamaged(p, f"is damaged ({problem})", restore)
     return version
 
 

@@ -41,7 +41,7 @@ from scheduler.booking.parse import (
     stage_to_dict,
 )
 from scheduler.booking.solve import PlanCheckFailed, solve
-from scheduler.dbfile import DatabaseDamaged, DatabaseKind, open_database
+from scheduler.dbfile import DatabaseKind, open_database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -85,6 +85,8 @@ FILE = DatabaseKind(
     script=SCHEMA,
     create_command="`stagectl book setup CONFIG --db {path}`",
     path_setting="--db (or STAGECTL_BOOKING_DB)",
+    row_checks=(("SELECT COUNT(*) = 2 FROM meta WHERE key IN ('version', 'slot_minutes')",
+                 "its meta table has no version or slot_minutes row"),),
 )
 
 
@@ -216,11 +218,6 @@ class BookingStore:
                                   timeout_s=30.0)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA busy_timeout = 30000")
-        keys = {r[0] for r in self.conn.execute("SELECT key FROM meta")}
-        if not {"version", "slot_minutes"} <= keys:
-            self.conn.close()
-            raise DatabaseDamaged(self.path, "is damaged (its meta table has no version or "
-                                  "slot_minutes row)", FILE.restore_advice(self.path))
 
     def close(self) -> None:
         """Close the connection."""

@@ -348,6 +348,22 @@ def test_old_files_without_a_version_still_open(tmp_path: Path) -> None:
     con.close()
 
 
+def test_an_old_file_refused_as_damaged_is_not_stamped(tmp_path: Path) -> None:
+    """A pre-version file that fails a content check is reported and left byte for byte
+    (the version stamp used to be written before the store's own meta-row check)."""
+    from scheduler.booking.store import SCHEMA
+
+    db = tmp_path / "old.sqlite"
+    con = sqlite3.connect(db, isolation_level=None)
+    con.executescript(SCHEMA)
+    con.execute("DELETE FROM meta WHERE key = 'slot_minutes'")
+    con.close()
+    before = _snapshot(db)
+    with pytest.raises(DatabaseDamaged, match="no version or slot_minutes row"):
+        BookingStore(db, create=False)
+    assert _snapshot(db) == before
+
+
 def test_open_while_another_process_writes(tmp_path: Path) -> None:
     """A healthy file in use (its -wal present) opens; nothing is reported damaged."""
     db = _booking_db(tmp_path / "booking.sqlite")
