@@ -56,5 +56,9 @@ def simulator_settings(cfg: ArmSimulatorConfig, base_dir: Path = Path()) -> dict
             raise ArmKeyError(f"{folder}: {cfg.name}: authorized_dir is not a folder")
         for path in sorted(folder.glob("*.key")):
             clients.append(_certificate(path, "client key", False)[0])
+        if not clients:  # an empty tuple means "any key": a given folder must name some
+            raise ArmKeyError(f"{folder}: {cfg.name}: authorized_dir holds no client "
+                              "certificates (*.key); add the engine's public key, or leave "
+                              "authorized_dir unset to let any CURVE key in")
     return {"curve_public_key": public, "curve_secret_key": secret,
             "curve_clients": tuple(clients)}

@@ -108,3 +108,19 @@ def test_missing_key_file_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"nope\.key.*not found.*stagectl keys generate"):
         driver_keys(device, tmp_path)
     assert isinstance(ArmCurveKeys(b"a", b"b", b"c"), ArmCurveKeys)
+
+
+def test_an_empty_authorized_dir_refuses_to_start_instead_of_letting_any_key_in(
+        tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    generate(keys, "arm-a-controller")
+    (keys / "authorized").mkdir(exist_ok=True)
+    cfg = parse_config({**stage(
+        {"command": "tcp://127.0.0.1:5570", "telemetry": "tcp://127.0.0.1:5571"},
+        {"command": "tcp://127.0.0.1:5570", "telemetry": "tcp://127.0.0.1:5571",
+         "curve": True, "secret_key": "keys/arm-a-controller.key_secret",
+         "authorized_dir": "keys/authorized"})})
+    sim_cfg = cfg.simulators[0]
+    assert isinstance(sim_cfg, ArmSimulatorConfig)
+    with pytest.raises(ValueError, match="holds no client certificates"):
+        simulator_settings(sim_cfg, tmp_path)
