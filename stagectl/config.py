@@ -82,6 +82,11 @@ def is_local_endpoint(endpoint: str) -> bool:
         return False
 
 
+def curve_required(curve: bool, *endpoints: str) -> bool:
+    """CURVE is on when asked for, and always once any endpoint leaves loopback."""
+    return curve or not all(is_local_endpoint(e) for e in endpoints)
+
+
 class EngineSection(_Model):
     """Where the engine listens and how clients authenticate."""
 
@@ -115,8 +120,7 @@ class EngineSection(_Model):
     @property
     def needs_curve(self) -> bool:
         """CURVE is required as soon as an endpoint leaves loopback."""
-        return self.curve or not (is_local_endpoint(self.command) and
-                                  is_local_endpoint(self.state))
+        return curve_required(self.curve, self.command, self.state)
 
 
 class MqttSection(_Model):
@@ -314,8 +318,7 @@ class ArmDeviceConfig(_Model):
     @property
     def needs_curve(self) -> bool:
         """CURVE is required as soon as an arm endpoint leaves loopback (as for [engine])."""
-        return self.curve or not (is_local_endpoint(self.command) and
-                                  is_local_endpoint(self.telemetry))
+        return curve_required(self.curve, self.command, self.telemetry)
 
     @model_validator(mode="after")
     def _shape(self) -> ArmDeviceConfig:
@@ -369,8 +372,7 @@ class ArmSimulatorConfig(_Model):
     @property
     def needs_curve(self) -> bool:
         """CURVE is required as soon as an endpoint leaves loopback."""
-        return self.curve or not (is_local_endpoint(self.command) and
-                                  is_local_endpoint(self.telemetry))
+        return curve_required(self.curve, self.command, self.telemetry)
 
     @model_validator(mode="after")
     def _keys(self) -> ArmSimulatorConfig:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from scheduler.dbfile import DatabaseFileError, DatabaseKind, explain, open_database
+from scheduler.dbfile import DatabaseKind, explain, open_database
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +115,7 @@ class AuditLog:
                 "reason, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
         except (sqlite3.Error, OSError) as exc:
             self.write_failures += 1
-            problem = exc if isinstance(exc, DatabaseFileError) else \
-                explain(self.path, exc, FILE) if isinstance(exc, sqlite3.Error) else exc
+            problem = explain(self.path, exc, FILE) if isinstance(exc, sqlite3.Error) else exc
             log.error("audit row NOT written (%s): %s", problem,
                       json.dumps(dict(zip(_KEYS[1:], row, strict=True)), ensure_ascii=False))
             return 0
