@@ -1,0 +1,256 @@
+"""What each console control may do now: the engine's ``controls`` data, held for the widgets.
+
+The engine publishes, per command, the roles allowed and the interlocks it needs, and the
+current state of every interlock (``docs/protocols/console-state.md``, "Controls"). A
+:class:`Controls` object keeps the last copy, the identity the engine resolved for this console
+and whether the engine is live, and answers one question for every widget: may this command
+be sent now, and if not, why (in the console's language). Widgets are bound once with
+:meth:`Controls.bind` and follow every change; nothing here decides anything the engine does
+not decide again when the command arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import shiboken6
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QWidget
+
+from gui import i18n
+from gui.i18n import tr
+from stagectl.client import ClientIdentity
+
+ROLE_NAMES: tuple[str, ...] = ("operator", "engineer", "producer", "viewer")
+
+i18n.add_strings({
+    "console_engine_offline": {"en": "The engine is not connected; this control is unavailable",
+                               "zh": "引擎未连接，无法操作"},
+    "console_no_controls": {"en": "Waiting for the engine to say what this console may do",
+                            "zh": "正在等待引擎告知本控制台的操作权限"},
+    "console_role": {"en": "The {role} role may not use this control (allowed: {roles})",
+                     "zh": "{role}无权执行此操作（允许：{roles}）"},
+    "console_unknown_command": {"en": "The engine does not offer this command ({cmd})",
+                                "zh": "引擎未提供此操作"},
+    "console_unknown_interlock": {"en": "The engine did not report interlock {interlock}",
+                                  "zh": "引擎未报告所需的联锁状态"},
+    "console_nobody": {"en": "nobody", "zh": "无"},
+    "role_operator": {"en": "operator", "zh": "操作员"},
+    "role_engineer": {"en": "engineer", "zh": "工程师"},
+    "role_producer": {"en": "producer", "zh": "制片"},
+    "role_viewer": {"en": "viewer", "zh": "访客"},
+})
+
+# English templates of the problems this module makes (the ``message`` of each).
+_ENGLISH: dict[str, str] = {
+    "console_engine_offline": "the engine is not connected",
+    "console_no_controls": "the engine has not said what this console may do yet",
+    "console_role": "role {role} may not send {cmd} (allowed: {roles})",
+    "console_unknown_command": "the engine does not offer {cmd}",
+    "console_unknown_interlock": "the engine did not report interlock {interlock}",
+}
+
+
+def role_label(role: str) -> str:
+    """A role (``operator``...) in the console's language.
+
+    The engine's value labels (``stagectl.engine.messages.value_label``) are used when the
+    engine provides them, else the console's own strings; an unknown role is shown as sent.
+    """
+    label = _engine_value_label("role", role)
+    if label is not None:
+        return label
+    key = f"role_{role}"
+    return tr(key) if key in i18n.STRINGS else role
+
+
+def _engine_value_label(kind: str, value: str) -> str | None:
+    try:
+        from stagectl.engine import messages
+    except ImportError:
+        return None
+    value_label = getattr(messages, "value_label", None)
+    if value_label is None:
+        return None
+    try:
+        label = value_label(kind, value, i18n.language())
+    except (KeyError, ValueError, TypeError):
+        return None
+    return label if isinstance(label, str) and label else None
+
+
+def _problem(code: str, **params: Any) -> dict[str, Any]:
+    shown = {k: ", ".join(v) if isinstance(v, list) else v for k, v in params.items()}
+    return {"code": code, "params": params, "message": _ENGLISH[code].format(**shown)}
+
+
+def _separator() -> str:
+    return "；" if i18n.language() == "zh" else "; "
+
+
+def _render_own(problem: dict[str, Any]) -> str:
+    """One of this module's ``console_*`` problems in the console's language."""
+    code = str(problem.get("code"))
+    params = problem.get("params") or {}
+    if code == "console_role":
+        roles = [role_label(str(r)) for r in params.get("roles") or []]
+        joined = ("、" if i18n.language() == "zh" else ", ").join(roles) or tr("console_nobody")
+        return tr(code, role=role_label(str(params.get("role", ""))), roles=joined)
+    if code == "console_unknown_command":
+        return tr(code, cmd=params.get("cmd", ""))
+    if code == "console_unknown_interlock":
+        return tr(code, interlock=params.get("interlock", ""))
+    return tr(code)
+
+
+def _engine_renderer() -> Callable[[list[dict[str, Any]]], str] | None:
+    try:
+        from gui.messages import render_problems  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return None
+    return render_problems  # type: ignore[no-any-return,unused-ignore]
+
+
+def render(problems: list[dict[str, Any]]) -> str:
+    """Problems as one sentence in the console's language.
+
+    The console's own ``console_*`` problems are rendered here; engine problems by
+    :func:`gui.messages.render_problems` (their English ``message`` until that exists).
+    """
+    parts: list[str] = []
+    engine: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if not engine:
+            return
+        renderer = _engine_renderer()
+        if renderer is not None:
+            parts.append(renderer(list(engine)))
+        else:
+            parts.extend(str(p.get("message") or p.get("code") or "") for p in engine)
+        engine.clear()
+
+    for problem in problems:
+        if str(problem.get("code", "")).startswith("console_"):
+            flush()
+            parts.append(_render_own(problem))
+        else:
+            engine.append(problem)
+    flush()
+    return _separator().join(p for p in parts if p)
+
+
+class Controls(QObject):
+    """The engine's controls data for this console, plus liveness.
+
+    Args:
+        identity: who the console says it is; the engine's resolved identity (``you`` in
+            the ``controls`` reply) replaces it once heard.
+        parent: Qt parent.
+
+    Signals:
+        changed(): the snapshot, the identity or liveness changed (bound widgets are
+            already updated when it is emitted).
+    """
+
+    changed = Signal()
+
+    def __init__(self, identity: ClientIdentity, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.identity = identity
+        self.live = False
+        self.snapshot: dict[str, Any] = {}
+        self._you: dict[str, Any] = {}
+        self._bound: list[tuple[QWidget, str, str | None, str]] = []
+
+    @property
+    def role(self) -> str:
+        """The role the engine resolved for this console (until heard: the declared one)."""
+        return str(self._you.get("role") or self.identity.role)
+
+    @property
+    def user(self) -> str:
+        """The user the engine resolved for this console (until heard: the declared one)."""
+        return str(self._you.get("user") or self.identity.user)
+
+    def apply_snapshot(self, data: dict[str, Any]) -> None:
+        """Take a ``controls`` reply or ``stage.controls`` data (``you`` only in the reply)."""
+        you = data.get("you")
+        if isinstance(you, dict):
+            self._you = dict(you)
+        self.snapshot = {k: v for k, v in data.items() if k != "you"}
+        self._changed()
+
+    def set_live(self, live: bool) -> None:
+        """Whether the engine is heard from (not live: every engine control is blocked)."""
+        if live != self.live:
+            self.live = live
+            self._changed()
+
+    def blocked(self, cmd: str, device: str | None = None) -> list[dict[str, Any]] | None:
+        """Why ``cmd`` (on ``device``) cannot be sent now, or None when it can.
+
+        Returns:
+            None when allowed, else a list of problem objects ``{code, params, message}``:
+            the console's own (engine offline, role refused, no controls yet, unknown
+            command) or the engine's interlock problems.
+        """
+        if not self.live:
+            return [_problem("console_engine_offline")]
+        commands = self.snapshot.get("commands")
+        if not isinstance(commands, dict):
+            return [_problem("console_no_controls")]
+        entry = commands.get(cmd)
+        if not isinstance(entry, dict):
+            return [_problem("console_unknown_command", cmd=cmd)]
+        roles = [str(r) for r in entry.get("roles") or []]
+        if self.role not in roles:
+            return [_problem("console_role", role=self.role, cmd=cmd, roles=roles)]
+        problems = [p for name in entry.get("needs") or []
+                    if (p := self._interlock(str(name), device)) is not None]
+        return problems or None
+
+    def _interlock(self, name: str, device: str | None) -> dict[str, Any] | None:
+        interlocks = self.snapshot.get("interlocks") or {}
+        devices = self.snapshot.get("devices") or {}
+        entry = devices.get(device) if device is not None else None
+        if isinstance(entry, dict) and name in entry:
+            return _as_problem(entry[name])
+        if name in interlocks:
+            return _as_problem(interlocks[name])
+        if device is None and any(isinstance(d, dict) and name in d for d in devices.values()):
+            return None  # a per-device need of a command that names no device
+        return _problem("console_unknown_interlock", interlock=name)
+
+    def reason(self, cmd: str, device: str | None = None) -> str | None:
+        """:meth:`blocked` as one sentence in the console's language (None: allowed)."""
+        problems = self.blocked(cmd, device)
+        return None if problems is None else render(problems)
+
+    def bind(self, widget: QWidget, cmd: str, device: str | None = None) -> None:
+        """Keep ``widget`` enabled exactly while ``cmd`` is allowed, its tooltip saying why not.
+
+        The widget's own tooltip (at bind time) is shown while it is enabled.
+        """
+        self._bound.append((widget, cmd, device, widget.toolTip()))
+        self._update(widget, cmd, device, widget.toolTip())
+
+    def _update(self, widget: QWidget, cmd: str, device: str | None, own_tip: str) -> None:
+        why = self.reason(cmd, device)
+        widget.setEnabled(why is None)
+        widget.setToolTip(own_tip if why is None else why)
+
+    def _changed(self) -> None:
+        self._bound = [b for b in self._bound if shiboken6.isValid(b[0])]
+        for widget, cmd, device, own_tip in self._bound:
+            self._update(widget, cmd, device, own_tip)
+        self.changed.emit()
+
+
+def _as_problem(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return value
+    return {"code": "interlock", "params": {}, "message": str(value)}
