@@ -337,13 +337,24 @@ def _args(args: Mapping[str, Any], lang: str) -> str:
     parts = []
     if "key" in shown and "value" in shown:  # led.set: "亮度 800", not "参数 亮度，值 800"
         key = shown.pop("key")
-        parts.append(f"{value_label('key', key, lang)} "
-                     f"{_arg_value('value', shown.pop('value'), {'key': key}, lang)}")
+        parts.append(_pair(value_label("key", key, lang),
+                           _arg_value("value", shown.pop("value"), {"key": key}, lang)))
     for name, value in shown.items():
         label = ARG_LABELS.get(str(name))
         shown_name = str(name) if label is None else label[_index(lang)]
-        parts.append(f"{shown_name} {_arg_value(str(name), value, args, lang)}")
+        parts.append(_pair(shown_name, _arg_value(str(name), value, args, lang)))
     return _PAIR_SEP[lang].join(parts)
+
+
+def _pair(name: str, value: str) -> str:
+    # "轴 2", but "黑屏：开" (two Chinese words need a mark between them, not a space)
+    if name and value and _is_cjk(name[-1]) and _is_cjk(value[0]):
+        return f"{name}：{value}"
+    return f"{name} {value}"
+
+
+def _is_cjk(char: str) -> bool:
+    return "\u3400" <= char <= "\u9fff"
 
 
 def _param(name: str, value: Any, params: Mapping[str, Any], lang: str) -> str:
@@ -354,7 +365,8 @@ def _param(name: str, value: Any, params: Mapping[str, Any], lang: str) -> str:
     if name == "cmd" and isinstance(value, str):
         return command_label(value, lang)
     if name == "args" and isinstance(value, Mapping):
-        return _args(value, lang)
+        pairs = _args(value, lang)
+        return f"（{pairs}）" if lang == "zh" and pairs else pairs
     if name == "value" and isinstance(params.get("key"), str) and params["key"] in VALUE_LABELS:
         return value_label(params["key"], value, lang)
     if name in VALUE_LABELS and isinstance(value, (str, bool)):
@@ -364,9 +376,18 @@ def _param(name: str, value: Any, params: Mapping[str, Any], lang: str) -> str:
     return _plain(value, lang)
 
 
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff"
+_FULL_WIDTH = "\u3000-\u303f\uff00-\uffef"
+# Chinese puts no space between words nor around full-width punctuation; a template's space
+# beside a placeholder is for a Latin name or a number ("{device} 离线", "已 3 秒")
+_ZH_SPACE = re.compile(f"(?<=[{_CJK}{_FULL_WIDTH}]) +(?=[{_CJK}{_FULL_WIDTH}])"
+                       f"|(?<=[{_FULL_WIDTH}]) +| +(?=[{_FULL_WIDTH}])")
+
+
 def _format(template: str, params: Mapping[str, Any], lang: str) -> str:
     shown = {str(k): _param(str(k), v, params, lang) for k, v in params.items()}
-    return re.sub(" {2,}", " ", template.format(**shown)).strip()
+    text = re.sub(" {2,}", " ", template.format(**shown)).strip()
+    return _ZH_SPACE.sub("", text) if lang == "zh" else text
 
 
 def render(obj: Mapping[str, Any], lang: str) -> str:
