@@ -11,6 +11,8 @@ import os
 
 from PySide6.QtCore import QLocale
 
+from stagectl.messages import render_health, value_label
+
 LANGUAGES: tuple[str, ...] = ("en", "zh")
 
 STRINGS: dict[str, dict[str, str]] = {
@@ -29,7 +31,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "col_health": {"en": "Health", "zh": "状态"},
     "col_reason": {"en": "Reason", "zh": "原因"},
     "health_online": {"en": "online", "zh": "在线"},
-    "health_degraded": {"en": "degraded", "zh": "降级"},
+    "health_degraded": {"en": "degraded", "zh": "异常"},
     "health_offline": {"en": "offline", "zh": "离线"},
     "health_unknown": {"en": "unknown", "zh": "未知"},
     "kind_led": {"en": "LED processor", "zh": "LED 处理器"},
@@ -37,21 +39,21 @@ STRINGS: dict[str, dict[str, str]] = {
     "led_title": {"en": "LED wall {device}", "zh": "LED 屏 {device}"},
     "col_parameter": {"en": "Parameter", "zh": "参数"},
     "col_control": {"en": "Control", "zh": "控制"},
-    "col_desired": {"en": "Desired", "zh": "期望值"},
-    "col_reported": {"en": "Reported", "zh": "回报值"},
+    "col_desired": {"en": "Desired", "zh": "设定值"},
+    "col_reported": {"en": "Reported", "zh": "实际值"},
     "brightness": {"en": "Brightness", "zh": "亮度"},
     "colour_temperature": {"en": "Colour temperature", "zh": "色温"},
     "blackout": {"en": "Blackout", "zh": "黑屏"},
     "freeze": {"en": "Freeze", "zh": "冻结画面"},
-    "test_pattern": {"en": "Test pattern", "zh": "测试图"},
+    "test_pattern": {"en": "Test pattern", "zh": "测试画面"},
     "preset": {"en": "Preset", "zh": "预设"},
     "recall": {"en": "Recall", "zh": "调用"},
     "adopt": {"en": "Adopt wall settings", "zh": "采用屏幕当前设置"},
     "adopt_tip": {"en": "Make what the wall reports the engine's desired state "
                         "(accept front-panel changes)",
-                  "zh": "将屏幕回报的设置作为引擎的期望状态（接受前面板的修改）"},
+                  "zh": "以屏幕的实际值作为引擎的设定值（接受在处理器前面板上的修改）"},
     "drift_tip": {"en": "The wall differs from the desired value",
-                  "zh": "屏幕与期望值不一致"},
+                  "zh": "屏幕实际值与设定值不一致"},
     "on": {"en": "on", "zh": "开"},
     "off": {"en": "off", "zh": "关"},
     "unset": {"en": "—", "zh": "—"},
@@ -139,8 +141,14 @@ def language() -> str:
 
 
 def tr(key: str, **values: object) -> str:
-    """The string for ``key`` in the current language, formatted with ``values``."""
+    """The string for ``key`` in the current language, formatted with ``values``.
+
+    A value named ``role`` that is a wire role (``operator``, ...) is shown translated, so
+    ``tr("identity", user=..., role=identity.role)`` reads "ana · 操作员" in Chinese.
+    """
     text = STRINGS[key][language()]
+    if "role" in values:
+        values["role"] = value_label("role", values["role"], language())
     return text.format(**values) if values else text
 
 
@@ -162,44 +170,10 @@ def tr_level(level: str) -> str:
     return tr(key) if key in STRINGS else level
 
 
-# Health reasons by code (drivers send ``problems: [{"code", "params"}]`` beside the English
-# ``reason``); a reason without a known code is shown as sent.
-REASONS: dict[str, dict[str, str]] = {
-    "not_started": {"en": "not started", "zh": "未启动"},
-    "stopped": {"en": "stopped", "zh": "已停止"},
-    "no_reply": {"en": "no reply from {address} for {seconds} s",
-                 "zh": "{address} 已 {seconds} 秒无响应"},
-    "panels_offline": {"en": "{offline} of {total} panels offline",
-                       "zh": "{total} 块灯板中 {offline} 块离线"},
-    "processor_hot": {"en": "processor at {temperature_c} °C",
-                      "zh": "处理器温度 {temperature_c} °C"},
-    "silent": {"en": "silent for {frames} frames (udp port {port})",
-               "zh": "已 {frames} 帧无数据（UDP 端口 {port}）"},
-    "loss": {"en": "loss {pct} % over the last {window_s} s",
-             "zh": "最近 {window_s} 秒丢包 {pct}%"},
-    "bad_packets": {"en": "{count} bad packets in the last {window_s} s",
-                    "zh": "最近 {window_s} 秒有 {count} 个错误数据包"},
-    "estop_latched": {"en": "e-stop latched", "zh": "急停已锁定"},
-    "arm_fault": {"en": "FAULT: {fault}", "zh": "故障：{fault}"},
-}
-
-
 def tr_reason(health: dict[str, object]) -> str:
-    """A health reason in the current language (the English text when a code is unknown)."""
-    problems = health.get("problems")
-    text = str(health.get("reason") or "")
-    if not isinstance(problems, list) or not problems:
-        return text
-    parts = []
-    for problem in problems:
-        if not isinstance(problem, dict):
-            return text
-        template = REASONS.get(str(problem.get("code")))
-        params = problem.get("params")
-        if template is None or not isinstance(params, dict):
-            return text
-        try:
-            parts.append(template[language()].format(**params))
-        except (KeyError, IndexError, ValueError):
-            return text
-    return ("；" if language() == "zh" else "; ").join(parts)
+    """A health reason in the current language (the sent English text when a code is unknown).
+
+    The codes and their templates are :data:`stagectl.messages.HEALTH_REASONS`, shared with
+    the terminal dashboard.
+    """
+    return render_health(health, language())

@@ -15,15 +15,40 @@ def test_problem_is_a_str_with_a_code() -> None:
 
 
 def test_reason_translated_in_chinese_and_english() -> None:
-    health = {"state": "degraded", "reason": "12 of 240 panels offline; processor at 61.0 C",
+    health = {"state": "degraded", "reason": "12 of 240 panels offline; processor at 61.5 C",
               "problems": [{"code": "panels_offline", "params": {"offline": 12, "total": 240}},
-                           {"code": "processor_hot", "params": {"temperature_c": 61.0}}]}
+                           {"code": "processor_hot", "params": {"temperature_c": 61.5}}]}
     i18n.set_language("zh")
     try:
-        assert tr_reason(health) == "240 块灯板中 12 块离线；处理器温度 61.0 °C"
+        assert tr_reason(health) == "240 块灯板中 12 块离线；处理器温度 61.5 °C"
     finally:
         i18n.set_language("en")
-    assert tr_reason(health) == "12 of 240 panels offline; processor at 61.0 °C"
+    assert tr_reason(health) == "12 of 240 panels offline; processor at 61.5 °C"
+
+
+def test_reason_numbers_are_compact_and_arm_reasons_translate() -> None:
+    i18n.set_language("zh")
+    try:
+        assert tr_reason({"reason": "no reply from udp://127.0.0.1:9000 for 3 s", "problems": [
+            {"code": "no_reply", "params": {"address": "udp://127.0.0.1:9000", "seconds": 3.0}}]}
+        ) == "udp://127.0.0.1:9000 已 3 秒无响应"
+        assert tr_reason({"reason": "e-stop latched",
+                          "problems": [{"code": "estop_latched", "params": {}}]}) == "急停未复位"
+        assert tr_reason({"reason": "x", "problems": [
+            {"code": "arm_lease_held", "params": {"holder": "pendant"}}]}
+        ) == "无控制权：机械臂由 pendant 控制"
+    finally:
+        i18n.set_language("en")
+
+
+def test_identity_shows_the_role_translated() -> None:
+    i18n.set_language("zh")
+    try:
+        assert i18n.tr("identity", user="ana", role="operator") == "ana · 操作员"
+        assert i18n.tr("identity", user="ana", role="martian") == "ana · martian"
+    finally:
+        i18n.set_language("en")
+    assert i18n.tr("identity", user="ana", role="operator") == "ana · operator"
 
 
 def test_unknown_code_or_bad_params_falls_back_to_the_sent_text() -> None:
