@@ -1,8 +1,13 @@
 """One camera arm: joint readouts, state, jog, home, stop, run path. Renders and emits intents.
 
-The panel shows what the arm *reports* (state, joints, velocities, tool pose); every button
-becomes one ``intent(cmd, args)`` for the engine, which checks interlocks and limits. The
-panel decides nothing: a refused move comes back as a failed command in the event log.
+The panel shows what the arm *reports* (state, joints, velocities, tool pose) while the engine
+is live; when it is not (:meth:`ArmPanel.set_live`) every readout turns to an explicit unknown
+("—", greyed, state "unknown") and every control is disabled: E-STOP on the safety bar is the
+one path that never is. Each control is enabled from the engine's ``controls`` snapshot (role
+and interlocks, ``docs/protocols/console-state.md``) and its tooltip says why when not. Every
+button becomes one ``intent(cmd, args)`` for the engine, which checks interlocks and limits
+again; Reset asks first, as the safety bar's does (the engine resets the stage latch and every
+arm either way).
 """
 
 from __future__ import annotations
@@ -23,18 +28,33 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui import arm_i18n  # noqa: F401  (registers the strings)
+from gui.arm_i18n import label, strip_cli_hints, tr_arm_state
 from gui.i18n import tr
+from gui.safety_bar import Confirm, ControlsLike, ask_with_dialog, gate, reset_confirmation
 
 JOINTS: tuple[str, ...] = ("j1", "j2", "j3", "j4", "j5", "j6")
 JOG_DEG_S = 10.0
 JOG_S = 0.3
-STATE_STYLES = {"IDLE": "color: #1b5e20;", "MOVING": "color: #0d47a1; font-weight: bold;",
+STATE_STYLES = {"IDLE": "color: #1b5e20; font-weight: bold;",
+                "MOVING": "color: #0d47a1; font-weight: bold;",
                 "HOMING": "color: #0d47a1; font-weight: bold;",
                 "STOPPING": "color: #e65100; font-weight: bold;",
-                "ESTOP": "background: #b71c1c; color: white; font-weight: bold; padding: 2px;",
+                "ESTOP": "background: #b71c1c; color: white; font-weight: bold; padding: 2px; "
+                         "border: 2px solid #fdd835;",
                 "FAULT": "background: #e65100; color: white; font-weight: bold; padding: 2px;",
                 "DISCONNECTED": "color: #757575;"}
+UNKNOWN_STATE_STYLE = "color: #616161; background: #e0e0e0; border: 1px dashed #757575; " \
+                      "padding: 2px;"
+STALE_STYLE = "color: #9e9e9e;"
+POSE_ORDER = (("x_mm", "pose_x", " mm"), ("y_mm", "pose_y", " mm"), ("z_mm", "pose_z", " mm"),
+              ("roll_deg", "pose_roll", "°"), ("pitch_deg", "pose_pitch", "°"),
+              ("yaw_deg", "pose_yaw", "°"))
+
+
+def _style(widget: QWidget, style: str) -> None:
+    """Set a style sheet only when it changes (re-polishing on every sample is costly)."""
+    if widget.styleSheet() != style:
+        widget.setStyleSheet(style)
 
 
 class ArmPanel(QWidget):
@@ -43,6 +63,12 @@ class ArmPanel(QWidget):
     Args:
         device: the arm's name (sent with every intent).
         axes: axis names in order (``j1``..``j6`` and ``track`` when present).
+        controls: the engine's controls; None leaves the engine alone to refuse.
+        parent: the Qt parent.
+
+    Attributes:
+        confirm: asks ``(title, text)`` before a reset; True sends it (tests replace it).
+        safety: the last ``safety.status`` (:meth:`apply_safety`), named in the reset question.
 
     Signals:
         intent(str, dict): a command name and its args for the engine.
@@ -51,18 +77,23 @@ class ArmPanel(QWidget):
     intent = Signal(str, dict)
 
     def __init__(self, device: str, axes: tuple[str, ...] = JOINTS,
-                 parent: QWidget | None = None) -> None:
+                 controls: ControlsLike | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.device = device
         self.axes = axes
+        self.controls = controls
         self.reported: dict[str, Any] = {}
+        self.safety: dict[str, Any] = {}
+        self.live = True
+        self.confirm: Confirm = ask_with_dialog(self)
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
-        top.addWidget(QLabel(tr("arm_state") + ":"))
-        self.state_label = QLabel("DISCONNECTED")
+        top.addWidget(QLabel(label("arm_state")))
+        self.state_label = QLabel()
         self.state_label.setObjectName("arm_state")
         top.addWidget(self.state_label)
         self.fault_label = QLabel("")
+        self.fault_label.setObjectName("arm_fault")
         top.addWidget(self.fault_label, 1)
         layout.addLayout(top)
 
@@ -74,7 +105,7 @@ class ArmPanel(QWidget):
         self.jog_buttons: dict[tuple[str, int], QPushButton] = {}
         for row, name in enumerate(axes, start=1):
             unit = "mm" if name == "track" else "°"
-            grid.addWidget(QLabel(name), row, 0)
+            grid.addWidget(QLabel(tr("arm_axis_track") if name == "track" else name), row, 0)
             self.position_labels[name] = QLabel("—")
             self.velocity_labels[name] = QLabel("—")
             grid.addWidget(self.position_labels[name], row, 1)
@@ -87,7 +118,8 @@ class ArmPanel(QWidget):
                 self.jog_buttons[(name, sign)] = button
                 grid.addWidget(button, row, col)
         layout.addLayout(grid)
-        self.pose_label = QLabel(tr("arm_pose") + ": —")
+        self.pose_label = QLabel()
+        self.pose_label.setObjectName("arm_pose")
         layout.addWidget(self.pose_label)
 
         buttons = QHBoxLayout()
@@ -96,13 +128,18 @@ class ArmPanel(QWidget):
         self.stop_button = QPushButton(tr("arm_stop"))
         self.stop_button.clicked.connect(lambda: self._emit("arm.stop", {}))
         self.reset_button = QPushButton(tr("safety_reset"))
-        self.reset_button.clicked.connect(lambda: self._emit("arm.reset", {}))
+        self.reset_button.clicked.connect(self.request_reset)
         self.path_button = QPushButton(tr("arm_run_path"))
         self.path_button.clicked.connect(self._choose_path)
         for button in (self.home_button, self.stop_button, self.reset_button, self.path_button):
             buttons.addWidget(button)
         layout.addLayout(buttons)
         layout.addStretch(1)
+        if controls is not None:
+            controls.changed.connect(self._sync)
+        self._render()
+
+    # ---- intents ----------------------------------------------------------------------
 
     def _emit(self, cmd: str, args: dict[str, Any]) -> None:
         self.intent.emit(cmd, {"device": self.device, **args})
@@ -121,11 +158,34 @@ class ArmPanel(QWidget):
 
     def _choose_path(self) -> None:
         name, _ = QFileDialog.getOpenFileName(self, tr("arm_run_path"), "",
-                                              "Paths (*.json *.toml)")
+                                              tr("arm_path_files"))
         if name:
             self.run_path_file(Path(name))
 
+    def request_reset(self) -> None:
+        """Ask as the safety bar does; only a yes sends ``arm.reset``."""
+        title, text = reset_confirmation(self.safety, self.controls)
+        if self.confirm(title, text):
+            self._emit("arm.reset", {})
+
     # ---- rendering --------------------------------------------------------------------
+
+    @property
+    def known(self) -> bool:
+        """Whether the panel holds the arm's state from the live engine."""
+        return self.live and "state" in self.reported
+
+    def set_live(self, live: bool) -> None:
+        """The engine is heard from (True) or not: not live forgets every reported value."""
+        self.live = live
+        if not live:
+            self.reported.clear()  # never shown again: a fresh snapshot must come
+            self.safety.clear()
+        self._render()
+
+    def apply_safety(self, status: dict[str, Any]) -> None:
+        """Keep the stage's ``safety.status`` for the reset question."""
+        self.safety.update(status)
 
     def apply_snapshot(self, snapshot: dict[str, Any]) -> None:
         """Render a full device snapshot (from ``status``)."""
@@ -136,25 +196,45 @@ class ArmPanel(QWidget):
     def apply_reported(self, delta: dict[str, Any]) -> None:
         """Render changed reported values."""
         self.reported.update(delta)
-        if "state" in delta:
-            state = str(delta["state"])
-            self.state_label.setText(state)
-            self.state_label.setStyleSheet(STATE_STYLES.get(state, ""))
-        if "fault" in delta:
-            self.fault_label.setText(str(delta["fault"] or ""))
-        joints = list(self.reported.get("joints_deg") or [])
-        velocities = list(self.reported.get("velocities_deg_s") or [])
-        if "track_mm" in self.reported:
-            joints.append(self.reported["track_mm"])
+        self._render()
+
+    def _render(self) -> None:
+        shown = self.reported if self.live else {}
+        state = shown.get("state")
+        known = self.known
+        self.state_label.setText(tr_arm_state(state) if known else tr("arm_state_unknown"))
+        _style(self.state_label, STATE_STYLES.get(str(state), UNKNOWN_STATE_STYLE)
+               if known else UNKNOWN_STATE_STYLE)
+        fault = strip_cli_hints(str(shown.get("fault") or ""))
+        self.fault_label.setText(tr("arm_fault", fault=fault) if fault else "")
+        joints = list(shown.get("joints_deg") or [])
+        velocities = list(shown.get("velocities_deg_s") or [])
+        if "track_mm" in shown:
+            joints.append(shown["track_mm"])
+        style = "" if known else STALE_STYLE
         for i, name in enumerate(self.axes):
-            if i < len(joints):
-                self.position_labels[name].setText(f"{float(joints[i]):8.2f}")
-            if i < len(velocities):
-                self.velocity_labels[name].setText(f"{float(velocities[i]):7.1f}")
-        pose = self.reported.get("tool_pose")
-        if isinstance(pose, dict) and ("tool_pose" in delta):
-            order = ("x_mm", "y_mm", "z_mm", "roll_deg", "pitch_deg", "yaw_deg")
-            unit = {"mm": " mm", "deg": "°"}
-            self.pose_label.setText(tr("arm_pose") + ": " + "  ".join(
-                f"{k.split('_')[0]} {float(pose[k]):.1f}{unit[k.split('_')[1]]}"
-                for k in order if k in pose))
+            self.position_labels[name].setText(f"{float(joints[i]):8.2f}" if i < len(joints)
+                                               else "—")
+            self.velocity_labels[name].setText(f"{float(velocities[i]):7.1f}"
+                                               if i < len(velocities) else "—")
+            _style(self.position_labels[name], style)
+            _style(self.velocity_labels[name], style)
+        pose = shown.get("tool_pose")
+        parts = [f"{tr(name)} {float(pose[key]):.1f}{unit}" for key, name, unit in POSE_ORDER
+                 if key in pose] if isinstance(pose, dict) else []
+        self.pose_label.setText(label("arm_pose") + ("  ".join(parts) if parts else "—"))
+        _style(self.pose_label, style)
+        self._sync()
+
+    def _sync(self) -> None:
+        """Enable each control from liveness, the arm's state and the engine's controls."""
+        known, device = self.known, self.device
+        for button in self.jog_buttons.values():
+            gate(button, self.controls, "arm.jog", device, live=self.live, known=known)
+        gate(self.home_button, self.controls, "arm.home", device, live=self.live, known=known)
+        gate(self.path_button, self.controls, "arm.run_path", device, live=self.live,
+             known=known)
+        gate(self.reset_button, self.controls, "arm.reset", device, live=self.live,
+             known=known)
+        # Stop makes the stage safer: it waits for nothing but a live engine to reach
+        gate(self.stop_button, self.controls, "arm.stop", device, live=self.live)

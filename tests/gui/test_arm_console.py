@@ -38,6 +38,7 @@ def test_estop_button_and_f12_stop_the_arm(qtbot, arm_console) -> None:
     console = window.arm_console
     panel = console.arm_panels["arm-a"]
     qtbot.waitUntil(lambda: panel.state_label.text() == "IDLE", timeout=3000)
+    qtbot.waitUntil(lambda: console.safety_bar.arm_button.isEnabled(), timeout=3000)
     qtbot.mouseClick(console.safety_bar.arm_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: console.safety_bar.status.get("armed") is True, timeout=3000)
     qtbot.mouseClick(panel.jog_buttons[("j1", 1)], Qt.MouseButton.LeftButton)
@@ -50,9 +51,14 @@ def test_estop_button_and_f12_stop_the_arm(qtbot, arm_console) -> None:
     qtbot.waitUntil(lambda: panel.state_label.text() == "ESTOP", timeout=3000)
     qtbot.waitUntil(lambda: console.safety_bar.status.get("estop_latched") is True,
                     timeout=3000)
-    # reset from the console, then F12 from anywhere in the window
+    # reset from the console (it asks first), then F12 from anywhere in the window
+    asked: list[str] = []
+    console.safety_bar.confirm = lambda title, text: asked.append(text) is None
     qtbot.mouseClick(console.safety_bar.reset_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: sim.state == "IDLE", timeout=3000)
+    assert len(asked) == 1 and "DISARMED" in asked[0]
+    qtbot.waitUntil(lambda: console.safety_bar.motion_label.text() == "○ DISARMED",
+                    timeout=3000)
     window.activateWindow()
     qtbot.keyClick(window, Qt.Key.Key_F12)
     qtbot.waitUntil(lambda: sim.state == "ESTOP", timeout=2000)
