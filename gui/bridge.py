@@ -10,6 +10,12 @@ back later as :attr:`EngineBridge.command_succeeded` or :attr:`EngineBridge.comm
 A request with no reply within ``reply_timeout_s`` is reported as failed and the DEALER is
 rebuilt (the "lazy pirate" pattern), so a command queued while the engine is away is dropped
 rather than delivered minutes later to a wall that has moved on.
+
+Liveness and gaps follow ``docs/protocols/console-state.md``: the engine is live while any
+message (state, heartbeat or reply) was heard within :data:`LIVE_TIMEOUT_S`; every state
+message carries ``seq``, and a gap or a ``seq`` going back (the engine restarted) makes the
+listener fetch the full picture again (:data:`REFRESH_CMDS`), as it does at start and on
+every reconnect.
 """
 
 from __future__ import annotations
@@ -27,16 +33,24 @@ import zmq
 from PySide6.QtCore import QObject, QThread, Signal
 
 from stagectl import bus
-from stagectl.client import ClientIdentity, EngineClient, StateSubscriber, unwrap
+from stagectl.client import ClientIdentity, EngineClient, EngineError, StateSubscriber, unwrap
 from stagectl.config import StageConfig
 
 log = logging.getLogger(__name__)
 
 POLL_MS = 50
 RESYNC_S = 5.0
-HEARTBEAT_TIMEOUT_S = 3.0
+LIVE_TIMEOUT_S = 0.75  # three engine heartbeats (stagectl.engine.engine.HEARTBEAT_S = 0.25)
+HEARTBEAT_TIMEOUT_S = LIVE_TIMEOUT_S  # the old name of the same limit
 REPLY_TIMEOUT_S = 3.0
 STATUS_CMD = "status"
+SAFETY_STATUS_CMD = "safety.status"
+CONTROLS_CMD = "controls"
+CUE_LIST_CMD = "cue.list"
+REFRESH_CMDS: tuple[str, ...] = (STATUS_CMD, SAFETY_STATUS_CMD, CONTROLS_CMD, CUE_LIST_CMD)
+SAFETY_TOPIC = "stage.safety"  # stagectl.engine.safety.SAFETY_TOPIC
+CUES_TOPIC = "stage.cues"  # stagectl.engine.cues.CUES_TOPIC
+CONTROLS_TOPIC = "stage.controls"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +59,7 @@ class _Pending:
 
     cmd: str
     sent_at: float
+    quiet: bool = False  # a refresh the listener asked for itself: a timeout is not reported
 
 
 class _Listener(QThread):
@@ -57,8 +72,12 @@ class _Listener(QThread):
     event_received = Signal(str, dict)
     command_succeeded = Signal(str, object)
     command_failed = Signal(str, str)
+    command_error = Signal(str, dict)
     connection_changed = Signal(bool)
     tracking_samples = Signal(str, list)
+    safety_changed = Signal(dict)
+    controls_changed = Signal(dict)
+    cues_changed = Signal(dict)
 
     def __init__(self, config: StageConfig, identity: ClientIdentity, base_dir: Path | None,
                  poll_ms: int, resync_s: float, heartbeat_timeout_s: float,
@@ -74,7 +93,10 @@ class _Listener(QThread):
         self._reply_timeout_s = reply_timeout_s
         self._requests: queue.SimpleQueue[tuple[str, dict[str, Any]]] = queue.SimpleQueue()
         self._stop = threading.Event()
+        self._refresh = threading.Event()  # set: fetch every snapshot at the next poll
         self._samples: dict[str, list[dict[str, Any]]] = {}
+        self._last_seq: int | None = None
+        self.gaps = 0
 
     def submit(self, cmd: str, args: dict[str, Any]) -> None:
         """Queue a request (any thread)."""
@@ -83,6 +105,10 @@ class _Listener(QThread):
     def request_stop(self) -> None:
         """Ask the loop to end after its current poll (any thread)."""
         self._stop.set()
+
+    def request_refresh(self) -> None:
+        """Fetch every snapshot (:data:`REFRESH_CMDS`) at the next poll (any thread)."""
+        self._refresh.set()
 
     # ---- the listener thread ----------------------------------------------------------
 
@@ -94,7 +120,7 @@ class _Listener(QThread):
         pending: dict[str, _Pending] = {}
         connected = False
         last_heard = 0.0
-        next_resync = 0.0  # resync at once
+        next_resync = 0.0  # status at once; the full refresh follows when the engine is heard
         try:
             sub = StateSubscriber(self._config, base_dir=self._base_dir, context=ctx)
             client = self._new_client(ctx)
@@ -103,8 +129,16 @@ class _Listener(QThread):
             poller.register(client.socket, zmq.POLLIN)
             while not self._stop.is_set():
                 now = time.monotonic()
-                if now >= next_resync:
-                    self._send(client, STATUS_CMD, {}, pending)
+                if self._refresh.is_set():
+                    self._refresh.clear()
+                    waiting = {p.cmd for p in pending.values()}
+                    for cmd in REFRESH_CMDS:
+                        if cmd not in waiting:
+                            self._send(client, cmd, {}, pending, quiet=True)
+                    next_resync = now + self._resync_s
+                elif now >= next_resync:
+                    if not any(p.cmd == STATUS_CMD for p in pending.values()):
+                        self._send(client, STATUS_CMD, {}, pending, quiet=True)
                     next_resync = now + self._resync_s
                 while True:
                     try:
@@ -125,9 +159,10 @@ class _Listener(QThread):
                 if alive != connected:
                     connected = alive
                     self.connection_changed.emit(alive)
-                    status_pending = any(p.cmd == STATUS_CMD for p in pending.values())
-                    if alive and not status_pending:
-                        next_resync = now  # whatever we missed while away
+                    if alive:  # whatever we missed while away, asked again on a live link
+                        for rid in [r for r, p in pending.items() if p.quiet]:
+                            del pending[rid]
+                        self._refresh.set()
                 if self._expire(pending, now):
                     poller.unregister(client.socket)
                     client.close()
@@ -135,8 +170,9 @@ class _Listener(QThread):
                     poller.register(client.socket, zmq.POLLIN)
         except Exception as exc:  # a dead listener must say so, not vanish
             log.exception("console listener stopped on an error")
-            self.command_failed.emit("listener", f"the console's engine listener stopped: "
-                                     f"{type(exc).__name__}: {exc}; restart the console")
+            self._fail("listener", "listener", f"the console's engine listener stopped: "
+                       f"{type(exc).__name__}: {exc}; restart the console",
+                       error=f"{type(exc).__name__}: {exc}")
         finally:
             for sock in (client, sub):
                 if sock is not None:
@@ -149,14 +185,19 @@ class _Listener(QThread):
         return EngineClient(self._config, self._identity, timeout_s=self._reply_timeout_s,
                             base_dir=self._base_dir, context=ctx)
 
+    def _fail(self, cmd: str, code: str, message: str, **details: Any) -> None:
+        """Report a failed command both ways: the sentence and the error object."""
+        self.command_failed.emit(cmd, message)
+        self.command_error.emit(cmd, {"code": code, "message": message, **details})
+
     def _send(self, client: EngineClient, cmd: str, args: dict[str, Any],
-              pending: dict[str, _Pending]) -> None:
+              pending: dict[str, _Pending], quiet: bool = False) -> None:
         try:
             rid = client.send(cmd, args)
         except (zmq.ZMQError, TypeError, ValueError) as exc:
-            self.command_failed.emit(cmd, f"{cmd} not sent: {exc}")
+            self._fail(cmd, "not_sent", f"{cmd} not sent: {exc}", error=str(exc))
             return
-        pending[rid] = _Pending(cmd, time.monotonic())
+        pending[rid] = _Pending(cmd, time.monotonic(), quiet)
 
     def _drain_state(self, sub: StateSubscriber) -> bool:
         """Re-emit every queued state message; True if the engine was heard from."""
@@ -175,9 +216,27 @@ class _Listener(QThread):
             except ValueError:
                 log.warning("state message on %r is not JSON; ignored", topic_b[:64])
                 continue
-            self._dispatch(topic_b.decode(errors="replace"), message)
+            self.dispatch(topic_b.decode(errors="replace"), message)
 
-    def _dispatch(self, topic: str, message: dict[str, Any]) -> None:
+    def note_seq(self, seq: object) -> bool:
+        """Follow the engine's message counter; True (and a refresh requested) on a gap.
+
+        A ``seq`` that is not the last one plus one means messages were missed, or (lower)
+        that the engine restarted; either way the snapshots are fetched again.
+        """
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            return False
+        last, self._last_seq = self._last_seq, seq
+        if last is None or seq == last + 1:
+            return False
+        self.gaps += 1
+        log.info("state stream gap: seq %d after %d; full refresh", seq, last)
+        self._refresh.set()
+        return True
+
+    def dispatch(self, topic: str, message: dict[str, Any]) -> None:
+        """Turn one state message into signals (the listener thread; tests may call it)."""
+        self.note_seq(message.get("seq"))
         kind = message.get("type")
         data = message.get("data")
         if not isinstance(data, dict):
@@ -188,6 +247,17 @@ class _Listener(QThread):
             source = topic
         if kind == "sample":
             self._samples.setdefault(str(message.get("device")), []).append(data)
+        elif topic == SAFETY_TOPIC:
+            if kind == "delta":
+                self.safety_changed.emit(data)
+        elif topic == CONTROLS_TOPIC:
+            if kind == "controls":
+                self.controls_changed.emit(data)
+        elif topic == CUES_TOPIC:
+            if kind == "cues":
+                self.cues_changed.emit(data)
+            elif kind == "delta":  # an engine that only says "changed": ask for the list
+                self.submit(CUE_LIST_CMD, {})
         elif kind == "delta":
             self.device_delta.emit(source, data)
         elif kind == "desired":
@@ -216,12 +286,23 @@ class _Listener(QThread):
                 continue  # a late reply to a request already reported as timed out
             try:
                 result = unwrap(reply)
-            except Exception as exc:  # EngineError: the message says what and why
-                self.command_failed.emit(request.cmd, str(exc))
+            except EngineError as exc:  # the message says what and why
+                if request.quiet:  # a refresh the engine does not offer: nothing to tell
+                    log.info("refresh %s refused: %s", request.cmd, exc)
+                else:
+                    self._fail(request.cmd, exc.code, str(exc), **exc.details)
                 continue
             if request.cmd == STATUS_CMD and isinstance(result, dict):
                 self.status_received.emit(result)
-            else:
+                continue
+            if isinstance(result, dict):
+                if request.cmd == CONTROLS_CMD:
+                    self.controls_changed.emit(result)
+                elif request.cmd == CUE_LIST_CMD:
+                    self.cues_changed.emit(result)
+                elif request.cmd.startswith("safety.") and "armed" in result:
+                    self.safety_changed.emit(result)
+            if not request.quiet:
                 self.command_succeeded.emit(request.cmd, result)
 
     def _expire(self, pending: dict[str, _Pending], now: float) -> bool:
@@ -229,10 +310,14 @@ class _Listener(QThread):
         late = [rid for rid, p in pending.items() if now - p.sent_at > self._reply_timeout_s]
         for rid in late:
             request = pending.pop(rid)
-            if request.cmd != STATUS_CMD:  # status is retried; the status bar says the rest
-                self.command_failed.emit(
-                    request.cmd, f"no reply from the engine at {self._config.engine.command} "
-                    f"within {self._reply_timeout_s:g} s; the command was dropped")
+            if request.quiet and request.cmd in REFRESH_CMDS:
+                self._refresh.set()  # retried on the new DEALER
+            if not request.quiet:  # refreshes are retried; the status bar says the rest
+                self._fail(request.cmd, "timeout",
+                           f"no reply from the engine at {self._config.engine.command} "
+                           f"within {self._reply_timeout_s:g} s; the command was dropped",
+                           address=self._config.engine.command,
+                           timeout_s=self._reply_timeout_s)
         return bool(late)
 
 
@@ -257,21 +342,29 @@ class EngineBridge(QObject):
         base_dir: where the config's keys dir is resolved (CURVE only).
         poll_ms: listener poll timeout.
         resync_s: how often a full ``status`` is requested.
-        heartbeat_timeout_s: silence after which the engine counts as disconnected.
+        heartbeat_timeout_s: silence after which the engine is no longer live
+            (:data:`LIVE_TIMEOUT_S`).
         reply_timeout_s: how long a command may wait for its reply.
 
     Signals:
         status_received(dict): a full ``status`` result (on start, every ``resync_s``, after
-            a reconnect).
+            a reconnect or a gap in ``seq``).
         device_delta(str, dict): device name, reported keys that changed.
         desired_changed(str, dict): device name, desired keys that changed.
         health_changed(str, dict): device name, ``{"state", "reason", "since"}``.
         event_received(str, dict): device name or ``engine``, ``{"message", "level", "t"}``.
         command_succeeded(str, object): command name, its result.
         command_failed(str, str): command name, the engine's message.
-        connection_changed(bool): whether the engine was heard from within the timeout.
+        command_error(str, dict): command name, the reply's error object ``{code, message,
+            ...details}`` (beside ``command_failed``); code ``timeout`` when no reply came,
+            ``listener`` when the listener itself stopped.
+        connection_changed(bool): whether the engine is live (heard from within the timeout).
         tracking_samples(str, list): source name, the samples that arrived since the last
             poll (batched: tracking runs at up to 240 Hz per source).
+        safety_changed(dict): ``stage.safety`` deltas and ``safety.*`` results (interlocks).
+        controls_changed(dict): ``stage.controls`` data and the ``controls`` reply (with
+            ``you``).
+        cues_changed(dict): ``stage.cues`` data and the ``cue.list`` reply.
     """
 
     status_received = Signal(dict)
@@ -281,8 +374,12 @@ class EngineBridge(QObject):
     event_received = Signal(str, dict)
     command_succeeded = Signal(str, object)
     command_failed = Signal(str, str)
+    command_error = Signal(str, dict)
     connection_changed = Signal(bool)
     tracking_samples = Signal(str, list)
+    safety_changed = Signal(dict)
+    controls_changed = Signal(dict)
+    cues_changed = Signal(dict)
 
     def __init__(self, config: StageConfig, identity: ClientIdentity | None = None,
                  base_dir: Path | None = None, *, poll_ms: int = POLL_MS,
@@ -296,8 +393,8 @@ class EngineBridge(QObject):
         self._listener = _Listener(config, self.identity, base_dir, poll_ms, resync_s,
                                    heartbeat_timeout_s, reply_timeout_s)
         for name in ("status_received", "device_delta", "desired_changed", "health_changed",
-                     "event_received", "command_succeeded", "command_failed",
-                     "tracking_samples"):
+                     "event_received", "command_succeeded", "command_failed", "command_error",
+                     "tracking_samples", "safety_changed", "controls_changed", "cues_changed"):
             getattr(self._listener, name).connect(getattr(self, name))
         self._listener.connection_changed.connect(self._on_connection)
 
@@ -326,6 +423,15 @@ class EngineBridge(QObject):
         """Queue a command for the engine; the reply arrives as a signal (never blocks)."""
         self._listener.submit(cmd, dict(args or {}))
 
+    @property
+    def gaps(self) -> int:
+        """How many gaps (or restarts) the listener has seen in the engine's ``seq``."""
+        return self._listener.gaps
+
     def request_status(self) -> None:
-        """Ask for a full resync now."""
+        """Ask for a full ``status`` now."""
         self.command(STATUS_CMD)
+
+    def request_refresh(self) -> None:
+        """Ask for every snapshot again (``status``, safety, controls, cues)."""
+        self._listener.request_refresh()

@@ -20,12 +20,15 @@ import pytest
 
 from gui import i18n
 from gui.app import MainWindow
-from gui.bridge import EngineBridge
+from gui.bridge import LIVE_TIMEOUT_S, EngineBridge
 from gui.led_panel import LedPanel
 from stagectl.client import ClientIdentity
+from stagectl.engine.engine import HEARTBEAT_S
 from stagectl.harness import StageHarness, free_port_config
 
 OPERATOR = ClientIdentity(user="gui-test", role="operator")
+# The console's liveness limit, or three heartbeats of an engine that beats more slowly.
+LIVE_S = max(LIVE_TIMEOUT_S, 3 * HEARTBEAT_S)
 
 
 def _live_threads() -> set[threading.Thread]:
@@ -84,7 +87,9 @@ class Console:
 
 
 def make_bridge(harness: StageHarness, **kwargs: Any) -> EngineBridge:
-    return EngineBridge(harness.config, identity=OPERATOR, **kwargs)
+    kwargs.setdefault("heartbeat_timeout_s", LIVE_S)
+    kwargs.setdefault("identity", OPERATOR)
+    return EngineBridge(harness.config, **kwargs)
 
 
 def stop_bridge(bridge: EngineBridge) -> None:
