@@ -11,7 +11,6 @@ not decide again when the command arrives.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import shiboken6
@@ -20,6 +19,7 @@ from PySide6.QtWidgets import QWidget
 
 from gui import i18n
 from gui.i18n import tr
+from gui.messages import render_problems, value_label
 from stagectl.client import ClientIdentity
 
 ROLE_NAMES: tuple[str, ...] = ("operator", "engineer", "producer", "viewer")
@@ -55,29 +55,14 @@ _ENGLISH: dict[str, str] = {
 def role_label(role: str) -> str:
     """A role (``operator``...) in the console's language.
 
-    The engine's value labels (``stagectl.engine.messages.value_label``) are used when the
-    engine provides them, else the console's own strings; an unknown role is shown as sent.
+    The engine's value labels (``stagectl.messages.value_label``, shared with the dashboard)
+    are used; a role they do not know is shown from the console's strings, else as sent.
     """
-    label = _engine_value_label("role", role)
-    if label is not None:
+    label = value_label("role", role)
+    if label != role:
         return label
     key = f"role_{role}"
     return tr(key) if key in i18n.STRINGS else role
-
-
-def _engine_value_label(kind: str, value: str) -> str | None:
-    try:
-        from stagectl.engine import messages
-    except ImportError:
-        return None
-    value_label = getattr(messages, "value_label", None)
-    if value_label is None:
-        return None
-    try:
-        label = value_label(kind, value, i18n.language())
-    except (KeyError, ValueError, TypeError):
-        return None
-    return label if isinstance(label, str) and label else None
 
 
 def _problem(code: str, **params: Any) -> dict[str, Any]:
@@ -96,7 +81,7 @@ def _render_own(problem: dict[str, Any]) -> str:
     if code == "console_role":
         roles = [role_label(str(r)) for r in params.get("roles") or []]
         joined = ("、" if i18n.language() == "zh" else ", ").join(roles) or tr("console_nobody")
-        return tr(code, role=role_label(str(params.get("role", ""))), roles=joined)
+        return tr(code, role=str(params.get("role", "")), roles=joined)  # tr labels role
     if code == "console_unknown_command":
         return tr(code, cmd=params.get("cmd", ""))
     if code == "console_unknown_interlock":
@@ -104,19 +89,11 @@ def _render_own(problem: dict[str, Any]) -> str:
     return tr(code)
 
 
-def _engine_renderer() -> Callable[[list[dict[str, Any]]], str] | None:
-    try:
-        from gui.messages import render_problems  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return None
-    return render_problems  # type: ignore[no-any-return,unused-ignore]
-
-
 def render(problems: list[dict[str, Any]]) -> str:
     """Problems as one sentence in the console's language.
 
     The console's own ``console_*`` problems are rendered here; engine problems by
-    :func:`gui.messages.render_problems` (their English ``message`` until that exists).
+    :func:`gui.messages.render_problems`.
     """
     parts: list[str] = []
     engine: list[dict[str, Any]] = []
@@ -124,11 +101,7 @@ def render(problems: list[dict[str, Any]]) -> str:
     def flush() -> None:
         if not engine:
             return
-        renderer = _engine_renderer()
-        if renderer is not None:
-            parts.append(renderer(list(engine)))
-        else:
-            parts.extend(str(p.get("message") or p.get("code") or "") for p in engine)
+        parts.append(render_problems(list(engine)))
         engine.clear()
 
     for problem in problems:
