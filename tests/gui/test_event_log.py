@@ -1,9 +1,13 @@
 """The event log's filter bar (severity, source), its bound, its languages and its clock."""
 
+# mypy: disallow-untyped-calls=False
+# (pytest-qt's key helpers are untyped)
+
 from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
 
 from gui import event_log as event_log_module
 from gui import i18n
@@ -12,7 +16,7 @@ from gui.event_log import EventLog
 T0 = 1_764_590_400.0  # 2025-12-01 12:00:00 UTC = 20:00:00 in Shanghai
 
 
-def filled(qtbot) -> EventLog:
+def filled(qtbot: QtBot) -> EventLog:
     log = EventLog(timezone="Asia/Shanghai")
     qtbot.addWidget(log)
     log.add("led-main", "brightness 800 nits", "info", T0)
@@ -27,7 +31,7 @@ def messages(log: EventLog) -> list[str]:
     return [line.split(": ", 1)[1] for line in log.lines()]
 
 
-def test_lines_are_stage_local_with_level_and_source(qtbot) -> None:
+def test_lines_are_stage_local_with_level_and_source(qtbot: QtBot) -> None:
     log = filled(qtbot)
     assert log.objectName() == "event_log"
     assert log.lines()[0] == "20:00:00 [info] led-main: brightness 800 nits"
@@ -35,7 +39,7 @@ def test_lines_are_stage_local_with_level_and_source(qtbot) -> None:
     assert log.count_label.text() == "5 of 5 shown"
 
 
-def test_severity_filter_rerenders_and_applies_to_new_entries(qtbot) -> None:
+def test_severity_filter_rerenders_and_applies_to_new_entries(qtbot: QtBot) -> None:
     log = filled(qtbot)
     log.set_severity("warning")
     assert messages(log) == ["arm FAULT: joint 3 over current", "12 of 240 panels offline",
@@ -52,7 +56,7 @@ def test_severity_filter_rerenders_and_applies_to_new_entries(qtbot) -> None:
         log.set_severity("debug")
 
 
-def test_source_filter_lists_every_source_seen(qtbot) -> None:
+def test_source_filter_lists_every_source_seen(qtbot: QtBot) -> None:
     log = filled(qtbot)
     assert log.sources() == ["led-main", "arm-a", "console"]
     combo = log.source_combo
@@ -72,7 +76,7 @@ def test_source_filter_lists_every_source_seen(qtbot) -> None:
         log.set_source("nobody")
 
 
-def test_operator_uses_the_combo_boxes(qtbot) -> None:
+def test_operator_uses_the_combo_boxes(qtbot: QtBot) -> None:
     log = filled(qtbot)
     log.show()
     log.severity_combo.setFocus()
@@ -84,7 +88,8 @@ def test_operator_uses_the_combo_boxes(qtbot) -> None:
     assert messages(log) == ["12 of 240 panels offline"]
 
 
-def test_bound_holds_and_the_view_matches_the_kept_entries(qtbot, monkeypatch) -> None:
+def test_bound_holds_and_the_view_matches_the_kept_entries(
+        qtbot: QtBot, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(event_log_module, "MAX_LINES", 10)
     log = EventLog(timezone="UTC")
     qtbot.addWidget(log)
@@ -106,7 +111,7 @@ def test_bound_holds_and_the_view_matches_the_kept_entries(qtbot, monkeypatch) -
     assert log.count_label.text() == "1 of 10 shown"
 
 
-def test_chinese_labels(qtbot) -> None:
+def test_chinese_labels(qtbot: QtBot) -> None:
     i18n.set_language("zh")
     log = filled(qtbot)
     combo = log.severity_combo
