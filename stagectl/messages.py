@@ -140,6 +140,8 @@ VALUE_LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "warning": ("warning", "警告"),
         "error": ("error", "错误"),
     },
+    # the desired-state keys a driver re-applies on reconnect (``connected_reapplying``)
+    "keys": {**_LED_KEYS, "limits": ("limits", "限位")},
     # values of an LED key, looked up through the sibling ``key`` param
     "test_pattern": _TEST_PATTERNS,
     "genlock_source": _GENLOCK_SOURCES,
@@ -369,6 +371,10 @@ def _param(name: str, value: Any, params: Mapping[str, Any], lang: str) -> str:
         return f"（{pairs}）" if lang == "zh" and pairs else pairs
     if name == "value" and isinstance(params.get("key"), str) and params["key"] in VALUE_LABELS:
         return value_label(params["key"], value, lang)
+    if name == "keys" and isinstance(value, str):  # "brightness_nits, gamma"
+        value = [k.strip() for k in value.split(",") if k.strip()]
+    if name in VALUE_LABELS and isinstance(value, (list, tuple)):
+        return _LIST_SEP[lang].join(value_label(name, v, lang) for v in value)
     if name in VALUE_LABELS and isinstance(value, (str, bool)):
         return value_label(name, value, lang)
     if isinstance(value, list):

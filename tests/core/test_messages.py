@@ -309,3 +309,11 @@ def test_no_event_is_built_as_english_only() -> None:
                 english_only.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not english_only, "events with English only (use event_data/message):\n" + \
         "\n".join(english_only)
+
+
+def test_reapplied_keys_are_named_in_chinese() -> None:
+    why = {"code": "why_restart", "params": {}, "message": "processor restarted"}
+    for keys in ("brightness_nits, test_pattern", ["brightness_nits", "test_pattern"]):
+        obj = {"code": "connected_reapplying", "params": {"why": why, "keys": keys},
+               "message": "connected"}
+        assert m.render(obj, "zh") == "已连接（处理器已重启），正在重新下发设定值：亮度、测试画面"
