@@ -51,7 +51,7 @@ READY_COLOUR = "#1b5e20"
 BLOCKED_COLOUR = "#b71c1c"
 STALE_COLOUR = "#757575"
 NEXT_BACKGROUND = "#fff3c4"
-MOVING_STATES = frozenset({"MOVING", "HOMING"})
+MOVING_STATES = frozenset({"MOVING", "HOMING", "STOPPING"})  # as the engine's running
 
 GO_STYLE = ("QPushButton { background-color: #2e7d32; color: white; font-size: 20px; "
             "font-weight: bold; min-height: 44px; padding: 0 16px; } "
@@ -381,6 +381,14 @@ class CuePanel(QWidget):
         """
         running = self.sheet.running
         state = delta.get("state")
+        done = self._finished
+        if running is None and done is not None and done.get("device") == device:
+            if state is not None:
+                done["device"] = None  # the arm moved on: the cue's end stays as it was
+            elif isinstance(delta.get("progress"), int | float):
+                done["progress"] = float(delta["progress"])  # an arm reports state first
+                self._render()
+                return
         if running is None:
             cue = self.sheet.cue(self.sheet.current)
             if self.sheet.structured or state not in MOVING_STATES or cue is None or not any(
@@ -395,12 +403,12 @@ class CuePanel(QWidget):
         if isinstance(delta.get("progress"), int | float):
             running["progress"] = float(delta["progress"])
         if state is not None and state not in MOVING_STATES:
-            self._finished = {"cue": running.get("cue"), "state": state,
+            self._finished = {"cue": running.get("cue"), "device": device, "state": state,
                               "progress": float(running.get("progress") or 0.0)}
             self.sheet.running = None
             self._render()
         elif self.progress_bar is not None and self._bar_cue == running.get("cue"):
-            self.progress_bar.setValue(_percent(running.get("progress")))
+            _show_progress(self.progress_bar, running.get("progress"))
         else:
             self._render()
 
@@ -520,9 +528,8 @@ class CuePanel(QWidget):
             state_item.setForeground(QBrush(QColor(STALE_COLOUR)))
         if running and self.fresh and sheet.running is not None:
             bar = QProgressBar()
-            bar.setRange(0, 100)
-            bar.setValue(_percent(sheet.running.get("progress")))
             bar.setFormat("%p%" if language() == "zh" else "%p %")
+            _show_progress(bar, sheet.running.get("progress"))
             self.table.setCellWidget(row, COL_PROGRESS, bar)
             self.progress_bar, self._bar_cue = bar, cue.number
 
@@ -588,6 +595,15 @@ class CuePanel(QWidget):
                 button.setToolTip(tr(tip, cue=cue_label(cue)))
         self.jump_button.setText(tr("cs_jump") if selected is None
                                  else tr("cs_jump_cue", number=selected.number))
+
+
+def _show_progress(bar: QProgressBar, progress: object) -> None:
+    """``progress`` 0..1 on ``bar``; busy (no figure) when the arm reports none."""
+    if isinstance(progress, int | float):
+        bar.setRange(0, 100)
+        bar.setValue(_percent(progress))
+    else:
+        bar.setRange(0, 0)
 
 
 def _percent(progress: object) -> int:
