@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from drivers.messages import Message, as_message, message
+
 log = logging.getLogger(__name__)
 
 
@@ -182,9 +184,15 @@ class Device(ABC):
         log.info("%s: %s %s", self.name, state.value, reason)
         self._emit("health", self.health.as_dict())
 
-    def event(self, message: str, level: str = "info") -> None:
-        """Announce a notable event (operator-visible log line)."""
-        self._emit("event", {"message": message, "level": level})
+    def event(self, message: Message, level: str = "info") -> None:
+        """Announce a notable event (operator-visible log line).
+
+        Args:
+            message: a message object (:func:`drivers.messages.message`): code, params and
+                the English sentence, so consoles render it in their language.
+            level: ``info``, ``warning`` or ``error``.
+        """
+        self._emit("event", {**message, "level": level})
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready view: name, kind, health, reported and desired state, counters."""
@@ -224,8 +232,8 @@ class Device(ABC):
                     await asyncio.wait_for(self.safe_shutdown(), self.safe_shutdown_s)
                 except TimeoutError:
                     self.counters["safe_shutdown_timeouts"] += 1
-                    self.event(f"safe shutdown did not finish within {self.safe_shutdown_s:g} s;"
-                               " closing the link anyway", "error")
+                    self.event(message("safe_shutdown_late",
+                                       seconds=f"{self.safe_shutdown_s:g}"), "error")
         finally:
             if self._task is not None:
                 self._task.cancel()
@@ -243,7 +251,7 @@ class Device(ABC):
         except TimeoutError:
             return False
 
-    def _link_up(self, reconnected_because: str) -> None:
+    def _link_up(self, reconnected_because: Message) -> None:
         """Called by subclasses when the peer answers; re-applies desired state on (re)connect."""
         first = not self._connected.is_set()
         self._connected.set()
@@ -253,17 +261,17 @@ class Device(ABC):
             self.counters["connects"] += 1
             if self.desired:
                 self.counters["reapplies"] += 1
-                self.event(f"connected ({reconnected_because}); re-applying desired state "
-                           f"({', '.join(sorted(self.desired))})")
+                self.event(message("connected_reapplying", why=reconnected_because,
+                                   keys=", ".join(sorted(self.desired))))
                 self._send_desired(dict(self.desired))
             else:
-                self.event(f"connected ({reconnected_because})")
+                self.event(message("connected", why=reconnected_because))
         self._update_health()
 
     def _link_down(self, reason: str) -> None:
         if self._connected.is_set():
             self.counters["disconnects"] += 1
-            self.event(f"link lost: {reason}", "warning")
+            self.event(message("link_lost", reason=as_message(reason)), "warning")
         self._connected.clear()
         self._lost.set()
         self._set_health(Health.OFFLINE, reason)

@@ -31,9 +31,10 @@ DRIVER_MESSAGES: dict[str, tuple[str, str]] = {
     "link_lost": ("link lost: {reason}", "连接中断：{reason}"),
     "safe_shutdown_late": ("safe shutdown did not finish within {seconds} s; left as is",
                            "安全关机未在 {seconds} 秒内完成，设备保持原状"),
-    "why_first": ("first contact", "首次连接"),
     "why_restart": ("processor restarted", "处理器已重启"),
-    "why_reconnect": ("link restored", "连接已恢复"),
+    "why_subscribed": ("subscription answered", "订阅已应答"),
+    "why_first_sample": ("first sample on udp port {port}", "UDP 端口 {port} 收到首个数据"),
+    "why_telemetry": ("telemetry received", "收到遥测数据"),
     # LED processor (drivers/led/driver.py)
     "led_stopping": ("engine stopping; wall left as is (holding its current look)",
                      "引擎正在停止，屏幕保持当前画面"),
@@ -52,14 +53,15 @@ DRIVER_MESSAGES: dict[str, tuple[str, str]] = {
     "arm_lease_refused": ("controller refused control: {reason}; retrying",
                           "控制器拒绝交出控制权：{reason}，正在重试"),
     "arm_envelope_not_applied": ("controller did not apply the stage envelope: {reason}; "
-                                 "checking motion against the controller's own limits",
+                                 "checking against the limits it holds (arm.status)",
                                  "控制器未采用舞台运动范围：{reason}，按控制器自身限位检查运动"),
     "arm_stop_unreachable": ("engine stopping: controller unreachable, no stop sent",
                              "引擎正在停止：控制器不可达，未发送停止"),
     "arm_stopping_at_rest": ("engine stopping; arm at rest ({state})",
                              "引擎正在停止，机械臂已静止（{state}）"),
     "arm_estop_sent": ("E-STOP sent: {reason}", "已发送急停：{reason}"),
-    "arm_estop_not_sent": ("E-STOP NOT SENT: {reason}", "急停未能发出：{reason}"),
+    "arm_estop_not_sent": ("E-STOP could not be sent (controller unreachable): {reason}",
+                           "急停未能发出（控制器不可达）：{reason}"),
     "arm_lease_lost": ("control lease lost: {reason}; taking it again",
                        "控制权已丢失：{reason}，正在重新获取"),
     "arm_command_refused": ("controller refused a command: {reason}",
@@ -68,17 +70,30 @@ DRIVER_MESSAGES: dict[str, tuple[str, str]] = {
                                  "控制器已重启（遥测序号回退）"),
     "arm_watchdog_tripped": ("controller watchdog tripped: {fault}",
                              "控制器看门狗触发：{fault}"),
-    # tracking sources
-    "tracking_event": ("{text}", "{text}"),
 }
 
 
 def _english(value: Any) -> Any:
+    """A param as the English sentence shows it (never a Python repr)."""
     if is_message(value):
         return value["message"]
+    if isinstance(value, bool):
+        return "on" if value else "off"
     if isinstance(value, list) and value and all(is_message(v) for v in value):
         return "; ".join(v["message"] for v in value)
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={_english(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(_english(v)) for v in value)
     return value
+
+
+def as_message(reason: Any) -> Any:
+    """A health reason as a message object when it has a code (``Problem``), else as is."""
+    code, params = getattr(reason, "code", None), getattr(reason, "params", None)
+    if isinstance(code, str) and isinstance(params, dict):
+        return {"code": code, "params": dict(params), "message": str(reason)}
+    return reason
 
 
 def is_message(value: Any) -> bool:

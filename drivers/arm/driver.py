@@ -43,6 +43,7 @@ from drivers.arm import protocol as p
 from drivers.arm.motion import Vector
 from drivers.arm.planner import Envelope, plan_steps
 from drivers.device import Backoff, CommandError, Device, Health, Problem, problem_dicts
+from drivers.messages import message
 from drivers.steps import Steps, finish, finish_async
 
 log = logging.getLogger(__name__)
@@ -220,7 +221,8 @@ class ZmqArm(Device):
         return time.monotonic() - self._last_rx < self.timeout_s
 
     def _silence_reason(self) -> str:
-        return f"no telemetry from {self.telemetry_endpoint} for {self.timeout_s:g} s"
+        return Problem(f"no telemetry from {self.telemetry_endpoint} for {self.timeout_s:g} s",
+                       "no_reply", address=self.telemetry_endpoint, seconds=self.timeout_s)
 
     def _link_down(self, reason: str) -> None:
         super()._link_down(reason)
@@ -267,7 +269,7 @@ class ZmqArm(Device):
                 holder = exc.details.get("holder")
                 if holder != self.lease_holder:
                     self.lease_holder = str(holder) if holder else None
-                    self.event(f"controller refused control: {exc}; retrying", "warning")
+                    self.event(message("arm_lease_refused", reason=str(exc)), "warning")
                     self._report({"lease": {"held": False, "holder": self.lease_holder}})
                     self._update_health()
                 await asyncio.sleep(max(self.heartbeat_s, 0.05))
@@ -319,8 +321,7 @@ class ZmqArm(Device):
         try:
             result = await self._call(self._dealer, "set_limits", limits)
         except CommandError as exc:
-            self.event(f"controller did not apply the stage envelope: {exc}; checking "
-                       "against the limits it holds (arm.status)", "warning")
+            self.event(message("arm_envelope_not_applied", reason=str(exc)), "warning")
             return False
         self._adopt_limits(result)
         return True
@@ -407,7 +408,7 @@ class ZmqArm(Device):
         """
         sent_at = time.monotonic()
         if not self._fire(self._urgent, "stop", {}):
-            self.event("engine stopping: controller unreachable, no stop sent", "warning")
+            self.event(message("arm_stop_unreachable"), "warning")
             return
         deadline = sent_at + 3.0
         while time.monotonic() < deadline and self.online and (
@@ -416,7 +417,7 @@ class ZmqArm(Device):
         if self.state in p.MOTION_STATES:
             self.estop_now("controlled stop did not finish within 3 s at shutdown")
         else:
-            self.event(f"engine stopping; arm at rest ({self.state.value})")
+            self.event(message("arm_stopping_at_rest", state=self.state.value))
         if self.lease_held:  # a restarted engine takes control at once, not after the ttl
             with contextlib.suppress(CommandError, TimeoutError):  # it expires anyway
                 await asyncio.wait_for(self._call(self._urgent, "release", {}), 0.2)
@@ -482,8 +483,8 @@ class ZmqArm(Device):
             Whether the message left (False when the controller is unreachable).
         """
         sent = self._fire(self._urgent, "estop", {"reason": reason[:200]})
-        self.event(f"E-STOP sent{': ' + reason if reason else ''}" if sent
-                   else "E-STOP could not be sent: controller unreachable", "error")
+        self.event(message("arm_estop_sent", reason=reason) if sent
+                   else message("arm_estop_not_sent", reason=reason), "error")
         return sent
 
     def stop_now(self) -> bool:
@@ -651,13 +652,12 @@ class ZmqArm(Device):
             elif not reply.ok:  # a fire-and-forget command the arm refused
                 self.counters["refused_by_arm"] += 1
                 if reply.code == p.NOT_LEASE_HOLDER and self.lease_held:
-                    self.event(f"control lease lost: {reply.message}; taking it again",
-                               "warning")
+                    self.event(message("arm_lease_lost", reason=reply.message), "warning")
                     self._lost_lease()
                     if self._connected.is_set():
                         self._start_establish()
                 else:
-                    self.event(f"controller refused a command: {reply.message}", "warning")
+                    self.event(message("arm_command_refused", reason=reply.message), "warning")
 
     async def _read_telemetry(self, sock: zmq.asyncio.Socket) -> None:
         while True:
@@ -675,18 +675,18 @@ class ZmqArm(Device):
         self._last_rx = time.monotonic()
         self.counters["telemetry"] += 1
         if previous is not None and sample.seq < previous.seq:
-            self.event("controller restarted (telemetry sequence went back)", "warning")
+            self.event(message("arm_controller_restarted"), "warning")
             self._connected.clear()  # take the lease again, re-apply the envelope
             self._lost_lease()
         if not self._connected.is_set():
-            self._link_up("telemetry received")
+            self._link_up(message("why_telemetry"))
         changed_state = previous is None or previous.state != sample.state \
             or previous.fault != sample.fault
         now = time.monotonic()
         if changed_state:
             self._report({"state": sample.state.value, "fault": sample.fault})
             if sample.fault.startswith("watchdog"):
-                self.event(f"controller watchdog tripped: {sample.fault}", "error")
+                self.event(message("arm_watchdog_tripped", fault=sample.fault), "error")
             self._update_health()
         if changed_state or now - self._last_report >= REPORT_INTERVAL_S:
             self._last_report = now

@@ -12,16 +12,32 @@ Only the configured processor speaks for the wall: a datagram from any other add
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
 from drivers.device import Backoff, CommandError, Device, Problem
 from drivers.led import protocol as p
+from drivers.messages import Message, message
 from drivers.osc import OscDecodeError, OscMessage, decode_packet, encode_message
 from drivers.transport import Addr, UdpTransport
 
 DEGRADED_TEMPERATURE_C = 55.0
 REJECTED_SOURCES_NAMED = 16  # distinct impostor sources announced as events; later ones counted
+MAX_ALERTS, ALERT_CHARS = 32, 200  # what one alerts report may hold (one datagram, bounded)
+_PANELS_ALERT = re.compile(r"panels offline: (\d+)$")
+_TEMPERATURE_ALERT = re.compile(r"over temperature: (-?\d+(?:\.\d+)?) C$")
+
+
+def alert_message(text: str) -> Message:
+    """A processor alert as a message object (known alerts get their own code)."""
+    found = _PANELS_ALERT.match(text)
+    if found:
+        return message("led_alert_panels_offline", count=int(found.group(1)))
+    found = _TEMPERATURE_ALERT.match(text)
+    if found:
+        return message("led_alert_over_temperature", temperature_c=float(found.group(1)))
+    return message("led_alert", text=text)
 
 
 class OscLedProcessor(Device):
@@ -92,7 +108,7 @@ class OscLedProcessor(Device):
 
     async def safe_shutdown(self) -> None:
         """An LED wall is safe when it holds its picture: nothing is changed on exit."""
-        self.event("engine stopping; wall left as is (holding its current look)")
+        self.event(message("led_stopping"))
 
     def _problems(self) -> list[str]:
         problems: list[str] = []
@@ -144,8 +160,8 @@ class OscLedProcessor(Device):
             return
         self._rejected_sources.add(source)
         host, port = self.remote
-        self.event(f"ignored datagrams from udp://{source[0]}:{source[1]}: not the configured "
-                   f"processor udp://{host}:{port}", "warning")
+        self.event(message("led_foreign_datagrams", host=source[0], port=source[1],
+                           expected=f"udp://{host}:{port}"), "warning")
 
     def _datagram(self, data: bytes) -> None:
         try:
@@ -169,15 +185,14 @@ class OscLedProcessor(Device):
         if address == p.SESSION:
             session = str(args[0])
             if self.session is not None and session != self.session:
-                self.event(f"processor restarted (session {self.session} -> {session})",
-                           "warning")
+                self.event(message("led_restarted", old=self.session, new=session), "warning")
                 self._connected.clear()  # force a re-apply
                 self.session = session
-                self._link_up("processor restarted")
+                self._link_up(message("why_restart"))
                 return
             self.session = session
             if not self._connected.is_set():
-                self._link_up("subscription answered")
+                self._link_up(message("why_subscribed"))
         elif not self._connected.is_set():
             return  # pushes before the session reply are ignored until subscribed
         elif address == p.STATUS_OUTPUT:
@@ -190,14 +205,15 @@ class OscLedProcessor(Device):
             self._report({"panels_online": online, "panels_total": total})
             self._update_health()
         elif address == p.STATUS_ALERTS:
-            self._report({"alerts": [str(a) for a in args]})
+            alerts = [str(a)[:ALERT_CHARS] for a in args[:MAX_ALERTS]]
+            self._report({"alerts": alerts, "alert_problems": [alert_message(a) for a in alerts]})
         elif address == p.STATUS_PRESET:
             self._report({"preset": int(args[0])})
         elif address == p.ERROR:
             self.counters["errors_from_device"] += 1
             what = str(args[0]) if args else "?"
             why = str(args[1]) if len(args) > 1 else ""
-            self.event(f"processor refused {what}: {why}", "warning")
+            self.event(message("led_refused", what=what[:80], why=why[:200]), "warning")
         elif address == p.DUMP + "/end":
             pass
         else:

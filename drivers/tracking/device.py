@@ -18,6 +18,7 @@ from fractions import Fraction
 from typing import Any
 
 from drivers.device import Backoff, Device, Problem
+from drivers.messages import message
 from drivers.tracking.compensate import DelayCompensator
 from drivers.tracking.ingest import TrackingIngest
 from drivers.tracking.sample import Protocol, TrackingSample
@@ -198,7 +199,7 @@ class TrackingSource(Device):
                 data["rotation_deg"] = list(pose.rotation_deg)
         self.last_sample = data
         if not self._connected.is_set():
-            self._link_up(f"first sample on udp port {self.ingest.port}")
+            self._link_up(message("why_first_sample", port=self.ingest.port))
         for hook in self.sample_hooks:
             hook(data)
         self._emit("sample", data)

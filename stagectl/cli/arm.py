@@ -85,7 +85,23 @@ def arm_status(config: ConfigOpt = DEFAULT_CONFIG, device: ArmOpt = None,
         f"control lease: {control}",
         "soft max    " + _fmt([a["soft_max"] for a in result.get("axes") or []])
         + "   (as the arm holds them)",
-        "motion: " + ("allowed" if not blockers else "; ".join(blockers))]))
+        "motion: " + ("allowed" if not blockers else _problems_text(blockers))]))
+
+
+CLI_HINTS = {"interlock_not_armed": "stagectl arm arm", "interlock_estop": "stagectl arm reset",
+             "interlock_talent": "stagectl arm talent off"}
+
+
+def _problems_text(problems: list[Any]) -> str:
+    """Problem objects as one line, with the CLI command that clears an interlock."""
+    parts = []
+    for problem in problems:
+        if not isinstance(problem, dict):
+            parts.append(str(problem))
+            continue
+        hint = CLI_HINTS.get(str(problem.get("code")))
+        parts.append(str(problem.get("message", "")) + (f" ({hint})" if hint else ""))
+    return "; ".join(parts)
 
 
 def _motion(config: Path, cmd: str, args: dict[str, Any], device: str | None, json_out: bool,
@@ -268,6 +284,6 @@ def cue_list(config: ConfigOpt = DEFAULT_CONFIG, json_out: JsonOpt = False,
     lines = []
     for cue in result["cues"]:
         mark = ">" if cue["number"] == result["current"] else " "
-        blockers = "; ".join(cue["problems"]) or "ready"
+        blockers = _problems_text(cue["problems"]) or "ready"
         lines.append(f"{mark} {cue['number']:>4}  {cue['name']:<28} {blockers}")
     _show(result, json_out, "\n".join(lines) or "no cues loaded")

@@ -24,7 +24,14 @@ from drivers.device import Device
 from scheduler.dbfile import DatabaseFileError
 from stagectl.arm_keys import driver_keys
 from stagectl.config import ArmDeviceConfig
-from stagectl.engine.commands import ALL_ROLES, CONTROL, ENGINEER, CommandFailure, command
+from stagectl.engine.commands import (
+    ALL_ROLES,
+    CONTROL,
+    ENGINEER,
+    MOTION_NEEDS,
+    CommandFailure,
+    command,
+)
 
 if TYPE_CHECKING:
     from stagectl.engine.engine import Engine
@@ -105,7 +112,8 @@ async def _estop(engine: Engine, args: dict[str, Any]) -> Any:
                                      reason[:200] if isinstance(reason, str) else "")
 
 
-@command("safety.reset", CONTROL, "Clear the e-stop latch and reset e-stopped/faulted arms.")
+@command("safety.reset", CONTROL, "Clear the e-stop latch and reset e-stopped/faulted arms.",
+         needs=("resettable",))
 async def _reset(engine: Engine, args: dict[str, Any]) -> Any:
     user, role = who(args)
     reason = args.get("reason")
@@ -119,7 +127,7 @@ async def _safety_status(engine: Engine, args: dict[str, Any]) -> Any:
     return engine.safety.status()
 
 
-@command("safety.arm", CONTROL, "Arm the stage (allow motion).")
+@command("safety.arm", CONTROL, "Arm the stage (allow motion).", needs=("estop_clear",))
 async def _arm_stage(engine: Engine, args: dict[str, Any]) -> Any:
     user, role = who(args)
     return engine.safety.set_armed(True, engine.devices, user, role)
@@ -171,24 +179,28 @@ async def _arm_status(engine: Engine, args: dict[str, Any]) -> Any:
             "lease": {"held": arm.lease_held, "holder": arm.lease_holder}}
 
 
-@command("arm.home", CONTROL, "Move the arm home: args device?, profile?.")
+@command("arm.home", CONTROL, "Move the arm home: args device?, profile?.",
+         needs=MOTION_NEEDS)
 async def _arm_home(engine: Engine, args: dict[str, Any]) -> Any:
     return await _motion(engine, args, "home")
 
 
 @command("arm.move_joints", CONTROL,
-         "Move to joints: args device?, joints_deg[6], track_mm?, profile?, speed_scale?.")
+         "Move to joints: args device?, joints_deg[6], track_mm?, profile?, speed_scale?.",
+         needs=MOTION_NEEDS)
 async def _arm_move_joints(engine: Engine, args: dict[str, Any]) -> Any:
     return await _motion(engine, args, "move_joints")
 
 
-@command("arm.move_pose", CONTROL, "Move to a pose: args device?, pose{x_mm..yaw_deg}.")
+@command("arm.move_pose", CONTROL, "Move to a pose: args device?, pose{x_mm..yaw_deg}.",
+         needs=MOTION_NEEDS)
 async def _arm_move_pose(engine: Engine, args: dict[str, Any]) -> Any:
     return await _motion(engine, args, "move_pose")
 
 
 @command("arm.run_path", CONTROL,
-         "Run keyframes: args device?, keyframes[{t_s, joints_deg}], start_timecode?.")
+         "Run keyframes: args device?, keyframes[{t_s, joints_deg}], start_timecode?.",
+         needs=MOTION_NEEDS)
 async def _arm_run_path(engine: Engine, args: dict[str, Any]) -> Any:
     timecode = args.pop("start_timecode", None)
     if timecode is not None:
@@ -203,7 +215,8 @@ async def _arm_run_path(engine: Engine, args: dict[str, Any]) -> Any:
     return await _motion(engine, args, "run_path")
 
 
-@command("arm.jog", CONTROL, "Jog one axis: args device?, axis, velocity, duration_s?.")
+@command("arm.jog", CONTROL, "Jog one axis: args device?, axis, velocity, duration_s?.",
+         needs=MOTION_NEEDS)
 async def _arm_jog(engine: Engine, args: dict[str, Any]) -> Any:
     return await _motion(engine, args, "jog")
 
@@ -214,7 +227,8 @@ async def _arm_stop(engine: Engine, args: dict[str, Any]) -> Any:
     return {"device": arm.name, "stop_sent": arm.stop_now()}
 
 
-@command("arm.reset", CONTROL, "Clear the stage e-stop latch and reset the arm(s).")
+@command("arm.reset", CONTROL, "Clear the stage e-stop latch and reset the arm(s).",
+         needs=("resettable",))
 async def _arm_reset(engine: Engine, args: dict[str, Any]) -> Any:
     _arm(engine, args)  # there must be an arm
     return await _reset(engine, args)
@@ -247,13 +261,14 @@ async def _cue_list(engine: Engine, args: dict[str, Any]) -> Any:
     return await engine.cues.listing(engine)
 
 
-@command("cue.go", CONTROL, "GO: fire the next cue (all preconditions checked first).")
+@command("cue.go", CONTROL, "GO: fire the next cue (all preconditions checked first).",
+         needs=("next_cue",))
 async def _cue_go(engine: Engine, args: dict[str, Any]) -> Any:
     user, role = who(args)
     return await engine.cues.go(engine, user, role)
 
 
-@command("cue.back", CONTROL, "Fire the previous cue again.")
+@command("cue.back", CONTROL, "Fire the previous cue again.", needs=("previous_cue",))
 async def _cue_back(engine: Engine, args: dict[str, Any]) -> Any:
     user, role = who(args)
     return await engine.cues.back(engine, user, role)

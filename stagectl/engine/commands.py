@@ -39,6 +39,8 @@ class Command:
     """A command name, its handler, who may run it and a one-line help.
 
     ``query`` commands change nothing; the engine does not announce them as events.
+    ``needs`` names the interlocks that must be clear for it to be accepted now (published
+    to consoles, ``docs/protocols/console-state.md``; the handler checks them again).
     """
 
     name: str
@@ -46,17 +48,24 @@ class Command:
     roles: frozenset[str]
     help: str
     query: bool = False
+    needs: tuple[str, ...] = ()
 
 
 COMMANDS: dict[str, Command] = {}
 
 
-def command(name: str, roles: frozenset[str], help: str,
-            query: bool = False) -> Callable[[Handler], Handler]:
-    """Register a handler under ``name`` for ``roles`` (``query``: it changes nothing)."""
+MOTION_NEEDS: tuple[str, ...] = ("estop_clear", "armed", "talent_clear", "device_ready")
+
+
+def command(name: str, roles: frozenset[str], help: str, query: bool = False,
+            needs: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
+    """Register a handler under ``name`` for ``roles``.
+
+    ``query``: it changes nothing; ``needs``: the interlocks it requires (see :class:`Command`).
+    """
 
     def register(handler: Handler) -> Handler:
-        COMMANDS[name] = Command(name, handler, roles, help, query)
+        COMMANDS[name] = Command(name, handler, roles, help, query, needs)
         return handler
 
     return register

@@ -31,14 +31,17 @@ from drivers.arm.driver import ArmRefused, ZmqArm
 from drivers.device import Device
 from drivers.led import protocol as ledp
 from drivers.led.driver import OscLedProcessor
+from drivers.messages import Message, as_message
 from drivers.tracking.timecode import parse_timecode, timecode_to_frames
 from stagectl.config import format_validation_error
 from stagectl.engine.commands import CommandFailure
+from stagectl.engine.messages import message as msg
 
 if TYPE_CHECKING:
     from stagectl.engine.engine import Engine
 
 CUES_TOPIC = "stage.cues"
+MOTION_STATES = ("MOVING", "HOMING", "STOPPING")
 MAX_TIMECODE_AHEAD_S = 3600.0
 
 
@@ -145,19 +148,38 @@ def load_cue_file(path: Path) -> CueFile:
                                      for line in format_validation_error(exc))) from None
 
 
-def _device(engine: Engine, name: str | None, kind: str) -> Device | str:
+def _device(engine: Engine, name: str | None, kind: str) -> Device | Message:
     """The device, or a problem naming it."""
     if name is None:
         for device in engine.devices.values():
             if device.kind == kind:
                 return device
-        return f"this stage has no {kind} device"
+        return msg("no_device_of_kind", kind=kind)
     found = engine.devices.get(name)
     if found is None:
-        return f"no device named {name!r}"
+        return msg("no_such_device", device=name)
     if found.kind != kind:
-        return f"{name} is a {found.kind} device, not {kind}"
+        return msg("wrong_device_kind", device=name, kind=found.kind, wanted=kind)
     return found
+
+
+def _actions(engine: Engine, cue: Cue) -> list[dict[str, Any]]:
+    """What a cue does, device by device (for the cue sheet)."""
+    out: list[dict[str, Any]] = []
+    if cue.arm is not None:
+        found = _device(engine, cue.arm.device, "arm")
+        out.append({"device": found.name if isinstance(found, Device) else cue.arm.device,
+                    "kind": "arm", "what": cue.arm.command()[0]})
+    if cue.led is not None:
+        found = _device(engine, cue.led.device, "led")
+        name = found.name if isinstance(found, Device) else cue.led.device
+        for key in ("preset", "brightness_nits", "colour_temperature_k"):
+            value = getattr(cue.led, key)
+            if value is not None:
+                out.append({"device": name, "kind": "led", "what": key, "value": value})
+    if cue.mark:
+        out.append({"device": None, "kind": "take", "what": "mark", "value": cue.mark})
+    return out
 
 
 class CueList:
@@ -168,6 +190,7 @@ class CueList:
         self.source = source
         self.current: int | None = None  # index of the last cue fired
         self.marks: list[dict[str, Any]] = []
+        self.running_arm: str | None = None  # the arm the last cue fired set moving
 
     @classmethod
     def for_stage(cls, file: str, base_dir: Path) -> CueList:
@@ -186,27 +209,53 @@ class CueList:
                              f"{', '.join(str(c.number) for c in self.cues) or 'none'}",
                              cue=number)
 
+    def next_index(self) -> int | None:
+        """Index of the cue GO would fire (None at the end of the list)."""
+        nxt = 0 if self.current is None else self.current + 1
+        return nxt if nxt < len(self.cues) else None
+
+    def running(self, engine: Engine) -> dict[str, Any] | None:
+        """The last cue fired while its arm motion still runs, with the arm's progress."""
+        if self.current is None or self.running_arm is None:
+            return None
+        arm = engine.devices.get(self.running_arm)
+        if arm is None or not arm.online or arm.reported.get("state") not in MOTION_STATES:
+            return None
+        progress = arm.reported.get("progress")
+        return {"cue": self.cues[self.current].number, "device": arm.name,
+                "progress": float(progress) if isinstance(progress, (int, float)) else None}
+
     async def listing(self, engine: Engine) -> dict[str, Any]:
-        """The cue list with what is current and what each cue would need now."""
+        """The cue list: what is current and next, and what each cue does and needs now.
+
+        The shape is in ``docs/protocols/console-state.md`` ("Cue readiness").
+        """
+        cues = []
+        for c in self.cues:
+            problems = (await self.problems(engine, c))[0]
+            cues.append({"number": c.number, "name": c.name, "mark": c.mark,
+                         "led": None if c.led is None else c.led.model_dump(exclude_none=True),
+                         "arm": None if c.arm is None else c.arm.command()[0],
+                         "actions": _actions(engine, c), "ready": not problems,
+                         "problems": problems})
+        nxt = self.next_index()
         return {"source": self.source,
                 "current": None if self.current is None else self.cues[self.current].number,
-                "cues": [{"number": c.number, "name": c.name,
-                          "led": None if c.led is None else c.led.model_dump(exclude_none=True),
-                          "arm": None if c.arm is None else c.arm.command()[0],
-                          "mark": c.mark, "problems": (await self.problems(engine, c))[0]}
-                         for c in self.cues],
-                "marks": self.marks[-20:]}
+                "next": None if nxt is None else self.cues[nxt].number,
+                "running": self.running(engine),
+                "cues": cues, "marks": self.marks[-20:]}
 
-    async def problems(self, engine: Engine, cue: Cue) -> tuple[list[str], list[Any]]:
+    async def problems(self, engine: Engine, cue: Cue) -> tuple[list[Message], list[Any]]:
         """Every precondition a cue fails now, and the prepared actions when none fail.
 
-        An arm move or path is checked in slices (the engine keeps serving meanwhile).
+        Problems are message objects. An arm move or path is checked in slices (the engine
+        keeps serving meanwhile).
         """
-        problems: list[str] = []
+        problems: list[Message] = []
         actions: list[Any] = []
         if cue.arm is not None:
             found = _device(engine, cue.arm.device, "arm")
-            if isinstance(found, str):
+            if not isinstance(found, Device):
                 problems.append(found)
             else:
                 problems.extend(engine.safety.motion_problems(found))
@@ -218,13 +267,17 @@ class CueList:
                             args["start_utc_s"] = self.start_utc(engine, cue.arm.start_timecode)
                         actions.append(("arm", found, cmd, await found.check_async(cmd, args)))
                     except (ArmRefused, ValueError) as exc:
-                        problems.append(f"{found.name}: {exc}")
+                        problems.append(msg("arm_motion_refused", device=found.name,
+                                            reason=str(exc).removeprefix(f"{found.name}: "),
+                                            refusal=getattr(exc, "code", "invalid_value")))
         if cue.led is not None:
             led = _device(engine, cue.led.device, "led")
-            if isinstance(led, str):
+            if not isinstance(led, Device):
                 problems.append(led)
             elif not led.online:
-                problems.append(f"{led.name} is offline: {led.health.reason or 'not connected'}")
+                problems.append(msg("device_offline", device=led.name,
+                                    reason=as_message(led.health.reason)
+                                    or msg("not_connected")))
             else:
                 assert isinstance(led, OscLedProcessor)
                 try:
@@ -236,7 +289,7 @@ class CueList:
                         if value is not None:
                             actions.append(("set", led, key, led.validate(key, value)))
                 except ValueError as exc:
-                    problems.append(str(exc))
+                    problems.append(msg("led_value_invalid", device=led.name, reason=str(exc)))
         return problems, actions
 
     def start_utc(self, engine: Engine, text: str) -> float:
@@ -258,13 +311,14 @@ class CueList:
         problems, actions = await self.problems(engine, cue)
         label = f"cue {cue.number}{' ' + repr(cue.name) if cue.name else ''}"
         if problems:
+            why = "; ".join(p["message"] for p in problems)
             if cue.arm is not None:
-                engine.safety.refuse(f"{label} (arm)", user, role, "; ".join(problems),
-                                     cue.arm.device, {"cue": cue.number})
-            raise CommandFailure("precondition_failed",
-                                 f"{label} not fired: {'; '.join(problems)}", cue=cue.number,
-                                 problems=problems)
-        fired: list[str] = []
+                engine.safety.refuse(f"{label} (arm)", user, role, why, cue.arm.device,
+                                     {"cue": cue.number})
+            raise CommandFailure("precondition_failed", f"{label} not fired: {why}",
+                                 cue=cue.number, problems=problems)
+        fired: list[Message] = []
+        self.running_arm = None
         for action in actions:  # the arm first: it may still refuse, before anything else
             if action[0] == "arm":
                 _, arm, cmd, args = action
@@ -276,30 +330,33 @@ class CueList:
                     raise CommandFailure(exc.code, f"{label} not fired: {exc}",
                                          cue=cue.number, device=arm.name,
                                          **exc.details) from None
-                fired.append(f"{arm.name}: {cmd}")
+                fired.append(msg("cue_fired_arm", device=arm.name, what=cmd))
+                self.running_arm = arm.name
         for action in actions:
             if action[0] == "preset":
                 await action[1].recall_preset(action[2])
-                fired.append(f"{action[1].name}: preset {action[2]}")
+                fired.append(msg("cue_fired_preset", device=action[1].name, value=action[2]))
             elif action[0] == "set":
                 await action[1].set(action[2], action[3])
-                fired.append(f"{action[1].name}: {action[2]}={action[3]}")
+                fired.append(msg("cue_fired_set", device=action[1].name, key=action[2],
+                                 value=action[3]))
         if cue.mark:
             self.marks.append({"cue": cue.number, "mark": cue.mark, "t_utc": time.time(),
                                "timecode": str(engine.clock.now()), "user": user})
-            fired.append(f"take marked: {cue.mark}")
+            fired.append(msg("cue_fired_mark", value=cue.mark))
         self.current = index
-        engine.safety.event(f"GO {label} by {user} ({role}): {'; '.join(fired) or 'nothing'}")
-        engine.safety.publish(CUES_TOPIC, {"type": "delta", "device": None,
-                                           "data": {"current": cue.number, "name": cue.name}})
-        return {"cue": cue.number, "name": cue.name, "fired": fired}
+        engine.safety.event(msg("cue_go", cue=cue.number, name=cue.name, user=user, role=role,
+                                fired=fired or msg("cue_fired_nothing")))
+        engine.cues_changed()
+        return {"cue": cue.number, "name": cue.name,
+                "fired": [f["message"] for f in fired]}
 
     async def go(self, engine: Engine, user: str, role: str) -> dict[str, Any]:
         """Fire the next cue."""
-        nxt = 0 if self.current is None else self.current + 1
-        if nxt >= len(self.cues):
-            raise CommandFailure("end_of_list", "no next cue: the list is finished"
-                                 if self.cues else "no cues loaded for this stage")
+        nxt = self.next_index()
+        if nxt is None:
+            raise CommandFailure("end_of_list", msg("end_of_list" if self.cues
+                                                    else "no_cues")["message"])
         return await self.fire(engine, nxt, user, role)
 
     async def back(self, engine: Engine, user: str, role: str) -> dict[str, Any]:

@@ -45,6 +45,8 @@ from stagectl.engine.admission import FairQueue, Limits, Refused
 from stagectl.engine.arm import build_arm  # also registers arm, safety and cue commands
 from stagectl.engine.commands import COMMANDS, failure_from
 from stagectl.engine.cues import CueList
+from stagectl.engine.messages import event_data
+from stagectl.engine.readiness import Readiness
 from stagectl.engine.safety import Safety
 from stagectl.engine.takes import TakeManager
 from stagectl.engine.telemetry import MqttTelemetry
@@ -52,7 +54,7 @@ from stagectl.keys import Identity, authorized_identities, load_pair
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_S = 1.0
+HEARTBEAT_S = 0.25  # consoles call the engine stale after 0.75 s of silence
 
 # Make-safer commands: read, decoded and run at once, never queued behind other work
 # (``safety.talent`` only with ``on: true``). Their handlers do not wait on devices.
@@ -136,6 +138,20 @@ def split_frames(frames: list[bytes]) -> tuple[list[bytes], bytes | None]:
     return frames[:1], None
 
 
+def _shown_args(args: dict[str, Any]) -> dict[str, Any]:
+    """A command's arguments as an event shows them: scalars as sent, the rest summarised."""
+    shown: dict[str, Any] = {}
+    for key, value in list(args.items())[:8]:
+        if isinstance(value, str):
+            shown[str(key)[:40]] = value[:80]
+        elif value is None or isinstance(value, (bool, int, float)) and \
+                (not isinstance(value, int) or abs(value) < 2**53):
+            shown[str(key)[:40]] = value
+        else:
+            shown[str(key)[:40]] = bus.short(value, 80)
+    return shown
+
+
 def _freeze_gc() -> None:
     """Move everything alive at start-up out of the collector's sight (once per process).
 
@@ -190,6 +206,8 @@ class Engine:
         self.safety = Safety(config, self.base_dir, self._publish)
         self.safety.attach(self.devices.values())
         self.cues = CueList.for_stage(config.cues.file, self.base_dir)
+        self.readiness = Readiness(self)
+        self.safety.on_change = self.readiness.changed
         self._inflight: set[asyncio.Task[None]] = set()
         engine_cfg = config.engine
         self.limits = Limits(per_client=engine_cfg.max_inflight_per_client,
@@ -222,12 +240,14 @@ class Engine:
                                    f"{self.config.mqtt.embedded_bind}: {exc}") from exc
         for device in self.devices.values():
             device.subscribe(self._on_device_event)
+            device.subscribe(self.readiness.on_device_event)
             await device.start()
         self._tasks = [
             asyncio.create_task(self._command_loop(), name="engine-commands"),
             asyncio.create_task(self._dispatch_loop(), name="engine-dispatch"),
             asyncio.create_task(self._heartbeat_loop(), name="engine-heartbeat"),
             asyncio.create_task(self._lag_probe(), name="engine-lag-probe"),
+            asyncio.create_task(self.readiness.run(), name="engine-readiness"),
         ]
         if self._monitor is not None:
             self._tasks.append(asyncio.create_task(self._monitor_loop(self._monitor),
@@ -313,8 +333,7 @@ class Engine:
         # eats another's time within the process's stop budget (decision 0047)
         await asyncio.gather(*(leave_safe(d) for d in self.devices.values()))
         self._publish(bus.ENGINE_TOPIC, {"type": "event", "device": None,
-                                         "data": {"message": "engine stopped",
-                                                  "level": "warning"}})
+                                         "data": event_data("engine_stopped", "warning")})
         if self.telemetry is not None:
             await self.telemetry.stop()
         self.safety.close()
@@ -375,6 +394,14 @@ class Engine:
     def add_listener(self, listener: Any) -> None:
         """Also hand every device event to ``listener(topic, message)`` (telemetry)."""
         self._listeners.append(listener)
+
+    def publish_state(self, topic: str, message: dict[str, Any]) -> None:
+        """Publish ``message`` on the state socket under ``topic`` (``seq`` and ``t`` added)."""
+        self._publish(topic, message)
+
+    def cues_changed(self) -> None:
+        """A cue fired or the list changed: re-evaluate readiness and publish it."""
+        self.readiness.changed()
 
     def _publish(self, topic: str, message: dict[str, Any]) -> None:
         self._seq += 1
@@ -597,8 +624,8 @@ class Engine:
                                    f"unknown command {request.cmd!r}; try 'commands'")
         if role not in command.roles:
             self.counters["forbidden"] += 1
-            self._publish(bus.ENGINE_TOPIC, {"type": "event", "device": None, "data": {
-                "message": f"{user} ({role}) refused {request.cmd}", "level": "warning"}})
+            self._publish(bus.ENGINE_TOPIC, {"type": "event", "device": None, "data": event_data(
+                "command_refused_role", "warning", user=user, role=role, cmd=request.cmd)})
             if request.cmd.startswith(SAFETY_PREFIXES):
                 self.safety.refuse(request.cmd, user, role, f"role {role!r} not allowed")
             return bus.error_reply(request.id, "forbidden",
@@ -622,11 +649,9 @@ class Engine:
             return reply
         self.counters["commands_ok"] += 1
         if not command.query:  # changes are announced; polled queries are not
-            shown = ", ".join(f"{k}={v[:80] if isinstance(v, str) else bus.short(v, 80)}"
-                              for k, v in request.args.items())
-            self._publish(bus.ENGINE_TOPIC, {"type": "event", "device": None, "data": {
-                "message": f"{user} ({role}): {request.cmd} {shown}".strip(),
-                "level": "info"}})
+            self._publish(bus.ENGINE_TOPIC, {"type": "event", "device": None, "data": event_data(
+                "command_done", user=user, role=role, cmd=request.cmd,
+                args=_shown_args(request.args))})
         try:
             return bus.ok_reply(request.id, result)
         except (TypeError, ValueError, RecursionError) as exc:

@@ -65,6 +65,7 @@ ENGINE_MESSAGES: dict[str, tuple[str, str]] = {
     "end_of_list": ("no next cue: the list is finished", "没有下一个提示点：列表已执行完"),
     "start_of_list": ("no previous cue", "没有上一个提示点"),
     "no_cues": ("no cues loaded for this stage", "本舞台未加载提示点"),
+    "cue_not_ready": ("cue {cue} is not ready: {problems}", "提示点 {cue} 未就绪：{problems}"),
     # ---- cues ----------------------------------------------------------------------------
     "cue_go": ("GO cue {cue} {name} by {user} ({role}): {fired}",
                "{user}（{role}）执行提示点 {cue} {name}：{fired}"),
@@ -77,9 +78,6 @@ ENGINE_MESSAGES: dict[str, tuple[str, str]] = {
     "command_done": ("{user} ({role}): {cmd} {args}", "{user}（{role}）：{cmd} {args}"),
     "command_refused_role": ("{user} ({role}) refused {cmd}", "已拒绝 {user}（{role}）执行{cmd}"),
     "engine_stopped": ("engine stopped", "引擎已停止"),
-    "client_connected": ("client connected ({count} connected)", "客户端已连接（共 {count} 个）"),
-    "client_disconnected": ("client disconnected ({count} connected)",
-                            "客户端已断开（共 {count} 个）"),
 }
 
 # Error-reply codes: (English, Simplified Chinese) over the reply's details plus ``cmd``.

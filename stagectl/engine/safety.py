@@ -29,9 +29,11 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from drivers.device import Device, DeviceEvent
+from drivers.messages import Message, as_message
 from stagectl.config import StageConfig
 from stagectl.engine.audit import AuditLog
 from stagectl.engine.commands import CommandFailure
+from stagectl.engine.messages import message as msg
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,7 @@ class Safety:
         self.estop_reason = ""
         self.estop_by = ""
         self._motion: list[Any] = []
+        self.on_change: Callable[[], None] | None = None  # the engine's readiness watcher
 
     # ---- state ------------------------------------------------------------------------
 
@@ -104,14 +107,16 @@ class Safety:
         """Publish on the engine's state socket."""
         self._publish(topic, message)
 
-    def event(self, message: str, level: str = "info") -> None:
-        """An operator-visible engine event."""
+    def event(self, message: Message, level: str = "info") -> None:
+        """An operator-visible engine event (a message object: code, params, English)."""
         self._publish("engine", {"type": "event", "device": None,
-                                 "data": {"message": message, "level": level}})
+                                 "data": {**message, "level": level}})
 
-    def _announce(self, message: str, level: str) -> None:
+    def _announce(self, message: Message, level: str) -> None:
         self.event(message, level)
         self._publish(SAFETY_TOPIC, {"type": "delta", "device": None, "data": self.status()})
+        if self.on_change is not None:
+            self.on_change()
 
     def attach(self, devices: Iterable[Device]) -> None:
         """Watch motion devices for watchdog trips and faults (audited as ``system``)."""
@@ -133,14 +138,15 @@ class Safety:
         kind = "watchdog_trip" if fault.startswith("watchdog") else "fault"
         self.audit.record(kind, user=SYSTEM_USER, role=SYSTEM_USER, device=event.device,
                           reason=fault or "controller reported FAULT")
-        self._announce(f"{event.device}: {kind.replace('_', ' ')}: {fault}", "error")
+        self._announce(msg("device_watchdog_trip" if kind == "watchdog_trip" else "device_fault",
+                           device=event.device, fault=fault), "error")
 
     # ---- e-stop -----------------------------------------------------------------------
 
     async def estop(self, devices: dict[str, Device], user: str, role: str,
                     reason: str = "") -> dict[str, Any]:
         """Stop every motion device now, then apply the LED action; latches until reset."""
-        why = reason or "e-stop pressed"
+        why = reason or msg("estop_default_reason")["message"]
         sent = {d.name: d.estop_now(f"{why} ({user})")
                 for d in motion_devices(devices.values())}
         self.estop_latched = True
@@ -163,13 +169,15 @@ class Safety:
         self.audit.record("estop", user=user, role=role, reason=why,
                           details={"motion_devices": sent, "led": led_results,
                                    "unreachable": unreachable})
-        message = f"E-STOP by {user} ({role}): {why}"
-        if was_armed:
-            message += "; stage disarmed"
+        shown_reason = reason or msg("estop_default_reason")
         if unreachable:
-            message += f"; NOT REACHED: {', '.join(unreachable)}"
-        log.warning(message)
-        self._announce(message, "error")
+            text = msg("estop_unreached", user=user, role=role, reason=shown_reason,
+                       devices=", ".join(unreachable))
+        else:
+            text = msg("estop_disarmed" if was_armed else "estop", user=user, role=role,
+                       reason=shown_reason)
+        log.warning(text["message"])
+        self._announce(text, "error")
         return {"estop": True, "motion_devices": sent, "led": led_results,
                 "unreachable": unreachable, "reason": why}
 
@@ -180,27 +188,37 @@ class Safety:
         The stage stays disarmed: motion needs a separate ``safety.arm``.
         """
         results: dict[str, str] = {}
+        shown: list[Message] = []  # the same per device, for the console
         moving: list[str] = []
+
+        def note(name: str, text: Message) -> None:
+            shown.append(text)
+            results[name] = text["message"].removeprefix(f"{name} ")
+
         for device in motion_devices(devices.values()):
             state = await self._settled(device)
             if state in MOVING_STATES:
                 moving.append(device.name)
-                results[device.name] = f"{state}: still moving, not reset"
+                note(device.name, msg("reset_device_moving", device=device.name, state=state))
                 continue
             if state not in ("ESTOP", "FAULT"):
-                results[device.name] = f"{state}: nothing to reset"
+                note(device.name, msg("reset_device_nothing", device=device.name,
+                                      state=str(state)))
                 continue
             try:
                 reply = await device.reset()
-                results[device.name] = f"{reply.get('was', state)} -> {reply.get('state')}"
+                note(device.name, msg("reset_device", device=device.name,
+                                      was=str(reply.get("was", state)),
+                                      state=str(reply.get("state"))))
             except Exception as exc:
-                results[device.name] = f"not reset: {exc}"
+                note(device.name, msg("reset_device_failed", device=device.name,
+                                      reason=str(exc)))
         was = self.estop_latched
         if moving:  # a reset must never be done on a machine that is still moving
             self.audit.record("reset_refused", user=user, role=role, reason=reason or "reset",
                               details={"estop_was_latched": was, "devices": results})
-            self._announce(f"safety reset by {user} ({role}) refused: "
-                           f"{', '.join(moving)} still moving", "error")
+            self._announce(msg("reset_refused", user=user, role=role,
+                               devices=", ".join(moving)), "error")
             raise CommandFailure("busy", f"reset refused: {', '.join(moving)} still moving "
                                  f"{RESET_SETTLE_S:g} s after the request; stop it, wait "
                                  "for rest and reset again", devices=results)
@@ -209,8 +227,8 @@ class Safety:
         self._push_interlocks()
         self.audit.record("reset", user=user, role=role, reason=reason or "reset",
                           details={"estop_was_latched": was, "devices": results})
-        self._announce(f"safety reset by {user} ({role}): {results or 'no motion devices'}"
-                       f"{'; stage stays disarmed (arm it to move)' if not self.armed else ''}",
+        self._announce(msg("reset_done" if self.armed else "reset_done_disarmed", user=user,
+                           role=role, devices=shown or msg("reset_no_motion_devices")),
                        "warning")
         return {"reset": True, "estop_was_latched": was, "devices": results,
                 "armed": self.armed}
@@ -244,7 +262,7 @@ class Safety:
         self._push_interlocks()
         self.audit.record("armed" if armed else "disarmed", user=user, role=role,
                           reason="stage armed" if armed else "stage disarmed")
-        self._announce(f"stage {'ARMED' if armed else 'disarmed'} by {user} ({role})",
+        self._announce(msg("stage_armed" if armed else "stage_disarmed", user=user, role=role),
                        "warning" if armed else "info")
         return self.status()
 
@@ -258,38 +276,57 @@ class Safety:
         self._push_interlocks()
         self.audit.record("talent_on" if on_stage else "talent_off", user=user, role=role,
                           reason="talent on stage" if on_stage else "stage clear of talent")
-        self._announce(f"talent {'ON STAGE' if on_stage else 'clear'} ({user}, {role})",
+        self._announce(msg("talent_on" if on_stage else "talent_clear", user=user, role=role),
                        "warning")
         return self.status()
 
-    def motion_problems(self, device: Device | None = None) -> list[str]:
-        """Why motion is not allowed now (empty when it is), naming the interlock/device."""
-        problems = []
-        if self.estop_latched:
-            problems.append(f"interlock: e-stop latched ({self.estop_reason}); reset first")
-        if not self.armed:
-            problems.append("interlock: stage not armed (stagectl arm arm)")
-        if self.talent_on_stage:
-            problems.append("interlock: talent on stage")
+    def stage_problems(self) -> dict[str, Message | None]:
+        """Each stage-level motion interlock: None when clear, else why not."""
+        return {
+            "estop_clear": msg("interlock_estop", interlock="estop", reason=self.estop_reason)
+            if self.estop_latched else None,
+            "armed": None if self.armed else msg("interlock_not_armed", interlock="not_armed"),
+            "talent_clear": msg("interlock_talent", interlock="talent_on_stage")
+            if self.talent_on_stage else None,
+        }
+
+    @staticmethod
+    def device_problem(device: Device) -> Message | None:
+        """Why ``device`` cannot move now (offline, e-stopped, faulted), or None."""
+        state = device.reported.get("state")
+        if not device.online:
+            return msg("device_offline", device=device.name,
+                       reason=as_message(device.health.reason) or msg("not_connected"))
+        if state in ("ESTOP", "FAULT"):
+            fault = str(device.reported.get("fault") or "")
+            if fault:
+                return msg("device_in_state_fault", device=device.name, state=state,
+                           fault=fault)
+            return msg("device_in_state", device=device.name, state=state)
+        return None
+
+    def motion_problems(self, device: Device | None = None) -> list[Message]:
+        """Why motion is not allowed now (empty when it is), naming the interlock/device.
+
+        Each problem is a message object (code, params, English ``message``).
+        """
+        problems = [p for p in self.stage_problems().values() if p is not None]
         if device is not None:
-            state = device.reported.get("state")
-            if not device.online:
-                problems.append(f"{device.name} is offline: "
-                                f"{device.health.reason or 'not connected'}")
-            elif state in ("ESTOP", "FAULT"):
-                fault = device.reported.get("fault") or ""
-                problems.append(f"{device.name} is in {state}"
-                                f"{': ' + str(fault) if fault else ''}; reset first")
+            problem = self.device_problem(device)
+            if problem is not None:
+                problems.append(problem)
         return problems
 
     def require_motion(self, device: Device, user: str, role: str, what: str) -> None:
         """Raise (and audit) when an interlock forbids ``what`` on ``device``."""
         problems = self.motion_problems(device)
         if problems:
-            self.refuse(what, user, role, "; ".join(problems), device.name)
+            self.refuse(what, user, role, "; ".join(p["message"] for p in problems),
+                        device.name)
             interlock = "estop" if self.estop_latched else "not_armed" if not self.armed \
                 else "talent_on_stage" if self.talent_on_stage else "device"
-            raise CommandFailure("interlock", f"{what} refused: {'; '.join(problems)}",
+            raise CommandFailure("interlock", f"{what} refused: "
+                                 f"{'; '.join(p['message'] for p in problems)}",
                                  device=device.name, interlock=interlock, problems=problems)
 
     def refuse(self, what: str, user: str, role: str, reason: str,

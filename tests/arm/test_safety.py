@@ -150,7 +150,7 @@ def test_watchdog_trip_is_audited(stage: StageHarness) -> None:
         assert "no heartbeat" in str(row["reason"])
         status = op.call("arm.status")
         assert status["state"]["state"] == "FAULT"
-        assert any("FAULT" in p for p in status["motion_problems"])
+        assert any("FAULT" in p["message"] for p in status["motion_problems"])
 
 
 def test_audit_log_is_a_wal_sqlite_file(tmp_path: Path) -> None:
@@ -204,7 +204,7 @@ def test_cue_go_back_jump_and_preconditions(cue_stage: StageHarness) -> None:
     with client(cue_stage) as op:
         listing = op.call("cue.list")
         assert [c["number"] for c in listing["cues"]] == [1, 2, 5]
-        assert any("not armed" in p for p in listing["cues"][0]["problems"])
+        assert any("not armed" in p["message"] for p in listing["cues"][0]["problems"])
         with pytest.raises(EngineError) as info:
             op.call("cue.go")
         assert info.value.code == "precondition_failed" and "not armed" in str(info.value)
@@ -240,7 +240,7 @@ def test_device_lost_during_a_cue_fires_nothing(cue_stage: StageHarness) -> None
         assert info.value.code == "precondition_failed"
         assert "arm-a is offline" in str(info.value)
         assert info.value.details["problems"] == [p for p in info.value.details["problems"]
-                                                  if "arm-a" in p]
+                                                  if "arm-a" in p["message"]]
     assert led_sim.state.preset == 0  # the LED part of the cue did not fire either
     refused = audit(cue_stage, "refused_move")
     assert refused and "cue 1" in str(refused[-1]["reason"])
