@@ -6,15 +6,17 @@ from collections.abc import Iterator
 
 import pytest
 from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
 
 from drivers.arm.simulator import ArmSimulator
 from gui.app import MainWindow
 from stagectl.harness import StageHarness, free_port_config
 from tests.gui.conftest import make_bridge, stop_bridge
+from tests.gui.test_safety_bar import Asked
 
 
 @pytest.fixture
-def arm_console(qtbot) -> Iterator[tuple[MainWindow, ArmSimulator]]:
+def arm_console(qtbot: QtBot) -> Iterator[tuple[MainWindow, ArmSimulator]]:
     harness = StageHarness(free_port_config(stage="gui-arm", arms=1)).start()
     bridge = make_bridge(harness)
     window = MainWindow(harness.config, bridge)
@@ -33,7 +35,7 @@ def arm_console(qtbot) -> Iterator[tuple[MainWindow, ArmSimulator]]:
         harness.stop()
 
 
-def test_estop_button_and_f12_stop_the_arm(qtbot, arm_console) -> None:
+def test_estop_button_and_f12_stop_the_arm(qtbot: QtBot, arm_console) -> None:
     window, sim = arm_console
     console = window.arm_console
     panel = console.arm_panels["arm-a"]
@@ -52,11 +54,10 @@ def test_estop_button_and_f12_stop_the_arm(qtbot, arm_console) -> None:
     qtbot.waitUntil(lambda: console.safety_bar.status.get("estop_latched") is True,
                     timeout=3000)
     # reset from the console (it asks first), then F12 from anywhere in the window
-    asked: list[str] = []
-    console.safety_bar.confirm = lambda title, text: asked.append(text) is None
+    console.safety_bar.confirm = asked = Asked(True)
     qtbot.mouseClick(console.safety_bar.reset_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: sim.state == "IDLE", timeout=3000)
-    assert len(asked) == 1 and "DISARMED" in asked[0]
+    assert len(asked.questions) == 1 and "DISARMED" in asked.questions[0][1]
     qtbot.waitUntil(lambda: console.safety_bar.motion_label.text() == "○ DISARMED",
                     timeout=3000)
     window.activateWindow()
