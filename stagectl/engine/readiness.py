@@ -91,7 +91,7 @@ class Readiness:
                 any_resettable = True
             else:
                 resettable = msg("nothing_to_reset")
-            devices[device.name] = {"device_ready": ready, "resettable": resettable}
+            devices[device.name] = {"device_ready": ready, "device_resettable": resettable}
         interlocks: dict[str, Message | None] = dict(safety.stage_problems())
         interlocks["resettable"] = None if safety.estop_latched or any_resettable \
             else msg("nothing_to_reset")
