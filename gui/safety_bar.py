@@ -97,7 +97,7 @@ def resettable_arms(controls: ControlsLike | None) -> list[str] | None:
     if not isinstance(devices, dict):
         return None
     return sorted(name for name, entry in devices.items()
-                  if isinstance(entry, dict) and entry.get("resettable", False) is None)
+                  if isinstance(entry, dict) and entry.get("device_resettable", False) is None)
 
 
 def reset_confirmation(safety: dict[str, Any], controls: ControlsLike | None) -> tuple[str, str]:
