@@ -15,8 +15,6 @@ objects as problems, ``actions``, ``next``, ``running``) and the older one (stri
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.i18n import STRINGS, add_strings, language, tr
+from gui.messages import render_message
 
 COLUMNS: tuple[str, ...] = ("state", "number", "name", "actions", "readiness", "progress")
 COL_STATE, COL_NUMBER, COL_NAME, COL_ACTIONS, COL_READY, COL_PROGRESS = range(len(COLUMNS))
@@ -246,26 +245,9 @@ def describe_action(action: dict[str, Any]) -> str:
     return tr("cs_on_device", device=device, what=text) if device else text
 
 
-def _message_renderer() -> Callable[[Any], str] | None:
-    """``gui.messages.render_message`` when that module exists (it renders message codes)."""
-    try:
-        module = importlib.import_module("gui.messages")
-    except ModuleNotFoundError as exc:
-        if exc.name != "gui.messages":
-            raise
-        return None
-    render = getattr(module, "render_message", None)
-    return render if callable(render) else None
-
-
 def describe_problem(problem: object) -> str:
     """One problem: a message object in the console's language, or an older string as sent."""
-    if not isinstance(problem, dict):
-        return str(problem)
-    render = _message_renderer()
-    if render is not None:
-        return str(render(problem))
-    return str(problem.get("message") or problem.get("code") or "")
+    return render_message(problem) if isinstance(problem, dict) else str(problem)
 
 
 def describe_problems(problems: list[Any]) -> str:
@@ -415,16 +397,13 @@ class CuePanel(QWidget):
     def set_live(self, live: bool) -> None:
         """Whether the engine is heard from; when it is not, readiness is shown as unknown.
 
-        Coming back live keeps the sheet stale until the next listing arrives (and asks
-        for one).
+        Coming back live keeps the sheet stale until the next listing arrives (the bridge
+        asks for every snapshot again when the link comes back).
         """
-        was_live = self.live
         self.live = live
         if not live:
             self.stale = True
         self._render()
-        if live and not was_live:
-            self.refresh()
 
     # ---- reading the sheet (tests, other panels) ----------------------------------------
 

@@ -21,6 +21,8 @@ from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
 from gui import i18n
+from gui.bridge import EngineBridge
+from gui.controls import Controls
 from gui.cue_panel import (
     COL_ACTIONS,
     COL_NUMBER,
@@ -35,7 +37,7 @@ from gui.cue_panel import (
 )
 from stagectl.client import ClientIdentity, EngineClient
 from stagectl.harness import StageHarness, free_port_config
-from tests.gui.conftest import make_bridge, stop_bridge
+from tests.gui.conftest import stop_bridge
 
 NOT_ARMED = {"code": "interlock_not_armed", "params": {}, "message": "stage not armed"}
 
@@ -285,7 +287,7 @@ def test_a_stopped_cue_says_where_it_stopped(panel: CuePanel) -> None:
     assert panel.cell(1, COL_PROGRESS) == ""
 
 
-def test_stale_until_the_next_listing(panel: CuePanel, intents: list[Any]) -> None:
+def test_stale_until_the_next_listing(panel: CuePanel) -> None:
     panel.apply_listing(with_ready(LISTING, 2, True))
     assert panel.go_button.isEnabled()
     panel.set_live(False)
@@ -298,9 +300,8 @@ def test_stale_until_the_next_listing(panel: CuePanel, intents: list[Any]) -> No
         assert not button.isEnabled()
     assert panel.go_button.toolTip() == "The engine is not connected"
     assert "not current" in panel.next_label.text()
-    panel.set_live(True)
-    assert intents == [("cue.list", {})]  # asks for the truth...
-    assert panel.cell(2, COL_READY).startswith("? unknown")  # ...and shows none until it comes
+    panel.set_live(True)  # live again: nothing is shown as known until a listing comes
+    assert panel.cell(2, COL_READY) == "? unknown — waiting for the cue list from the engine"
     assert not panel.go_button.isEnabled()
     assert panel.go_button.toolTip() == "Waiting for the cue list from the engine"
     panel.apply_listing(with_ready(LISTING, 2, True))
@@ -403,93 +404,132 @@ def cue_stage(tmp_path: Path) -> Iterator[StageHarness]:
         h.stop()
 
 
-def test_readiness_follows_the_stage_without_a_go(qtbot: QtBot, cue_stage: StageHarness) -> None:
-    bridge = make_bridge(cue_stage)
-    panel = CuePanel()
-    qtbot.addWidget(panel)
-    sent: list[str] = []
+class Desk:
+    """A console's cue sheet on a real bridge: what gui/ wires, and every intent it sent."""
 
-    def send(cmd: str, args: dict[str, Any]) -> None:
-        sent.append(cmd)
-        bridge.command(cmd, args)
+    def __init__(self, qtbot: QtBot, stage: StageHarness, role: str = "operator") -> None:
+        identity = ClientIdentity(f"desk-{role}", role)
+        self.bridge = EngineBridge(stage.config, identity=identity)
+        self.controls = Controls(identity)
+        self.panel = CuePanel(self.controls)
+        qtbot.addWidget(self.panel)
+        self.sent: list[str] = []
+        self.seen_progress: list[int] = []
+        self.panel.intent.connect(self._send)
+        self.bridge.cues_changed.connect(self.panel.apply_listing)
+        self.bridge.controls_changed.connect(self.controls.apply_snapshot)
+        self.bridge.connection_changed.connect(self.controls.set_live)
+        self.bridge.connection_changed.connect(self.panel.set_live)
+        self.bridge.device_delta.connect(self._reported)
+        self.bridge.start()
+        qtbot.waitUntil(lambda: self.bridge.connected, timeout=3000)
+        qtbot.waitUntil(lambda: self.panel.fresh and self.panel.table.rowCount() == 3,
+                        timeout=3000)  # the bridge asks for every snapshot on connecting
 
-    panel.intent.connect(send)
-    bridge.cues_changed.connect(panel.apply_listing)
-    bridge.command_succeeded.connect(
-        lambda cmd, result: panel.apply_listing(result) if cmd == "cue.list" else None)
-    bridge.start()
-    op = EngineClient(cue_stage.config, ClientIdentity("cli", "operator"), timeout_s=3.0)
-    try:  # the interlocks change from another desk (a CLI), not from this panel
-        qtbot.waitUntil(lambda: bridge.connected, timeout=3000)
-        panel.refresh()  # the one request: every later change must come on its own
+    def _send(self, cmd: str, args: dict[str, Any]) -> None:
+        self.sent.append(cmd)
+        self.bridge.command(cmd, args)
 
-        def shows(number: int, words: str) -> bool:
-            return words.lower() in panel.cell(number, COL_READY).lower()
+    def _reported(self, device: str, delta: dict[str, Any]) -> None:
+        self.panel.apply_reported(device, delta)
+        if self.panel.progress_bar is not None:
+            self.seen_progress.append(self.panel.progress_bar.value())
 
-        qtbot.waitUntil(lambda: shows(1, "not armed"), timeout=3000)
-        assert shows(2, "ready") and shows(5, "not armed")
-        assert not panel.go_button.isEnabled()
+    def shows(self, number: int, words: str) -> bool:
+        return words.lower() in self.panel.cell(number, COL_READY).lower()
 
+    def close(self) -> None:
+        stop_bridge(self.bridge)
+
+
+@pytest.fixture
+def desk(qtbot: QtBot, cue_stage: StageHarness) -> Iterator[Desk]:
+    d = Desk(qtbot, cue_stage)
+    try:
+        yield d
+    finally:
+        d.close()
+
+
+def cli(stage: StageHarness) -> EngineClient:
+    """Another desk (a CLI) changing the stage behind the console's back."""
+    return EngineClient(stage.config, ClientIdentity("cli", "operator"), timeout_s=3.0)
+
+
+def test_readiness_follows_the_stage_without_a_go(qtbot: QtBot, cue_stage: StageHarness,
+                                                  desk: Desk) -> None:
+    panel = desk.panel
+    assert desk.shows(1, "not armed") and desk.shows(2, "✔ ready") and desk.shows(5, "not armed")
+    assert not panel.go_button.isEnabled()
+    with cli(cue_stage) as op:
         op.call("safety.arm")
-        qtbot.waitUntil(lambda: shows(1, "✔ ready"), timeout=3000)
-        assert panel.go_button.isEnabled() and panel.go_button.text() == "GO  1 — wide"
-        qtbot.waitUntil(lambda: shows(5, "j1"), timeout=3000)  # armed: now the envelope
+        qtbot.waitUntil(lambda: desk.shows(1, "✔ ready"), timeout=3000)
+        qtbot.waitUntil(lambda: panel.go_button.isEnabled(), timeout=3000)
+        assert panel.go_button.text() == "GO  1 — wide"
+        qtbot.waitUntil(lambda: desk.shows(5, "j1"), timeout=3000)  # armed: now the envelope
 
         op.call("safety.talent", {"on": True})
-        qtbot.waitUntil(lambda: shows(1, "talent"), timeout=3000)
-        assert not panel.go_button.isEnabled() and shows(2, "ready")
+        qtbot.waitUntil(lambda: desk.shows(1, "talent"), timeout=3000)
+        assert not panel.go_button.isEnabled() and desk.shows(2, "✔ ready")
         op.call("safety.talent", {"on": False})
-        qtbot.waitUntil(lambda: shows(1, "✔ ready"), timeout=3000)
+        qtbot.waitUntil(lambda: desk.shows(1, "✔ ready"), timeout=3000)
 
         op.call("safety.disarm")
-        qtbot.waitUntil(lambda: shows(1, "not armed"), timeout=3000)
+        qtbot.waitUntil(lambda: desk.shows(1, "not armed"), timeout=3000)
         assert not panel.go_button.isEnabled()
 
         op.call("safety.arm")
-        qtbot.waitUntil(lambda: shows(1, "✔ ready"), timeout=3000)
+        qtbot.waitUntil(lambda: desk.shows(1, "✔ ready"), timeout=3000)
         op.call("estop", {"reason": "drill"})
-        qtbot.waitUntil(lambda: shows(1, "e-stop"), timeout=3000)
+        qtbot.waitUntil(lambda: desk.shows(1, "e-stop"), timeout=3000)
         assert not panel.go_button.isEnabled()
         op.call("safety.reset")
-        qtbot.waitUntil(lambda: not shows(1, "e-stop"), timeout=3000)
-
-        assert sent == ["cue.list"]  # no GO, and no refresh asked for by the panel
-        assert panel.current is None
-    finally:
-        op.close()
-        stop_bridge(bridge)
+        qtbot.waitUntil(lambda: not desk.shows(1, "e-stop"), timeout=3000)
+    assert desk.sent == []  # no GO, and the panel never had to ask for the list
+    assert panel.current is None
 
 
-def test_go_shows_the_running_cue_and_its_end(qtbot: QtBot, cue_stage: StageHarness) -> None:
-    bridge = make_bridge(cue_stage)
-    panel = CuePanel()
-    qtbot.addWidget(panel)
-    panel.intent.connect(bridge.command)
-    bridge.cues_changed.connect(panel.apply_listing)
-    bridge.command_succeeded.connect(
-        lambda cmd, result: panel.apply_listing(result) if cmd == "cue.list" else None)
-    seen: list[int] = []
+def test_go_shows_the_running_cue_and_its_end(qtbot: QtBot, cue_stage: StageHarness,
+                                              desk: Desk) -> None:
+    panel = desk.panel
+    with cli(cue_stage) as op:
+        op.call("safety.arm")
+    qtbot.waitUntil(lambda: panel.go_button.isEnabled(), timeout=3000)
+    QTest.mouseClick(panel.go_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.current == 1, timeout=3000)
+    qtbot.waitUntil(lambda: panel.cell(1, COL_PROGRESS) == "done", timeout=8000)
+    assert any(0 < v < 100 for v in desk.seen_progress), desk.seen_progress
+    assert panel.cell(1, COL_STATE) == MARK_CURRENT
+    assert panel.cell(2, COL_STATE) == MARK_NEXT
+    assert panel.go_button.text() == "GO  2 — warm"
+    assert desk.sent == ["cue.go"]
 
-    def reported(device: str, delta: dict[str, Any]) -> None:
-        panel.apply_reported(device, delta)
-        if panel.progress_bar is not None:
-            seen.append(panel.progress_bar.value())
 
-    bridge.device_delta.connect(reported)
-    bridge.start()
+@pytest.mark.parametrize("role", ["viewer", "producer"])
+def test_a_desk_that_may_not_go_says_so(qtbot: QtBot, cue_stage: StageHarness,
+                                        role: str) -> None:
+    desk = Desk(qtbot, cue_stage, role)
     try:
-        with EngineClient(cue_stage.config, ClientIdentity("cli", "operator"),
-                          timeout_s=3.0) as op:
+        with cli(cue_stage) as op:
             op.call("safety.arm")
-        qtbot.waitUntil(lambda: bridge.connected, timeout=3000)
-        panel.refresh()
-        qtbot.waitUntil(lambda: panel.go_button.isEnabled(), timeout=3000)
-        QTest.mouseClick(panel.go_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: panel.current == 1, timeout=3000)
-        qtbot.waitUntil(lambda: panel.cell(1, COL_PROGRESS) == "done", timeout=8000)
-        assert any(0 < v < 100 for v in seen), seen  # the bar moved while the arm did
-        assert panel.cell(1, COL_STATE) == MARK_CURRENT
-        assert panel.cell(2, COL_STATE) == MARK_NEXT
-        assert panel.go_button.text() == "GO  2 — warm"
+        qtbot.waitUntil(lambda: desk.shows(1, "✔ ready"), timeout=3000)  # they see it...
+        panel = desk.panel
+        for button in (panel.go_button, panel.back_button, panel.jump_button):
+            assert not button.isEnabled()  # ...but may not fire it
+        assert role in panel.go_button.toolTip()
     finally:
-        stop_bridge(bridge)
+        desk.close()
+
+
+def test_engine_gone_shows_unknown(qtbot: QtBot, cue_stage: StageHarness, desk: Desk) -> None:
+    with cli(cue_stage) as op:
+        op.call("safety.arm")
+    qtbot.waitUntil(lambda: desk.panel.go_button.isEnabled(), timeout=3000)
+    engine = cue_stage.engine
+    assert engine is not None
+    cue_stage.loop.run(engine.stop())
+    cue_stage.engine = None  # stopped here; the fixture stops the rest
+    qtbot.waitUntil(lambda: desk.shows(1, "unknown — engine not connected"), timeout=3000)
+    assert all(desk.shows(n, "unknown") for n in (1, 2, 5))
+    assert not desk.panel.go_button.isEnabled()
+    assert desk.panel.go_button.toolTip() == "The engine is not connected"
