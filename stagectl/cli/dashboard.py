@@ -816,18 +816,18 @@ def render(model: StageModel, width: int = 80, height: int = 24, *, lang: str = 
             optional.append(partial(_led_section, model, dev, width, now, lang))
     optional.append(lambda _rows: _tracking(model, width, now, lang))
     for build in optional:
-        if left < 3:
-            break
         section = build(left - 2)  # a title and a header line around the rows
         if section is None:
             continue
         lines = _height(section, width)
-        if lines <= left:
-            parts.append(section)
-            left -= lines
-    events = _events(model, width, min(left - 1, 10), lang, zone)
-    if events is not None and model.events:
-        parts.append(events)
+        if lines > left:
+            break  # nothing of lower priority shows while this one cannot
+        parts.append(section)
+        left -= lines
+    else:
+        events = _events(model, width, min(left - 1, 10), lang, zone)
+        if events is not None and model.events:
+            parts.append(events)
     return Group(*parts)
 
 

@@ -1,0 +1,416 @@
+"""The terminal dashboard (`stagectl watch`, `stagectl demo --headless`).
+
+Render tests build the model from messages shaped as in docs/protocols/console-state.md and
+read the text a recording rich Console got; the end-to-end test runs the dashboard loop
+against a real engine and simulators and drives the stage through an EngineClient.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.cells import cell_len
+from rich.console import Console
+
+from stagectl.cli import dashboard
+from stagectl.cli.dashboard import FULL_REFRESH, LIVE_TIMEOUT_S, StageModel, render
+from stagectl.client import ClientIdentity, EngineClient
+from stagectl.harness import StageHarness, free_port_config
+
+NOW = 1000.0  # the model's monotonic clock in render tests
+WALL = 1_790_000_000.0
+SAFE = {"armed": False, "talent_on_stage": False, "estop_latched": False, "estop_reason": "",
+        "estop_by": "", "estop_led_action": "freeze"}
+
+
+def led(name: str = "led-main", reported: float = 1000.0, desired: float | None = None,
+        **state: Any) -> dict[str, Any]:
+    return {"name": name, "kind": "led", "health": "online", "health_reason": "",
+            "health_problems": [],
+            "state": {"brightness_nits": reported, "colour_temperature_k": 6500,
+                      "blackout": False, "freeze": False, "test_pattern": "off",
+                      "temperature_c": 27.0, "panels_online": 240, "panels_total": 240,
+                      "alerts": [], **state},
+            "desired": {} if desired is None else {"brightness_nits": desired}}
+
+
+def arm(name: str = "arm-a", state: str = "IDLE") -> dict[str, Any]:
+    return {"name": name, "kind": "arm", "health": "online", "health_reason": "",
+            "state": {"state": state, "joints_deg": [0.0, -60.0, 90.0, -30.0, 0.0, 0.0],
+                      "progress": 0.0}, "desired": {}}
+
+
+def tracker(name: str = "cam-a", rate: float = 50.0) -> dict[str, Any]:
+    return {"name": name, "kind": "tracking", "health": "online", "health_reason": "",
+            "state": {"rate_hz": rate, "jitter_ms": 0.4, "loss_pct": 0.0,
+                      "timecode": "10:00:00:01", "position_m": [1.0, 2.0, 1.5],
+                      "rotation_deg": [10.0, -3.0, 0.0]}, "desired": {}}
+
+
+def problem(code: str, message: str) -> dict[str, Any]:
+    return {"code": code, "params": {}, "message": message}
+
+
+def listing(next_ready: bool = False, count: int = 3) -> dict[str, Any]:
+    """A cue.list reply in the spec's shape: cue 1 fired, cue 2 next."""
+    cues = []
+    for i in range(1, count + 1):
+        ready = next_ready if i == 2 else False
+        cues.append({"number": i, "name": f"cue {i} name", "mark": None,
+                     "actions": [{"device": "arm-a", "kind": "arm", "what": "move_joints"},
+                                 {"device": "led-main", "kind": "led", "what": "preset",
+                                  "value": 2}],
+                     "ready": ready,
+                     "problems": [] if ready else [problem("interlock_not_armed",
+                                                           "interlock: stage not armed")]})
+    return {"source": "cues.toml", "current": 1, "next": 2, "running": None, "cues": cues,
+            "marks": []}
+
+
+def model(devices: list[dict[str, Any]] | None = None, safety: dict[str, Any] | None = None,
+          cues: dict[str, Any] | None = None) -> StageModel:
+    m = StageModel(clock=lambda: NOW)
+    m.stage = {"name": "test-stage", "site": "Huangpu", "timezone": "Asia/Shanghai"}
+    m.load_status({"devices": [led(), arm(), tracker()] if devices is None else devices})
+    m.apply("stage.safety", {"type": "delta", "device": None, "seq": 1,
+                             "data": {**SAFE, **(safety or {})}}, now=NOW)
+    m.load("cue.list", listing() if cues is None else cues)
+    m.apply("engine", {"type": "event", "device": None, "seq": 2, "t": WALL,
+                       "data": {"code": "stage_disarmed", "params": {},
+                                "message": "stage disarmed by ana (operator)",
+                                "level": "info"}}, now=NOW)
+    return m
+
+
+def screen(m: StageModel, width: int = 80, height: int = 24, lang: str = "en",
+           now: float = NOW) -> list[str]:
+    console = Console(width=width, height=height, record=True, file=io.StringIO(),
+                      color_system=None)
+    console.print(render(m, width, height, lang=lang, now=now, wall=WALL))
+    return console.export_text().splitlines()
+
+
+def band(lines: list[str]) -> str:
+    """The safety band: the two lines under the header."""
+    return "\n".join(lines[1:3])
+
+
+ARMED = re.compile(r"(?<!DIS)ARMED")
+
+
+# ---- the safety band ------------------------------------------------------------------------
+
+def test_band_says_disarmed_and_stage_clear() -> None:
+    text = band(screen(model()))
+    assert "[-] DISARMED" in text and "stage clear" in text
+    assert not ARMED.search(text) and "E-STOP" not in text and "TALENT" not in text
+
+
+def test_band_says_armed() -> None:
+    text = band(screen(model(safety={"armed": True})))
+    assert "[!] ARMED" in text and "motion enabled" in text
+    assert "DISARMED" not in text and "E-STOP" not in text
+
+
+def test_band_says_estop_latched_with_reason_and_who() -> None:
+    text = band(screen(model(safety={"estop_latched": True, "estop_reason": "drill",
+                                     "estop_by": "ana (operator)"})))
+    assert "[X] E-STOP LATCHED" in text
+    assert "reason: drill" in text and "by ana (operator)" in text
+    assert not ARMED.search(text) and "DISARMED" not in text  # the latch is the state
+
+
+def test_band_says_talent_on_stage_beside_the_motion_state() -> None:
+    text = band(screen(model(safety={"talent_on_stage": True, "armed": True})))
+    assert "[T] TALENT ON STAGE" in text and "[!] ARMED" in text
+    assert "stage clear" not in text
+
+
+def test_band_follows_safety_deltas() -> None:
+    m = model()
+    m.apply("stage.safety", {"type": "delta", "device": None, "seq": 3,
+                             "data": {**SAFE, "armed": True}}, now=NOW)
+    assert "[!] ARMED" in band(screen(m))
+    m.apply("stage.safety", {"type": "delta", "device": None, "seq": 4,
+                             "data": {**SAFE, "estop_latched": True, "estop_reason": "x",
+                                      "estop_by": "eve (engineer)"}}, now=NOW)
+    assert "E-STOP LATCHED" in band(screen(m))
+
+
+@pytest.mark.parametrize(("safety", "words"), [
+    ({}, "运动未使能"),
+    ({"armed": True}, "运动已使能"),
+    ({"estop_latched": True, "estop_reason": "演练", "estop_by": "ana (operator)"},
+     "急停未复位"),
+    ({"talent_on_stage": True}, "演员在台上"),
+])
+def test_band_in_chinese(safety: dict[str, Any], words: str) -> None:
+    text = band(screen(model(safety=safety), lang="zh"))
+    assert words in text
+    assert not re.search(r"[A-Za-z]{3,}", text.replace("ana", "")), text  # a user's name
+    if safety.get("estop_latched"):
+        assert "原因：演练" in text and "ana（操作员）" in text
+
+
+# ---- desired vs reported ----------------------------------------------------------------
+
+def led_rows(lines: list[str]) -> tuple[str, str]:
+    set_row = next(line for line in lines if line.startswith("set "))
+    actual_row = next(line for line in lines if line.startswith("actual "))
+    return set_row, actual_row
+
+
+def test_mismatch_marker_for_desired_800_reported_1200() -> None:
+    lines = screen(model(devices=[led(reported=1200.0, desired=800.0)]))
+    set_row, actual_row = led_rows(lines)
+    assert re.search(r"800 ≠", set_row) and re.search(r"1200 ≠", actual_row)
+    device_row = next(line for line in lines if line.startswith("led-main"))
+    assert "1200 nits" in device_row and "≠ 1 set≠actual" in device_row
+
+
+def test_no_mismatch_marker_when_desired_equals_reported() -> None:
+    lines = screen(model(devices=[led(reported=800.0, desired=800.0)]))
+    set_row, actual_row = led_rows(lines)
+    assert "800" in set_row and "800" in actual_row
+    assert "≠" not in set_row + actual_row
+    device_row = next(line for line in lines if line.startswith("led-main"))
+    assert "≠" not in device_row
+
+
+def test_mismatch_for_blackout_and_test_pattern_too() -> None:
+    dev = led(blackout=False, test_pattern="off")
+    dev["desired"] = {"blackout": True, "test_pattern": "grid"}
+    set_row, actual_row = led_rows(screen(model(devices=[dev])))
+    assert set_row.count("≠") == 2 and actual_row.count("≠") == 2
+
+
+# ---- size and stability -------------------------------------------------------------------
+
+def assert_fits(lines: list[str], width: int, height: int) -> None:
+    assert len(lines) <= height, "\n".join(lines)
+    wide = [line for line in lines if cell_len(line) > width]
+    assert not wide, wide
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_80x24_keeps_band_cue_summary_and_devices(lang: str) -> None:
+    lines = screen(model(safety={"estop_latched": True, "estop_reason": "drill",
+                                 "estop_by": "ana (operator)"}), lang=lang)
+    assert_fits(lines, 80, 24)
+    text = "\n".join(lines)
+    assert ("E-STOP LATCHED" if lang == "en" else "急停未复位") in lines[1]
+    summary = lines[3]
+    assert ("NEXT 2 cue 2 name" if lang == "en" else "待执行 2 cue 2 name") in summary
+    assert ("stage not armed" if lang == "en" else "运动未使能") in summary
+    for name in ("led-main", "arm-a", "cam-a"):
+        assert name in text
+
+
+def test_small_terminals_drop_sections_whole_in_priority_order() -> None:
+    m = model()
+    tall = "\n".join(screen(m, 100, 60))
+    for title in ("Devices", "Cues", "LED led-main", "Tracking", "Events"):
+        assert title in tall
+    small = screen(m, 80, 16)
+    assert_fits(small, 80, 16)
+    text = "\n".join(small)
+    assert "DISARMED" in small[1] and "NEXT 2" in small[3] and "Devices" in text
+    assert "Events" not in text and "Tracking" not in text
+    if "LED led-main" in text:  # a section is there whole or not at all
+        assert any(line.startswith("actual ") for line in small)
+
+
+def test_many_devices_and_cues_still_fit_80x24() -> None:
+    devices = [led(f"led-{i}") for i in range(16)] + [arm(f"arm-{i}") for i in range(8)]
+    m = model(devices=devices, cues=listing(count=40))
+    lines = screen(m)
+    assert_fits(lines, 80, 24)
+    assert "DISARMED" in lines[1] and "NEXT 2" in lines[3]
+    assert any("more" in line for line in lines)
+
+
+def column_starts(line: str, words: list[str]) -> list[int]:
+    return [line.index(w) for w in words]
+
+
+def test_column_widths_do_not_change_with_the_values() -> None:
+    one = model(devices=[led(reported=5.0), arm(state="IDLE"), tracker(rate=5.0)],
+                cues=listing(next_ready=True))
+    two = model(devices=[led(reported=1499.5, desired=1000.0, test_pattern="colour_bars"),
+                         arm(state="DISCONNECTED"), tracker(rate=59.94)],
+                cues=listing(next_ready=False))
+    first, second = screen(one, 100, 60), screen(two, 100, 60)
+    for header in (("device", "kind", "health", "detail"),
+                   ("brightness", "colour temp", "blackout", "freeze", "pattern"),
+                   ("source", "rate Hz", "jitter ms", "loss %", "timecode"),
+                   ("name", "does", "readiness")):
+        a = next(line for line in first if all(w in line for w in header))
+        b = next(line for line in second if all(w in line for w in header))
+        assert column_starts(a, list(header)) == column_starts(b, list(header))
+    for name, kind in (("led-main", "LED"), ("arm-a", "arm"), ("cam-a", "tracking")):
+        a = next(line for line in first if line.startswith(name))
+        b = next(line for line in second if line.startswith(name))
+        assert a.index(kind, len(name)) == b.index(kind, len(name))
+        assert a.index("+ online") == b.index("+ online")
+        assert a.index("+ online") + len("+ online") < len(a) - 1  # the detail column
+
+
+# ---- liveness -----------------------------------------------------------------------------
+
+def test_not_live_shows_unknown_and_stale_never_the_last_values() -> None:
+    m = model(devices=[led(reported=1234.0, desired=800.0), arm(state="MOVING"), tracker()],
+              safety={"armed": True}, cues=listing(next_ready=True))
+    live = screen(m, 100, 60, now=NOW + LIVE_TIMEOUT_S / 2)
+    assert "[!] ARMED" in live[1] and "1234" in "\n".join(live)
+    lines = screen(m, 100, 60, now=NOW + LIVE_TIMEOUT_S + 0.05)
+    text = "\n".join(lines)
+    assert "[?] UNKNOWN — engine not answering" in lines[1]
+    assert "ENGINE NOT ANSWERING" in lines[0]
+    assert not ARMED.search(text.split("Events")[0])
+    for last_value in ("1234", "MOVING", "50 Hz", "10:00:00:01", "✓ ready", "online",
+                       "NEXT"):
+        assert last_value not in text.split("Events")[0], last_value
+    assert "? stale" in text and "— stale" in text
+
+
+def test_never_heard_is_unknown() -> None:
+    m = StageModel(clock=lambda: NOW)
+    lines = screen(m)
+    assert "UNKNOWN" in lines[1] and "no message from the engine yet" in lines[2]
+
+
+def test_live_timeout_is_the_contracts() -> None:
+    assert LIVE_TIMEOUT_S == 0.75
+    m = model()
+    assert m.live(NOW + 0.74) and not m.live(NOW + 0.76)
+
+
+# ---- the stream ---------------------------------------------------------------------------
+
+def test_seq_gap_or_restart_wants_a_full_refresh() -> None:
+    m = model()
+    m.wanted.clear()
+    for seq in (3, 4, 5):
+        m.apply("engine", {"type": "heartbeat", "seq": seq, "data": {}}, now=NOW)
+    assert m.wanted == set()
+    m.apply("engine", {"type": "heartbeat", "seq": 7, "data": {}}, now=NOW)  # 6 was lost
+    assert m.wanted == set(FULL_REFRESH) == {"status", "safety.status", "cue.list"}
+    m.wanted.clear()
+    m.apply("engine", {"type": "heartbeat", "seq": 1, "data": {}}, now=NOW)  # restarted
+    assert m.wanted == set(FULL_REFRESH)
+
+
+def test_hearing_the_engine_after_a_quiet_spell_wants_a_full_refresh() -> None:
+    m = model()
+    m.wanted.clear()
+    m.apply("engine", {"type": "heartbeat", "seq": 3, "data": {}}, now=NOW + 5)
+    assert m.wanted == set(FULL_REFRESH)
+
+
+def test_cues_messages_replace_the_listing() -> None:
+    m = model()
+    fresh = listing(next_ready=True)
+    fresh["running"] = {"cue": 1, "device": "arm-a", "progress": 0.42}
+    m.apply("stage.cues", {"type": "cues", "device": None, "seq": 3, "data": fresh}, now=NOW)
+    lines = screen(m)
+    assert "running 1 arm-a 42%" in lines[3] and "NEXT 2 cue 2 name: ✓ ready" in lines[3]
+    assert any(line.startswith("RUN ") for line in lines)
+
+
+def test_older_listing_with_string_problems_is_accepted() -> None:
+    old = {"source": "cues.toml", "current": None, "marks": [],
+           "cues": [{"number": 1, "name": "wide", "led": {"preset": 2},
+                     "arm": "move_joints", "mark": "sc1",
+                     "problems": ["interlock: stage not armed (stagectl arm arm)"]},
+                    {"number": 2, "name": "warm", "led": {"brightness_nits": 700.0},
+                     "arm": None, "mark": None, "problems": []}]}
+    m = model(cues=old)
+    lines = screen(m, 100, 40)
+    assert "NEXT 1 wide: ✗ interlock: stage not armed" in lines[3]
+    row = next(line for line in lines if line.startswith("NEXT"))
+    assert "move joints" in row and "preset 2" in row
+    m.apply("stage.cues", {"type": "delta", "device": None, "seq": 3,
+                           "data": {"current": 1, "name": "wide"}}, now=NOW)
+    assert "cue.list" in m.wanted and "NEXT 2 warm: ✓ ready" in screen(m, 100, 40)[3]
+
+
+def test_events_are_sentences_in_the_readers_language() -> None:
+    m = model()
+    m.apply("engine", {"type": "event", "device": None, "seq": 3, "t": WALL,
+                       "data": {"code": "stage_armed", "params": {"user": "ana",
+                                                                  "role": "operator"},
+                                "message": "stage ARMED by ana (operator)",
+                                "level": "warning"}}, now=NOW)
+    m.apply("device.arm-a", {"type": "health", "device": "arm-a", "seq": 4, "t": WALL,
+                             "data": {"state": "degraded", "reason": "e-stop latched",
+                                      "problems": [{"code": "estop_latched", "params": {}}]}},
+            now=NOW)
+    english = "\n".join(screen(m, 100, 60))
+    assert "stage ARMED by ana (operator)" in english
+    assert "health degraded (e-stop latched)" in english
+    chinese = "\n".join(screen(m, 100, 60, lang="zh"))
+    assert "ana" in chinese and "stage ARMED" not in chinese
+    assert "状态：异常（急停未复位）" in chinese
+
+
+# ---- end to end ---------------------------------------------------------------------------
+
+CUES = """
+[[cues]]
+number = 1
+name = "wide"
+arm = { joints_deg = [0.0, -10.0, 10.0, 0.0, 0.0, 0.0] }
+"""
+
+
+@pytest.fixture
+def stage(tmp_path: Path) -> Any:
+    path = tmp_path / "cues.toml"
+    path.write_text(CUES, encoding="utf-8")
+    h = StageHarness(free_port_config(stage="dash-stage", arms=1, cues_file=str(path))).start()
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+def test_dashboard_loop_shows_arm_and_estop_from_a_live_engine(stage: StageHarness,
+                                                               monkeypatch: Any) -> None:
+    monkeypatch.setenv("STAGECTL_LANG", "en")
+    console = Console(width=100, height=40, record=True, force_terminal=True,
+                      file=io.StringIO(), color_system=None)
+    errors: list[BaseException] = []
+
+    def operate() -> None:
+        try:
+            with EngineClient(stage.config, ClientIdentity("ana", "operator")) as op:
+                time.sleep(0.5)
+                op.call("safety.arm")
+                time.sleep(0.5)
+                op.call("estop", {"reason": "drill"})
+        except BaseException as exc:  # reported by the test below
+            errors.append(exc)
+
+    worker = threading.Thread(target=operate, name="dashboard-operator")
+    worker.start()
+    try:
+        assert dashboard.run_dashboard(stage.config, 1.6, console) == 0
+    finally:
+        worker.join(5)
+    assert not errors, errors
+    text = console.export_text()
+    disarmed = text.find("[-] DISARMED")
+    armed = text.find("[!] ARMED")
+    estop = text.find("[X] E-STOP LATCHED")
+    assert 0 <= disarmed < armed < estop, text[-3000:]
+    tail = text[estop:]
+    assert "reason: drill" in tail and "by ana (operator)" in tail
+    assert "NEXT 1 wide: ✓ ready" in text[armed:estop]  # readiness followed the arming
+    assert "NEXT 1 wide: ✗" in tail and "e-stop" in tail
+    assert "arm-a" in tail and "UNKNOWN" not in text[armed:]
