@@ -38,13 +38,16 @@ SEVERITIES: dict[str, frozenset[str] | None] = {
 ALL_SOURCES = ""  # the source combo's "all" entry
 
 add_strings({
-    "log_filter_level": {"en": "Show:", "zh": "显示："},
+    "log_filter_level": {"en": "Severity:", "zh": "级别："},
     "log_filter_source": {"en": "Source:", "zh": "来源："},
     "log_severity_all": {"en": "all levels", "zh": "全部级别"},
     "log_severity_warning": {"en": "warnings and errors", "zh": "警告和错误"},
     "log_severity_error": {"en": "errors only", "zh": "仅错误"},
     "log_all_sources": {"en": "all sources", "zh": "全部来源"},
     "log_count": {"en": "{shown} of {total} shown", "zh": "显示 {shown} / {total} 条"},
+    # one line: time, level, source, message (full-width brackets and colon in Chinese)
+    "log_line": {"en": "{stamp} [{level}] {source}: {message}",
+                 "zh": "{stamp} 【{level}】{source}：{message}"},
 })
 
 
@@ -177,8 +180,10 @@ class EventLog(QWidget):
     def _html(self, entry: LogEntry) -> str:
         stamp = datetime.fromtimestamp(entry.t, self._tz).strftime("%H:%M:%S")
         colour = LEVEL_COLOURS.get(entry.level, LEVEL_COLOURS["info"])
-        return (f'<span style="color:{colour}">{stamp} [{html.escape(tr_level(entry.level))}] '
-                f"<b>{html.escape(entry.source)}</b>: {html.escape(entry.message)}</span>")
+        line = tr("log_line", stamp=stamp, level=html.escape(tr_level(entry.level)),
+                  source=f"<b>{html.escape(entry.source)}</b>",
+                  message=html.escape(entry.message))
+        return f'<span style="color:{colour}">{line}</span>'
 
     def _drop_first_line(self) -> None:
         self._shown -= 1

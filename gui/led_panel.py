@@ -426,7 +426,7 @@ class LedPanel(QWidget):
                 label.setToolTip(tr("drift_tip"))
             mark = self.drift_marks[key]
             mark.setText(DRIFT_MARK if drift else "")
-            mark.setStyleSheet(DRIFT_STYLE if drift else "")
+            mark.setStyleSheet(DRIFT_STYLE + " font-weight: bold;" if drift else "")
             mark.setToolTip(tr("drift_tip") if drift else "")
 
         self._render_status()

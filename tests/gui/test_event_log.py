@@ -119,6 +119,8 @@ def test_chinese_labels(qtbot: QtBot) -> None:
         "全部级别", "警告和错误", "仅错误"]
     assert log.source_combo.itemText(0) == "全部来源"
     assert log.count_label.text() == "显示 5 / 5 条"
-    assert log.lines()[1].startswith("20:00:01 [错误] arm-a")
+    assert log.lines()[1] == "20:00:01 【错误】arm-a：arm FAULT: joint 3 over current"
+    log.add("控制台", "未收到引擎消息，正在等待", "warning", T0 + 5)
+    assert log.lines()[-1] == "20:00:05 【警告】控制台：未收到引擎消息，正在等待"
     labels = {w.text() for w in log.findChildren(type(log.count_label))}
-    assert {"显示：", "来源："} <= labels
+    assert {"级别：", "来源："} <= labels

@@ -167,7 +167,8 @@ def test_silent_processor_goes_offline_and_preset_is_refused(qtbot: QtBot,
     with qtbot.waitSignal(console.bridge.command_failed, timeout=3000) as failed:
         qtbot.mouseClick(led.recall_button, Qt.MouseButton.LeftButton)
     assert failed.args[0] == "led.preset"
-    assert any("led.preset failed" in line and "cannot recall preset 3" in line
+    # the refusal reaches the log as an error, with the driver's reason
+    assert any("[error]" in line and "cannot recall preset 3" in line
                for line in window.event_log.lines())
     front_panel(console).send_message("/sim/fault/mute", 0)
     qtbot.waitUntil(lambda: window.health_panel.health_of("led-main") == "online",
