@@ -51,6 +51,11 @@ POSE_ORDER = (("x_mm", "pose_x", " mm"), ("y_mm", "pose_y", " mm"), ("z_mm", "po
               ("yaw_deg", "pose_yaw", "°"))
 
 
+def _num(value: object, digits: int) -> float:
+    """``value`` rounded for display, never "-0.0"."""
+    return round(float(value), digits) + 0.0  # type: ignore[arg-type]
+
+
 def _style(widget: QWidget, style: str) -> None:
     """Set a style sheet only when it changes (re-polishing on every sample is costly)."""
     if widget.styleSheet() != style:
@@ -213,14 +218,14 @@ class ArmPanel(QWidget):
             joints.append(shown["track_mm"])
         style = "" if known else STALE_STYLE
         for i, name in enumerate(self.axes):
-            self.position_labels[name].setText(f"{float(joints[i]):8.2f}" if i < len(joints)
-                                               else "—")
-            self.velocity_labels[name].setText(f"{float(velocities[i]):7.1f}"
+            self.position_labels[name].setText(f"{_num(joints[i], 2):8.2f}"
+                                               if i < len(joints) else "—")
+            self.velocity_labels[name].setText(f"{_num(velocities[i], 1):7.1f}"
                                                if i < len(velocities) else "—")
             _style(self.position_labels[name], style)
             _style(self.velocity_labels[name], style)
         pose = shown.get("tool_pose")
-        parts = [f"{tr(name)} {float(pose[key]):.1f}{unit}" for key, name, unit in POSE_ORDER
+        parts = [f"{tr(name)} {_num(pose[key], 1):.1f}{unit}" for key, name, unit in POSE_ORDER
                  if key in pose] if isinstance(pose, dict) else []
         self.pose_label.setText(label("arm_pose") + ("  ".join(parts) if parts else "—"))
         _style(self.pose_label, style)

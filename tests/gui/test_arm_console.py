@@ -43,7 +43,9 @@ def test_estop_button_and_f12_stop_the_arm(qtbot: QtBot, arm_console) -> None:
     qtbot.waitUntil(lambda: console.safety_bar.arm_button.isEnabled(), timeout=3000)
     qtbot.mouseClick(console.safety_bar.arm_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: console.safety_bar.status.get("armed") is True, timeout=3000)
-    qtbot.mouseClick(panel.jog_buttons[("j1", 1)], Qt.MouseButton.LeftButton)
+    jog = panel.jog_buttons[("j1", 1)]
+    qtbot.waitUntil(jog.isEnabled, timeout=3000)  # the engine's controls say: armed
+    qtbot.mouseClick(jog, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: sim.state == "MOVING", timeout=3000)
     estop = window.findChild(type(console.safety_bar.estop_button), "estop_button")
     assert estop is console.safety_bar.estop_button and estop.isVisible()
@@ -55,6 +57,8 @@ def test_estop_button_and_f12_stop_the_arm(qtbot: QtBot, arm_console) -> None:
                     timeout=3000)
     # reset from the console (it asks first), then F12 from anywhere in the window
     console.safety_bar.confirm = asked = Asked(True)
+    qtbot.waitUntil(lambda: not jog.isEnabled(), timeout=3000)  # latched: no motion
+    qtbot.waitUntil(console.safety_bar.reset_button.isEnabled, timeout=3000)
     qtbot.mouseClick(console.safety_bar.reset_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: sim.state == "IDLE", timeout=3000)
     assert len(asked.questions) == 1 and "DISARMED" in asked.questions[0][1]

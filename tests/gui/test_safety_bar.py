@@ -53,7 +53,7 @@ def snapshot(**interlocks: Any) -> dict[str, Any]:
     for cmd in ("arm.jog", "arm.home", "arm.run_path"):
         commands[cmd] = {"roles": CONTROL, "needs": MOTION_NEEDS}
     devices = interlocks.pop("devices", {"arm-a": {"device_ready": None,
-                                                   "resettable": NOTHING}})
+                                                   "device_resettable": NOTHING}})
     locks = {"estop_clear": None, "armed": None, "talent_clear": None, "resettable": NOTHING}
     locks.update(interlocks)
     return {"commands": commands, "interlocks": locks, "devices": devices}
@@ -230,8 +230,8 @@ def test_a_cli_hint_never_reaches_the_tooltip(qtbot: QtBot) -> None:
 
 
 def test_reset_asks_naming_what_it_re_enables(qtbot: QtBot, lang: str) -> None:
-    devices = {"arm-a": {"device_ready": IN_ESTOP, "resettable": None},
-               "arm-b": {"device_ready": None, "resettable": NOTHING}}
+    devices = {"arm-a": {"device_ready": IN_ESTOP, "device_resettable": None},
+               "arm-b": {"device_ready": None, "device_resettable": NOTHING}}
     controls = SnapshotControls("operator", snapshot(estop_clear=LATCHED, armed=NOT_ARMED,
                                                      resettable=None, devices=devices))
     bar, sent = make_bar(qtbot, controls, {**CLEAR_STATUS, "estop_latched": True,
