@@ -90,6 +90,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "log_disconnected": {"en": "engine not heard from; waiting for it",
                          "zh": "未收到引擎消息，正在等待"},
     "log_health": {"en": "{state} {reason}", "zh": "{state} {reason}"},
+    # with a reason ("异常：急停未复位"); log_health stays for a state without one
+    "log_health_reason": {"en": "{state}: {reason}", "zh": "{state}：{reason}"},
     "console": {"en": "console", "zh": "控制台"},
 }
 

@@ -162,7 +162,7 @@ COMMAND_LABELS: dict[str, tuple[str, str]] = {
     "safety.status": ("safety.status", "查询安全状态"),
     "safety.arm": ("safety.arm", "使能运动"),
     "safety.disarm": ("safety.disarm", "解除使能"),
-    "safety.talent": ("safety.talent", "设置演员在台状态"),
+    "safety.talent": ("safety.talent", "设置在台状态"),
     "audit.tail": ("audit.tail", "查看安全审计记录"),
     "arm.status": ("arm.status", "查询机械臂状态"),
     "arm.home": ("arm.home", "机械臂回原点"),
@@ -341,11 +341,22 @@ def _args(args: Mapping[str, Any], lang: str) -> str:
         key = shown.pop("key")
         parts.append(_pair(value_label("key", key, lang),
                            _arg_value("value", shown.pop("value"), {"key": key}, lang)))
+    if "interlock" in shown:  # a state, not a "name value" pair (safety.talent)
+        parts.append(value_label("interlock", shown.pop("interlock"), lang))
     for name, value in shown.items():
         label = ARG_LABELS.get(str(name))
         shown_name = str(name) if label is None else label[_index(lang)]
         parts.append(_pair(shown_name, _arg_value(str(name), value, args, lang)))
     return _PAIR_SEP[lang].join(parts)
+
+
+def _talent_args(cmd: object, args: Mapping[str, Any]) -> Mapping[str, Any]:
+    # safety.talent {"on": true} reads "演员在台上", not "开启：开"
+    on = args.get("on")
+    if cmd != "safety.talent" or not isinstance(on, bool):
+        return args
+    rest = {k: v for k, v in args.items() if k != "on"}
+    return {"interlock": "talent_on_stage" if on else "talent_clear", **rest}
 
 
 def _pair(name: str, value: str) -> str:
@@ -367,7 +378,7 @@ def _param(name: str, value: Any, params: Mapping[str, Any], lang: str) -> str:
     if name == "cmd" and isinstance(value, str):
         return command_label(value, lang)
     if name == "args" and isinstance(value, Mapping):
-        pairs = _args(value, lang)
+        pairs = _args(_talent_args(params.get("cmd"), value), lang)
         return f"（{pairs}）" if lang == "zh" and pairs else pairs
     if name == "value" and isinstance(params.get("key"), str) and params["key"] in VALUE_LABELS:
         return value_label(params["key"], value, lang)

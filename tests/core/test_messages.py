@@ -35,7 +35,7 @@ ALLOWED_LATIN = ("°C", "K", "Hz", "ms", "mm", "fps", "UDP", "OSC", "JSON", "Zer
 _ALLOWED = re.compile("(?<![A-Za-z])(?:" + "|".join(map(re.escape, ALLOWED_LATIN))
                       + ")(?![A-Za-z])")
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
-_ASCII_AFTER_CJK = re.compile(f"[{CJK}][:;,(]")
+_ASCII_AFTER_CJK = re.compile(f"[{CJK}\u3000-\u303f\uff00-\uffef] *[:;,(]")
 
 
 def _fields(template: str) -> set[str]:
@@ -317,3 +317,10 @@ def test_reapplied_keys_are_named_in_chinese() -> None:
         obj = {"code": "connected_reapplying", "params": {"why": why, "keys": keys},
                "message": "connected"}
         assert m.render(obj, "zh") == "已连接（处理器已重启），正在重新下发设定值：亮度、测试画面"
+
+
+def test_talent_command_reads_as_the_stage_state() -> None:
+    for on, text in ((True, "演员在台上"), (False, "台上无人")):
+        done = engine_message("command_done", user="ana", role="operator", cmd="safety.talent",
+                              args={"on": on})
+        assert m.render(done, "zh") == f"ana（操作员）：设置在台状态（{text}）"
