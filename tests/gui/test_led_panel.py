@@ -18,11 +18,13 @@ from pytestqt.qtbot import QtBot
 from pythonosc.udp_client import SimpleUDPClient
 
 from gui import i18n
+from gui.app import MainWindow
 from gui.controls import Controls
 from gui.i18n import tr
 from gui.led_panel import LedPanel
 from stagectl.client import ClientIdentity
-from tests.gui.conftest import Console, sim_address, sim_values
+from stagectl.harness import StageHarness, free_port_config
+from tests.gui.conftest import Console, make_bridge, sim_address, sim_values, stop_bridge
 
 
 def front_panel(console: Console) -> SimpleUDPClient:
@@ -362,3 +364,30 @@ def test_alerts_render_from_codes_in_the_console_language(qtbot: QtBot) -> None:
     panel.set_live(False)
     assert panel.alerts_label.text() == "未知"
     assert panel.stale_banner.text().startswith("⚠ 数据过期：")
+
+
+def test_engine_loss_shows_the_wall_stale_and_disables_its_controls(qtbot: QtBot) -> None:
+    harness = StageHarness(free_port_config(stage="gui-led-loss")).start()
+    bridge = make_bridge(harness)
+    window = MainWindow(harness.config, bridge)
+    qtbot.addWidget(window)
+    bridge.start()
+    try:
+        panel = window.led_panels["led-main"]
+        qtbot.waitUntil(lambda: panel.reported_labels["brightness_nits"].property("stale")
+                        is False and panel.brightness_slider.isEnabled(), timeout=3000)
+        assert panel.output_label.text().endswith("nits")
+        harness.stop()
+        qtbot.waitUntil(lambda: panel.stale_banner.isVisibleTo(window), timeout=3000)
+        for label in (*panel.reported_labels.values(), *panel.desired_labels.values(),
+                      panel.output_label, panel.panels_label, panel.alerts_label):
+            assert label.text() == "unknown"
+        for name in LED_WIDGETS:
+            widget = getattr(panel, name)
+            assert not widget.isEnabled(), name
+        assert panel.recall_button.toolTip() == \
+            "The engine is not connected; this control is unavailable"
+    finally:
+        stop_bridge(bridge)
+        if harness.loop.loop.is_running():
+            harness.stop()
