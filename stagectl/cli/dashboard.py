@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from functools import partial
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -143,13 +144,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "loss": {"en": "loss", "zh": "丢包"},
     "events": {"en": "Events", "zh": "事件日志"},
     "ev_health": {"en": "health {state}{reason}", "zh": "状态：{state}{reason}"},
-    "a_move_joints": {"en": "move joints", "zh": "关节运动"},
-    "a_move_pose": {"en": "move pose", "zh": "末端位姿运动"},
-    "a_run_path": {"en": "run path", "zh": "运行路径"},
-    "a_preset": {"en": "preset {v}", "zh": "预设 {v}"},
     "a_brightness_nits": {"en": "brightness {v} nits", "zh": "亮度 {v} 尼特"},
     "a_colour_temperature_k": {"en": "colour temp {v} K", "zh": "色温 {v} K"},
-    "a_mark": {"en": "mark {v}", "zh": "标记 {v}"},
 }
 SEP = {"en": "; ", "zh": "；"}
 DOT = {"en": " · ", "zh": "；"}
@@ -561,11 +557,14 @@ def _cue_summary(model: StageModel, width: int, now: float, lang: str) -> Text:
 
 def _action_text(action: dict[str, Any], lang: str) -> str:
     what = str(action.get("what", ""))
+    value = action.get("value")
     key = f"a_{what}"
-    if key in STRINGS:
-        label = t(key, lang, v=_fmt(action.get("value"), lang))
+    if key in STRINGS:  # a value with its unit
+        label = t(key, lang, v=_fmt(value, lang))
     else:
         label = messages.value_label("what", what, lang)
+        if value is not None:
+            label += f" {_fmt(value, lang)}"
     device = action.get("device")
     return f"{device}: {label}" if device else label
 
@@ -575,7 +574,8 @@ def _cue_sheet(model: StageModel, width: int, rows: int, now: float, lang: str) 
     if cues is None or not cues["cues"] or rows < 1:
         return None
     widths = _split(width, [6, 4, 14], [2, 3])
-    table = _table(t("cues", lang) + (f"  {cues['source']}" if cues.get("source") else ""),
+    source = Path(str(cues.get("source") or "")).name
+    table = _table(t("cues", lang) + (f"  {source}" if source else ""),
                    widths, [t(k, lang) for k in ("col_cue", "col_cue", "col_name", "col_does",
                                                  "col_ready")])
     table.columns[0].header = ""
@@ -931,7 +931,9 @@ def run_dashboard(config: StageConfig, duration_s: float | None = None,
 
     def frame() -> Group:
         width, height = console.size
-        return render(model, width, height, lang=lang)
+        # one line less than the terminal: Live ends a frame with a newline, and a full-height
+        # frame would scroll its first line (the header) away on every refresh
+        return render(model, width, height - 1, lang=lang)
 
     try:
         with Live(frame(), console=console, auto_refresh=False, screen=False,
