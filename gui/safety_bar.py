@@ -81,12 +81,12 @@ def gate(widget: QWidget, controls: ControlsLike | None, cmd: str, device: str |
         known: whether the state the control depends on has arrived from the engine.
     """
     tip = ""
-    if not live or (controls is not None and not controls.live):
+    if not live:  # the engine's interlock data is as old as the link: say only that
         tip = tr("engine_not_live_tip")
+    elif controls is not None and controls.blocked(cmd, device) is not None:
+        tip = strip_cli_hints(controls.reason(cmd, device) or "") or cmd  # role, interlock
     elif not known:
         tip = tr("state_not_known_tip")
-    elif controls is not None and controls.blocked(cmd, device) is not None:
-        tip = strip_cli_hints(controls.reason(cmd, device) or "") or cmd
     widget.setEnabled(not tip)
     widget.setToolTip(tip)
 
@@ -159,7 +159,7 @@ class SafetyBar(QWidget):
         self.live = True
         self.confirm: Confirm = ask_with_dialog(self)
         layout = QHBoxLayout(self)
-        self.estop_button = QPushButton(f"{tr('estop')}  ({ESTOP_SHORTCUT})")
+        self.estop_button = QPushButton(tr("estop_button", shortcut=ESTOP_SHORTCUT))
         self.estop_button.setObjectName("estop_button")
         self.estop_button.setToolTip(tr("estop_tip"))
         self.estop_button.setStyleSheet(ESTOP_STYLE)

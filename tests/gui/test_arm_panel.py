@@ -78,7 +78,7 @@ def test_state_and_pose_are_translated(qtbot: QtBot, lang: str) -> None:
         assert pose.startswith("末端位姿：") and "横滚 90.0°" in pose and "俯仰 0.0°" in pose
         assert "偏航 12.5°" in pose and "x -1184.3 mm" in pose
         shown = " ".join(texts(panel))
-        assert "状态：" in shown and "回原点" in shown and "轨道" in shown
+        assert "状态：" in shown and "回原点" in shown and "轨道位置" in shown
         # nothing English but axis names (j1..j6), units and the pose's x/y/z
         left = re.sub(r"\bj[1-6]\b|\bmm\b|\b[xyz]\b", "", shown)
         assert not re.search(r"[A-Za-z]", left), left

@@ -248,7 +248,7 @@ def test_reset_asks_naming_what_it_re_enables(qtbot: QtBot, lang: str) -> None:
         assert "arm-a" in text and "arm-b" not in text
         assert "stays DISARMED" in text and "separate act" in text
     else:
-        assert "解除急停锁定（操作人：ana（操作员）；原因：控制台急停）" in text
+        assert "复位急停（操作人：ana（操作员）；原因：控制台急停）" in text
         assert "arm-a" in text and "arm-b" not in text
         assert "运动未使能" in text and "使能运动" in text
         assert not re.search(r"[A-Za-z]", text.replace("ana", "").replace("arm-a", ""))
