@@ -14,6 +14,8 @@ whose table to fix (``docs/i18n-glossary.md`` has the terms).
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 import socket
 import string
@@ -44,6 +46,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+import gui
 from gui import i18n
 from gui.app import MainWindow
 from gui.messages import render_error, render_message
@@ -282,3 +285,21 @@ def test_every_catalogued_message_renders_in_chinese() -> None:
             bad.append(f"error {code}: {text!r}")
     assert not bad, "\n".join(bad)
     assert not m.fallbacks, dict(m.fallbacks)
+
+
+# A Qt file-dialog filter keeps its ASCII brackets and patterns (Qt parses them).
+_FILE_FILTER = re.compile(r"\(\*\.[^)]*\)")
+
+
+def test_every_string_table_entry_is_chinese() -> None:
+    """Every panel's strings, also those the walk does not reach (dialogs, rarer states)."""
+    for module in pkgutil.iter_modules(gui.__path__):
+        importlib.import_module(f"gui.{module.name}")  # each registers its add_strings()
+    allowed = _allowed(set())
+    bad = []
+    for key, text in sorted(i18n.STRINGS.items()):
+        zh = _FILE_FILTER.sub(" ", re.sub(r"\{[^{}]*\}", " ", text["zh"]))
+        left = english_left(zh, allowed)
+        if left:
+            bad.append(f"{key}: {text['zh']!r}  [{', '.join(left)}]")
+    assert not bad, "English left in zh strings:\n" + "\n".join(bad)
