@@ -82,6 +82,8 @@ CUE_SHEET_STRINGS: dict[str, dict[str, str]] = {
                     "zh": "待执行：无（已到列表末尾）"},
     "cs_next_stale": {"en": "{text} (not current: engine not connected)",
                       "zh": "{text}（非实时：引擎未连接）"},
+    "cs_next_waiting": {"en": "{text} (not current: waiting for the engine)",
+                        "zh": "{text}（非实时：正在等待引擎）"},
     "cs_no_cues": {"en": "No cues loaded for this stage", "zh": "本舞台未加载提示点"},
     "cs_go": {"en": "GO", "zh": "执行"},
     "cs_go_cue": {"en": "GO  {cue}", "zh": "执行  {cue}"},
@@ -285,6 +287,7 @@ class CuePanel(QWidget):
         self.progress_bar: QProgressBar | None = None
         self._bar_cue: int | None = None
         self._finished: dict[str, Any] | None = None  # the last run's end, seen locally
+        self._shown_next: int | None = None
 
         layout = QVBoxLayout(self)
         self.table = QTableWidget(0, len(COLUMNS))
@@ -460,6 +463,13 @@ class CuePanel(QWidget):
                 self.table.selectRow(row_selected)
         finally:
             self.table.blockSignals(False)
+        next_row = None if self.sheet.next is None else self.row_of(self.sheet.next)
+        if next_row is not None and self.sheet.next != self._shown_next:
+            item = self.table.item(next_row, COL_NUMBER)
+            if item is not None:  # keep the cue standing by in view, as QLab does
+                self.table.doItemsLayout()  # the scroll range follows the new rows first
+                self.table.scrollToItem(item, QAbstractItemView.ScrollHint.EnsureVisible)
+        self._shown_next = self.sheet.next
         self._render_next()
         self._update_buttons()
 
@@ -533,8 +543,12 @@ class CuePanel(QWidget):
         else:
             text = tr("cs_next_end") if self.sheet.cues else tr("cs_no_cues")
             self.go_button.setText(tr("cs_go"))
-        if not self.fresh:
+        if self.stale and not self.sheet.cues:
+            text = tr("cs_why_stale") if self.live else tr("cs_why_offline")
+        elif not self.live:
             text = tr("cs_next_stale", text=text)
+        elif self.stale:
+            text = tr("cs_next_waiting", text=text)
         self.next_label.setText(text)
         self.next_label.setStyleSheet(NEXT_STYLE if self.fresh else NEXT_STALE_STYLE)
 

@@ -299,9 +299,10 @@ def test_stale_until_the_next_listing(panel: CuePanel) -> None:
     for button in (panel.go_button, panel.back_button, panel.jump_button):
         assert not button.isEnabled()
     assert panel.go_button.toolTip() == "The engine is not connected"
-    assert "not current" in panel.next_label.text()
+    assert panel.next_label.text() == "Next: 2 — Push in (not current: engine not connected)"
     panel.set_live(True)  # live again: nothing is shown as known until a listing comes
     assert panel.cell(2, COL_READY) == "? unknown — waiting for the cue list from the engine"
+    assert panel.next_label.text() == "Next: 2 — Push in (not current: waiting for the engine)"
     assert not panel.go_button.isEnabled()
     assert panel.go_button.toolTip() == "Waiting for the cue list from the engine"
     panel.apply_listing(with_ready(LISTING, 2, True))
@@ -312,6 +313,25 @@ def test_nothing_before_the_first_listing(panel: CuePanel) -> None:
     assert panel.table.rowCount() == 0
     assert not panel.go_button.isEnabled()
     assert panel.go_button.toolTip() == "Waiting for the cue list from the engine"
+    assert panel.next_label.text() == "Waiting for the cue list from the engine"
+    panel.set_live(False)
+    assert panel.next_label.text() == "The engine is not connected"
+
+
+def test_the_next_cue_is_kept_in_view(qtbot: QtBot) -> None:
+    panel = CuePanel()
+    qtbot.addWidget(panel)
+    panel.resize(600, 220)
+    panel.show()
+    many = copy.deepcopy(LISTING)
+    template = many["cues"][2]
+    many["cues"] = [{**template, "number": n, "name": f"cue {n}"} for n in range(1, 41)]
+    panel.apply_listing({**many, "current": 34, "next": 35, "running": None})
+    row = panel.row_of(35)
+    assert row is not None
+    item = panel.table.item(row, COL_NUMBER)
+    assert item is not None
+    assert panel.table.viewport().rect().contains(panel.table.visualItemRect(item))
 
 
 def test_selection_is_kept_across_renders(panel: CuePanel) -> None:
