@@ -219,6 +219,9 @@ ARG_LABELS: dict[str, tuple[str, str]] = {
     "pitch_deg": ("pitch", "俯仰"),
     "yaw_deg": ("yaw", "偏航"),
 }
+# a validation error's ``param`` (an LED key or a command argument), for codes that carry one
+VALUE_LABELS["param"] = {**_LED_KEYS, **{k: v for k, v in ARG_LABELS.items() if k != "key"}}
+
 # arg values translated by arg name (beyond VALUE_LABELS)
 _ARG_VALUES: dict[str, dict[str, tuple[str, str]]] = {
     "fault": {

@@ -324,3 +324,9 @@ def test_talent_command_reads_as_the_stage_state() -> None:
         done = engine_message("command_done", user="ana", role="operator", cmd="safety.talent",
                               args={"on": on})
         assert m.render(done, "zh") == f"ana（操作员）：设置在台状态（{text}）"
+
+
+def test_a_validation_param_is_named_in_chinese() -> None:
+    assert m.value_label("param", "brightness_nits", "zh") == "亮度"
+    assert m.value_label("param", "joints_deg", "zh") == "关节角度"
+    assert m.value_label("param", "martian", "zh") == "martian"
