@@ -11,6 +11,7 @@ import io
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -380,30 +381,59 @@ def stage(tmp_path: Path) -> Any:
         h.stop()
 
 
+def recording_console() -> Console:
+    return Console(width=100, height=40, record=True, force_terminal=True, file=io.StringIO(),
+                   color_system=None)
+
+
+def wait_shown(console: Console, *texts: str, after: str = "", timeout_s: float = 5.0) -> None:
+    """Wait until the dashboard has drawn every one of ``texts`` (after ``after``)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        shown = console.export_text(clear=False)
+        shown = shown[shown.find(after):] if after in shown else ("" if after else shown)
+        if all(text in shown for text in texts):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the dashboard never showed {texts}")
+
+
+def run_beside(config: Any, duration_s: float, console: Console,
+               operate: Callable[[], None]) -> None:
+    """Run the dashboard loop while ``operate`` drives the stage on another thread."""
+    errors: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            operate()
+        except BaseException as exc:  # raised again below, on the test's thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=guarded, name="dashboard-operator")
+    worker.start()
+    try:
+        assert dashboard.run_dashboard(config, duration_s, console) == 0
+    finally:
+        worker.join(10)
+    if errors:
+        raise errors[0]
+
+
 def test_dashboard_loop_shows_arm_and_estop_from_a_live_engine(stage: StageHarness,
                                                                monkeypatch: Any) -> None:
     monkeypatch.setenv("STAGECTL_LANG", "en")
-    console = Console(width=100, height=40, record=True, force_terminal=True,
-                      file=io.StringIO(), color_system=None)
-    errors: list[BaseException] = []
+    console = recording_console()
 
     def operate() -> None:
-        try:
-            with EngineClient(stage.config, ClientIdentity("ana", "operator")) as op:
-                time.sleep(0.5)
-                op.call("safety.arm")
-                time.sleep(0.5)
-                op.call("estop", {"reason": "drill"})
-        except BaseException as exc:  # reported by the test below
-            errors.append(exc)
+        with EngineClient(stage.config, ClientIdentity("ana", "operator")) as op:
+            wait_shown(console, "[-] DISARMED", "NEXT 1 wide: ✗")
+            op.call("safety.arm")
+            wait_shown(console, "[!] ARMED", "NEXT 1 wide: ✓ ready", after="[!] ARMED")
+            op.call("estop", {"reason": "drill"})
+            wait_shown(console, "[X] E-STOP LATCHED", "NEXT 1 wide: ✗",
+                       after="[X] E-STOP LATCHED")
 
-    worker = threading.Thread(target=operate, name="dashboard-operator")
-    worker.start()
-    try:
-        assert dashboard.run_dashboard(stage.config, 1.6, console) == 0
-    finally:
-        worker.join(5)
-    assert not errors, errors
+    run_beside(stage.config, 4.0, console, operate)
     text = console.export_text()
     disarmed = text.find("[-] DISARMED")
     armed = text.find("[!] ARMED")
@@ -411,6 +441,30 @@ def test_dashboard_loop_shows_arm_and_estop_from_a_live_engine(stage: StageHarne
     assert 0 <= disarmed < armed < estop, text[-3000:]
     tail = text[estop:]
     assert "reason: drill" in tail and "by ana (operator)" in tail
-    assert "NEXT 1 wide: ✓ ready" in text[armed:estop]  # readiness followed the arming
-    assert "NEXT 1 wide: ✗" in tail and "e-stop" in tail
-    assert "arm-a" in tail and "UNKNOWN" not in text[armed:]
+    assert "e-stop" in tail.split("NEXT 1 wide: ✗", 1)[1].splitlines()[0]
+    assert "arm-a" in tail and "UNKNOWN" not in text[disarmed:]
+
+
+def test_dashboard_loop_turns_stale_when_the_engine_stops(tmp_path: Path,
+                                                          monkeypatch: Any) -> None:
+    monkeypatch.setenv("STAGECTL_LANG", "en")
+    h = StageHarness(free_port_config(stage="dash-stage", devices=1)).start()
+    console = recording_console()
+    stopped = False
+
+    def operate() -> None:
+        nonlocal stopped
+        wait_shown(console, "[-] DISARMED", "+ online")
+        h.stop()
+        stopped = True
+        wait_shown(console, "[?] UNKNOWN — engine not answering", after="+ online")
+
+    try:
+        run_beside(h.config, 4.0, console, operate)
+    finally:
+        if not stopped:
+            h.stop()
+    text = console.export_text()
+    last = text[text.rfind("ENGINE NOT ANSWERING"):]
+    assert "[?] UNKNOWN" in last and "? stale" in last
+    assert "DISARMED" not in last and "+ online" not in last and "1000 nits" not in last
