@@ -448,6 +448,7 @@ class CuePanel(QWidget):
     def _render(self) -> None:
         selected = self.selected_number()
         if self.progress_bar is not None:
+            self.progress_bar.hide()  # removed widgets are deleted later: gone from view now
             self.progress_bar = None
             self._bar_cue = None
             for row in range(self.table.rowCount()):
@@ -512,9 +513,10 @@ class CuePanel(QWidget):
         assert ready_item is not None
         ready_item.setForeground(QBrush(QColor(ready_colour)))
         if not self.fresh:
-            state_item = self.table.item(row, COL_STATE)
-            assert state_item is not None
-            state_item.setForeground(QBrush(QColor(STALE_COLOUR)))
+            for col in (COL_STATE, COL_PROGRESS):
+                stale_item = self.table.item(row, col)
+                assert stale_item is not None
+                stale_item.setForeground(QBrush(QColor(STALE_COLOUR)))
         if running and self.fresh and sheet.running is not None:
             bar = QProgressBar()
             bar.setFormat("%p%" if language() == "zh" else "%p %")

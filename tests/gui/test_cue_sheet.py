@@ -296,6 +296,7 @@ def test_stale_until_the_next_listing(panel: CuePanel) -> None:
         assert foreground(panel, number, COL_READY) == "#757575"
     assert panel.progress_bar is None
     assert panel.cell(1, COL_PROGRESS) == "? unknown"
+    assert foreground(panel, 1, COL_PROGRESS) == "#757575"
     for button in (panel.go_button, panel.back_button, panel.jump_button):
         assert not button.isEnabled()
     assert panel.go_button.toolTip() == "The engine is not connected"
