@@ -35,16 +35,15 @@ from gui.safety_bar import Confirm, ControlsLike, ask_with_dialog, gate, reset_c
 JOINTS: tuple[str, ...] = ("j1", "j2", "j3", "j4", "j5", "j6")
 JOG_DEG_S = 10.0
 JOG_S = 0.3
-STATE_STYLES = {"IDLE": "color: #1b5e20; font-weight: bold;",
-                "MOVING": "color: #0d47a1; font-weight: bold;",
-                "HOMING": "color: #0d47a1; font-weight: bold;",
-                "STOPPING": "color: #e65100; font-weight: bold;",
-                "ESTOP": "background: #b71c1c; color: white; font-weight: bold; padding: 2px; "
-                         "border: 2px solid #fdd835;",
-                "FAULT": "background: #e65100; color: white; font-weight: bold; padding: 2px;",
-                "DISCONNECTED": "color: #757575;"}
-UNKNOWN_STATE_STYLE = "color: #616161; background: #e0e0e0; border: 1px dashed #757575; " \
-                      "padding: 2px;"
+_STATE = "font-size: 16px; font-weight: bold; padding: 2px 6px; "
+STATE_STYLES = {"IDLE": _STATE + "color: #1b5e20;",
+                "MOVING": _STATE + "color: #0d47a1;",
+                "HOMING": _STATE + "color: #0d47a1;",
+                "STOPPING": _STATE + "color: #e65100;",
+                "ESTOP": _STATE + "background: #b71c1c; color: white; border: 2px solid #fdd835;",
+                "FAULT": _STATE + "background: #e65100; color: white;",
+                "DISCONNECTED": _STATE + "color: #616161; border: 1px solid #9e9e9e;"}
+UNKNOWN_STATE_STYLE = _STATE + "color: #616161; background: #e0e0e0; border: 1px dashed #757575;"
 STALE_STYLE = "color: #9e9e9e;"
 POSE_ORDER = (("x_mm", "pose_x", " mm"), ("y_mm", "pose_y", " mm"), ("z_mm", "pose_z", " mm"),
               ("roll_deg", "pose_roll", "°"), ("pitch_deg", "pose_pitch", "°"),
