@@ -197,7 +197,8 @@ def _drive(harness: StageHarness) -> None:
         op.call("led.set", {"key": "blackout", "value": False})
         op.call("estop", {"reason": "演练"})
         deadline = time.monotonic() + 5.0  # reset once the arm has latched its e-stop
-        while op.call("arm.status", {}).get("state") != "ESTOP" and time.monotonic() < deadline:
+        while op.call("arm.status", {})["state"].get("state") != "ESTOP":
+            assert time.monotonic() < deadline, "the arm never latched its e-stop"
             time.sleep(0.02)
         op.call("safety.reset", {})
         eng.call("sim.fault", {"fault": "panels_offline", "value": 3})
