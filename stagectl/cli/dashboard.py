@@ -206,7 +206,7 @@ class EventLine:
     t: float
     source: str
     level: str
-    message: Any  # a wire message (str or dict), or ("_key", {params}) for our own words
+    message: Any  # a wire message (str or dict), or (STRINGS key, {params}) for our own
 
 
 def normalise_cues(listing: dict[str, Any]) -> dict[str, Any]:
@@ -254,6 +254,15 @@ def normalise_cues(listing: dict[str, Any]) -> dict[str, Any]:
             "running": listing.get("running"), "cues": cues}
 
 
+def _concerns(cmd: str, topic: str, kind: object) -> bool:
+    """Whether a stream message updates what the ``cmd`` snapshot holds."""
+    if cmd == "safety.status":
+        return topic == "stage.safety"
+    if cmd == "cue.list":
+        return topic == "stage.cues"
+    return topic.startswith(bus.DEVICE_TOPIC_PREFIX) or kind == "heartbeat"
+
+
 def _next_after(cues: list[dict[str, Any]], current: object) -> object:
     numbers = [c["number"] for c in cues]
     if current is None:
@@ -284,6 +293,9 @@ class StageModel:
         self.last_seq: int | None = None
         self.wanted: set[str] = set(FULL_REFRESH)
         self.gaps = 0
+        # stream messages that arrived while a snapshot query was out, replayed over its
+        # reply: a reply computed before an e-stop must not overwrite the e-stop's delta
+        self._journal: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         if config is not None:
             self.stage = {"name": config.stage.name, "site": config.stage.site,
                           "timezone": config.stage.timezone}
@@ -318,14 +330,28 @@ class StageModel:
 
     # ---- full snapshots -----------------------------------------------------------------
 
+    def sent(self, cmd: str) -> None:
+        """A query for one of :data:`FULL_REFRESH` went out: keep what the stream says meanwhile."""
+        self._journal[cmd] = []
+
+    def dropped(self, cmd: str) -> None:
+        """The query for ``cmd`` was given up (no reply in time)."""
+        self._journal.pop(cmd, None)
+
     def load(self, cmd: str, result: Any) -> None:
-        """Apply the reply to one of :data:`FULL_REFRESH`."""
+        """Apply the reply to one of :data:`FULL_REFRESH`, then what the stream said since.
+
+        The reply and the stream come on different sockets, so a delta published after the
+        reply was made can arrive before it; replaying the deltas keeps the newest state.
+        """
         if cmd == "status":
             self.load_status(result)
         elif cmd == "safety.status":
             self.safety = dict(result)
         elif cmd == "cue.list":
             self.cues = normalise_cues(result)
+        for topic, message in self._journal.pop(cmd, []):
+            self._apply_state(topic, message, replay=True)
 
     def load_status(self, status: dict[str, Any]) -> None:
         """Replace device snapshots with a full ``status`` reply."""
@@ -347,6 +373,21 @@ class StageModel:
                 self.gaps += 1
                 self.wanted.update(FULL_REFRESH)
             self.last_seq = seq
+        kind = message.get("type")
+        if kind == "event":
+            data = message.get("data") or {}
+            self.events.append(EventLine(float(message.get("t") or time.time()),
+                                         message.get("device") or "engine",
+                                         str(data.get("level", "info")), data))
+            return
+        if kind == "sample" or topic.startswith(bus.TRACKING_TOPIC_PREFIX):
+            return  # tracking samples: the source's stats come as deltas
+        for cmd, journal in self._journal.items():
+            if _concerns(cmd, topic, kind):
+                journal.append((topic, message))
+        self._apply_state(topic, message)
+
+    def _apply_state(self, topic: str, message: dict[str, Any], replay: bool = False) -> None:
         kind, name = message.get("type"), message.get("device")
         data = message.get("data") or {}
         stamp = float(message.get("t") or time.time())
@@ -361,7 +402,8 @@ class StageModel:
                 if self.cues is not None and "current" in data:
                     self.cues["current"] = data["current"]
                     self.cues["next"] = _next_after(self.cues["cues"], data["current"])
-                self.wanted.add("cue.list")
+                if not replay:
+                    self.wanted.add("cue.list")
             return
         if kind == "heartbeat":
             for dev_name, health in (data.get("devices") or {}).items():
@@ -369,11 +411,7 @@ class StageModel:
                 if dev is not None:
                     dev["health"] = health
             return
-        if kind == "event":
-            self.events.append(EventLine(stamp, name or "engine", str(data.get("level", "info")),
-                                         data))
-            return
-        if not name or topic.startswith(bus.TRACKING_TOPIC_PREFIX):
+        if not name:
             return
         dev = self._device(name, "?")
         if kind == "delta":
@@ -385,10 +423,11 @@ class StageModel:
             dev["health"] = state
             dev["health_reason"] = str(data.get("reason", ""))
             dev["health_problems"] = list(data.get("problems") or [])
-            self.events.append(EventLine(stamp, name, "info" if state == "online" else "warning",
-                                         ("ev_health", {"state": state,
-                                                        "reason": dev["health_reason"],
-                                                        "problems": dev["health_problems"]})))
+            if not replay:
+                self.events.append(
+                    EventLine(stamp, name, "info" if state == "online" else "warning",
+                              ("ev_health", {"state": state, "reason": dev["health_reason"],
+                                             "problems": dev["health_problems"]})))
 
     def note(self, source: str, level: str, message: Any) -> None:
         """Add a line of the dashboard's own to the event log."""
@@ -862,6 +901,7 @@ class EngineLink:
         for rid, (cmd, sent) in list(self.pending.items()):
             if now - sent > REQUEST_TIMEOUT_S:
                 del self.pending[rid]
+                model.dropped(cmd)
                 model.wanted.add(cmd)
         if now >= self.next_resync:
             self.next_resync = now + RESYNC_S
@@ -878,6 +918,7 @@ class EngineLink:
                 model.note("dashboard", "warning", str(exc))
                 continue
             self.pending[rid] = (cmd, now)
+            model.sent(cmd)
             self._sent_once = True
         model.wanted.clear()
 
@@ -907,6 +948,7 @@ class EngineLink:
         try:
             model.load(cmd, unwrap(reply))
         except EngineError as exc:
+            model.dropped(cmd)
             error = {"code": exc.code, "message": str(exc), **exc.details}
             model.note("dashboard", "warning", ("ev_error", {"cmd": cmd, "error": error}))
 

@@ -314,6 +314,30 @@ def test_hearing_the_engine_after_a_quiet_spell_wants_a_full_refresh() -> None:
     assert m.wanted == set(FULL_REFRESH)
 
 
+def test_a_reply_made_before_an_estop_never_overwrites_it() -> None:
+    m = model(safety={"armed": True})
+    m.sent("safety.status")
+    m.apply("stage.safety", {"type": "delta", "device": None, "seq": 3,
+                             "data": {**SAFE, "estop_latched": True, "estop_reason": "drill",
+                                      "estop_by": "ana (operator)"}}, now=NOW)
+    m.load("safety.status", {**SAFE, "armed": True})  # made before the e-stop, arrived after
+    assert "[X] E-STOP LATCHED" in band(screen(m))
+    m.sent("safety.status")
+    m.load("safety.status", {**SAFE, "talent_on_stage": True})  # nothing newer meanwhile
+    assert "[T] TALENT ON STAGE" in band(screen(m))
+
+
+def test_a_status_reply_keeps_device_deltas_that_overtook_it() -> None:
+    m = model(devices=[led(reported=1000.0)])
+    m.sent("status")
+    m.apply("device.led-main", {"type": "delta", "device": "led-main", "seq": 3,
+                                "data": {"brightness_nits": 900.0}}, now=NOW)
+    m.load("status", {"devices": [led(reported=1000.0, temperature_c=31.0)]})
+    row = next(line for line in screen(m) if line.startswith("led-main"))
+    assert "900 nits" in row
+    assert m.devices["led-main"]["state"]["temperature_c"] == 31.0  # the rest is the reply's
+
+
 def test_cues_messages_replace_the_listing() -> None:
     m = model()
     fresh = listing(next_ready=True)
