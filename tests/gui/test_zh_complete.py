@@ -186,22 +186,40 @@ def _texts(window: MainWindow) -> Iterator[tuple[Any, str, str]]:
                     yield w, "plot text", graphic.toPlainText()
 
 
-def _drive(harness: StageHarness) -> None:
-    """Make the engine say the things an operator sees in a session."""
-    with EngineClient(harness.config, ClientIdentity("ana", "operator"), timeout_s=3.0) as op, \
-            EngineClient(harness.config, ClientIdentity("eng", "engineer"), timeout_s=3.0) as eng:
-        op.call("safety.talent", {"on": True})
-        op.call("safety.talent", {"on": False})
-        op.call("safety.arm", {})
-        op.call("led.set", {"key": "brightness_nits", "value": 650.0})
-        op.call("led.set", {"key": "blackout", "value": False})
-        op.call("estop", {"reason": "演练"})
-        deadline = time.monotonic() + 5.0  # reset once the arm has latched its e-stop
-        while op.call("arm.status", {})["state"].get("state") != "ESTOP":
-            assert time.monotonic() < deadline, "the arm never latched its e-stop"
-            time.sleep(0.02)
-        op.call("safety.reset", {})
-        eng.call("sim.fault", {"fault": "panels_offline", "value": 3})
+def _latch(op: EngineClient) -> None:
+    """Arm, then e-stop, and wait until the arm has latched it."""
+    op.call("safety.arm", {})
+    op.call("estop", {"reason": "演练"})
+    deadline = time.monotonic() + 5.0
+    while op.call("arm.status", {})["state"].get("state") != "ESTOP":
+        assert time.monotonic() < deadline, "the arm never latched its e-stop"
+        time.sleep(0.02)
+
+
+def _session(op: EngineClient, eng: EngineClient) -> None:
+    """After the e-stop: the things an operator does and sees in a session."""
+    op.call("safety.reset", {})
+    op.call("safety.talent", {"on": True})
+    op.call("safety.talent", {"on": False})
+    op.call("led.set", {"key": "brightness_nits", "value": 650.0})
+    op.call("led.set", {"key": "blackout", "value": False})
+    eng.call("sim.fault", {"fault": "panels_offline", "value": 3})
+
+
+def _walk(qtbot, window: MainWindow, allowed: re.Pattern[str],  # type: ignore[no-untyped-def]
+          offenders: dict[str, set[str]]) -> int:
+    for index in range(window.tabs.count()):  # every tab laid out once
+        window.tabs.setCurrentIndex(index)
+        qtbot.wait(50)
+    seen = 0
+    for widget, where, text in _texts(window):
+        if not text.strip():
+            continue
+        seen += 1
+        left = english_left(text, allowed)
+        if left:
+            offenders[_owner(widget)].add(f"{where}: {text!r}  [{', '.join(left)}]")
+    return seen
 
 
 @pytest.mark.timeout(60)
@@ -212,33 +230,30 @@ def test_every_widget_text_is_chinese(qtbot, full_stage: StageHarness) -> None: 
     qtbot.addWidget(window)
     window.show()
     bridge.start()
+    names = {d.name for d in full_stage.config.devices} | {
+        full_stage.config.stage.name, OPERATOR.user, "ana", "eng"}
+    allowed = _allowed(names)
+    offenders: dict[str, set[str]] = defaultdict(set)
+    operator, engineer = ClientIdentity("ana", "operator"), ClientIdentity("eng", "engineer")
     try:
-        qtbot.waitUntil(lambda: bridge.connected, timeout=5000)
-        led = window.led_panels["led-main"]
-        qtbot.waitUntil(lambda: "brightness_nits" in led.reported, timeout=5000)
-        _drive(full_stage)
-        bridge.command("arm.jog", {"axis": 0, "velocity": 1.0})  # refused: stage disarmed
-        health = window.health_panel
-        qtbot.waitUntil(lambda: health.health_of("led-main") == "degraded", timeout=5000)
-        log = window.event_log.view
-        qtbot.waitUntil(lambda: "点动机械臂" in log.toPlainText(), timeout=5000)
-        for index in range(window.tabs.count()):  # every tab laid out once
-            window.tabs.setCurrentIndex(index)
-            qtbot.wait(50)
-
-        names = {d.name for d in full_stage.config.devices} | {
-            full_stage.config.stage.name, OPERATOR.user, "ana", "eng"}
-        allowed = _allowed(names)
-        offenders: dict[str, set[str]] = defaultdict(set)
-        seen = 0
-        for widget, where, text in _texts(window):
-            if not text.strip():
-                continue
-            seen += 1
-            left = english_left(text, allowed)
-            if left:
-                offenders[_owner(widget)].add(f"{where}: {text!r}  [{', '.join(left)}]")
-        assert seen > 100, f"the walk found only {seen} texts"
+        with EngineClient(full_stage.config, operator, timeout_s=3.0) as op, \
+                EngineClient(full_stage.config, engineer, timeout_s=3.0) as eng:
+            qtbot.waitUntil(lambda: bridge.connected, timeout=5000)
+            led = window.led_panels["led-main"]
+            qtbot.waitUntil(lambda: "brightness_nits" in led.reported, timeout=5000)
+            _latch(op)  # first walk: e-stop latched, the arm in ESTOP
+            bridge.command("arm.jog", {"axis": 0, "velocity": 1.0})  # refused
+            log = window.event_log.view
+            qtbot.waitUntil(lambda: "点动机械臂" in log.toPlainText(), timeout=5000)
+            state = window.arm_panels["arm-a"].state_label  # the arm tab shows the latch
+            qtbot.waitUntil(lambda: "急停" in state.text() or "ESTOP" in state.text(),
+                            timeout=5000)
+            seen = _walk(qtbot, window, allowed, offenders)
+            _session(op, eng)  # second walk: reset, talent, LED changes, a degraded wall
+            health = window.health_panel
+            qtbot.waitUntil(lambda: health.health_of("led-main") == "degraded", timeout=5000)
+            seen += _walk(qtbot, window, allowed, offenders)
+        assert seen > 200, f"the walk found only {seen} texts"
         assert not offenders, "English left in the Chinese console:\n" + "\n".join(
             f"{owner}:\n    " + "\n    ".join(sorted(lines))
             for owner, lines in sorted(offenders.items()))
