@@ -184,7 +184,7 @@ def test_go_is_disabled_while_the_next_cue_is_blocked(qtbot: QtBot, panel: CuePa
     panel.apply_listing(LISTING)  # next is 2, blocked: stage not armed
     assert panel.go_button.text() == "GO  2 — Push in"
     assert not panel.go_button.isEnabled()
-    assert panel.go_button.toolTip() == "Cue 2 cannot fire: stage not armed"
+    assert panel.go_button.toolTip() == "Cue 2 is not ready: stage not armed"
     QTest.mouseClick(panel.go_button, Qt.MouseButton.LeftButton)
     assert intents == []
     panel.apply_listing(with_ready(LISTING, 2, True))  # armed: readiness changed, no GO
@@ -196,7 +196,7 @@ def test_go_is_disabled_while_the_next_cue_is_blocked(qtbot: QtBot, panel: CuePa
 def test_back_and_jump(qtbot: QtBot, panel: CuePanel, intents: list[Any]) -> None:
     panel.apply_listing(listing(current=3, next=None, running=None))
     assert not panel.back_button.isEnabled()  # back would fire cue 2: blocked
-    assert "Cue 2 cannot fire" in panel.back_button.toolTip()
+    assert "Cue 2 is not ready" in panel.back_button.toolTip()
     panel.apply_listing(listing(current=2, next=3, running=None))
     assert panel.back_button.isEnabled()  # back fires cue 1: ready
     QTest.mouseClick(panel.back_button, Qt.MouseButton.LeftButton)
@@ -214,7 +214,7 @@ def test_back_fires_the_cue_before_the_current_one(panel: CuePanel) -> None:
     base = listing(current=2, next=3, running=None)
     panel.apply_listing(with_ready(base, 1, False))
     assert not panel.back_button.isEnabled()
-    assert panel.back_button.toolTip() == "Cue 1 cannot fire: stage not armed"
+    assert panel.back_button.toolTip() == "Cue 1 is not ready: stage not armed"
     panel.apply_listing(base)
     assert panel.back_button.isEnabled()
     assert panel.back_button.toolTip() == "Fire the previous cue 1 — Opening wide again"
@@ -300,10 +300,10 @@ def test_stale_until_the_next_listing(panel: CuePanel) -> None:
     for button in (panel.go_button, panel.back_button, panel.jump_button):
         assert not button.isEnabled()
     assert panel.go_button.toolTip() == "The engine is not connected"
-    assert panel.next_label.text() == "Next: 2 — Push in (not current: engine not connected)"
+    assert panel.next_label.text() == "Next: 2 — Push in (stale: engine not connected)"
     panel.set_live(True)  # live again: nothing is shown as known until a listing comes
     assert panel.cell(2, COL_READY) == "? unknown — waiting for the cue list from the engine"
-    assert panel.next_label.text() == "Next: 2 — Push in (not current: waiting for the engine)"
+    assert panel.next_label.text() == "Next: 2 — Push in (stale: waiting for the engine)"
     assert not panel.go_button.isEnabled()
     assert panel.go_button.toolTip() == "Waiting for the cue list from the engine"
     panel.apply_listing(with_ready(LISTING, 2, True))
