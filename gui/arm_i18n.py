@@ -83,6 +83,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "arm_state_FAULT": {"en": "FAULT", "zh": "故障"},
     "arm_state_DISCONNECTED": {"en": "DISCONNECTED", "zh": "未连接"},
     "arm_fault": {"en": "Fault: {fault}", "zh": "故障：{fault}"},
+    "arm_fault_estop": {"en": "e-stop", "zh": "急停"},
     "arm_joint": {"en": "Joint", "zh": "关节"},
     "arm_position": {"en": "Position", "zh": "位置"},
     "arm_velocity": {"en": "Velocity", "zh": "速度"},
@@ -109,6 +110,8 @@ STRINGS: dict[str, dict[str, str]] = {
 }
 
 _CLI_HINT = re.compile(r"\s*\((?:run )?stagectl [^)]*\)")
+# the fault an arm reports after an e-stop: "e-stop", "e-stop: <reason>", "... (<user>)"
+_ESTOP_FAULT = re.compile(r"^e-stop(?:: (?P<reason>.*?))?(?: \((?P<user>[^()]*)\))?$")
 _BY = re.compile(r"^(?P<user>.*) \((?P<role>[a-z]+)\)$")
 
 
@@ -146,6 +149,24 @@ def tr_estop_reason(reason: object) -> str:
     if text == ENGINE_ESTOP_REASON:
         return tr("reason_engine_estop")
     return strip_cli_hints(text) or tr("arm_unknown_value")
+
+
+def tr_arm_fault(fault: object) -> str:
+    """An arm's fault text for display: an e-stop's is translated, a controller's kept.
+
+    The arm reports ``e-stop: <reason> (<user>)`` after the engine's e-stop; any other fault
+    is the controller's own text and is shown as sent (without CLI hints).
+    """
+    text = strip_cli_hints(str(fault or ""))
+    match = _ESTOP_FAULT.match(text)
+    if not match:
+        return text
+    parts = tr("arm_fault_estop")
+    if match["reason"]:
+        parts += tr("arm_colon") + tr_estop_reason(match["reason"])
+    if match["user"]:
+        parts += f"（{match['user']}）" if language() == "zh" else f" ({match['user']})"
+    return parts
 
 
 def strip_cli_hints(text: str) -> str:

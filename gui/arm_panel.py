@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.arm_i18n import label, strip_cli_hints, tr_arm_state
+from gui.arm_i18n import label, tr_arm_fault, tr_arm_state
 from gui.i18n import tr
 from gui.safety_bar import Confirm, ControlsLike, ask_with_dialog, gate, reset_confirmation
 
@@ -209,7 +209,7 @@ class ArmPanel(QWidget):
         self.state_label.setText(tr_arm_state(state) if known else tr("arm_state_unknown"))
         _style(self.state_label, STATE_STYLES.get(str(state), UNKNOWN_STATE_STYLE)
                if known else UNKNOWN_STATE_STYLE)
-        fault = strip_cli_hints(str(shown.get("fault") or ""))
+        fault = tr_arm_fault(shown.get("fault"))
         self.fault_label.setText(tr("arm_fault", fault=fault) if fault else "")
         joints = list(shown.get("joints_deg") or [])
         velocities = list(shown.get("velocities_deg_s") or [])

@@ -182,6 +182,10 @@ def test_a_fault_is_shown_without_cli_hints(qtbot: QtBot, lang: str) -> None:
     assert panel.fault_label.text() == {"en": "Fault: limit j2",
                                         "zh": "故障：limit j2"}[lang]
     assert "stagectl" not in " ".join(texts(panel))
+    # the fault an arm reports after the engine's e-stop is ours to translate
+    panel.apply_reported({"state": "ESTOP", "fault": "e-stop: console E-STOP (ana)"})
+    assert panel.fault_label.text() == {"en": "Fault: e-stop: console E-STOP (ana)",
+                                        "zh": "故障：急停：控制台急停（ana）"}[lang]
 
 
 # ---- against the real engine ---------------------------------------------------------------
