@@ -152,6 +152,7 @@ COMMAND_LABELS: dict[str, tuple[str, str]] = {
     "ping": ("ping", "检测引擎"),
     "status": ("status", "查询状态"),
     "commands": ("commands", "列出指令"),
+    "controls": ("controls", "查询可用操作"),
     "engine.counters": ("engine.counters", "查询引擎计数"),
     "led.set": ("led.set", "设置 LED 参数"),
     "led.preset": ("led.preset", "调用 LED 预设"),
