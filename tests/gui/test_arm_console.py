@@ -45,7 +45,7 @@ def arm_console(qtbot: QtBot) -> Iterator[tuple[MainWindow, ArmSimulator]]:
 
 def test_estop_button_and_f12_stop_the_arm(qtbot: QtBot, arm_console) -> None:
     window, sim = arm_console
-    console = window.arm_console
+    console = window  # the safety bar and arm panels are the window's own
     panel = console.arm_panels["arm-a"]
     qtbot.waitUntil(lambda: panel.state_label.text() == "IDLE", timeout=3000)
     qtbot.waitUntil(lambda: console.safety_bar.arm_button.isEnabled(), timeout=3000)
