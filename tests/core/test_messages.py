@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-import stagectl.engine.arm  # registers the arm, safety and cue commands
-import stagectl.engine.tracking  # noqa: F401  registers the tracking and take commands
+import stagectl.engine.engine  # noqa: F401  imports (registers) every command module
 from drivers.arm import protocol as arm_protocol
 from drivers.messages import DRIVER_MESSAGES
 from stagectl import messages as m
