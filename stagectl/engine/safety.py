@@ -299,7 +299,7 @@ class Safety:
                        reason=as_message(device.health.reason) or msg("not_connected"))
         if state in ("ESTOP", "FAULT"):
             fault = str(device.reported.get("fault") or "")
-            if fault:
+            if fault and state == "FAULT":  # an ESTOP's "fault" repeats the e-stop reason
                 return msg("device_in_state_fault", device=device.name, state=state,
                            fault=fault)
             return msg("device_in_state", device=device.name, state=state)
