@@ -47,7 +47,8 @@ TALENT_STYLE = _WORD + "font-weight: bold; color: black; background: #fdd835; " 
 CLEAR_STYLE = _WORD + "color: #424242; border: 1px solid #bdbdbd;"
 UNKNOWN_STYLE = _WORD + "font-weight: bold; color: #424242; background: #e0e0e0; " \
                         "border: 2px dashed #757575;"
-STATUS_KEYS = ("armed", "talent_on_stage", "estop_latched")
+STATUS_KEYS = ("armed", "talent_on_stage", "estop_latched")  # all three: the state is known
+SHOWN_KEYS = (*STATUS_KEYS, "estop_reason", "estop_by")
 TALENT_OFF_CMD = "safety.talent.off"  # pseudo-command: who may clear "talent on stage"
 Confirm = Callable[[str, str], bool]
 
@@ -246,8 +247,7 @@ class SafetyBar(QWidget):
 
     def apply_status(self, status: dict[str, Any]) -> None:
         """Render ``safety.status`` (or a ``stage.safety`` delta, or a command's reply)."""
-        self.status.update({k: v for k, v in status.items() if k in STATUS_KEYS
-                            or k.startswith("estop_")})
+        self.status.update({k: v for k, v in status.items() if k in SHOWN_KEYS})
         self._render()
 
     def _render(self) -> None:
