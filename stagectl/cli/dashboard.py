@@ -98,7 +98,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "col_cue": {"en": "#", "zh": "#"},
     "col_name": {"en": "name", "zh": "名称"},
     "col_does": {"en": "does", "zh": "动作"},
-    "col_ready": {"en": "readiness", "zh": "能否执行"},
+    "col_ready": {"en": "readiness", "zh": "就绪"},
     "devices": {"en": "Devices", "zh": "设备"},
     "col_device": {"en": "device", "zh": "设备"},
     "col_kind": {"en": "kind", "zh": "类型"},
@@ -116,7 +116,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "mismatch_count": {"en": "≠ {n} set≠actual", "zh": "≠ {n} 项实际值≠设定值"},
     "led_title": {"en": "LED {name}: {temp} °C · panels {panels} · alerts: {alerts} · "
                         "≠ actual differs from set",
-                  "zh": "LED {name}：{temp} °C；面板 {panels}；告警：{alerts}；"
+                  "zh": "LED {name}：{temp} °C；灯板 {panels}；告警：{alerts}；"
                         "≠ 实际值与设定值不同"},
     "none": {"en": "none", "zh": "无"},
     "nits": {"en": "nits", "zh": "尼特"},
@@ -131,7 +131,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "p_test_pattern": {"en": "pattern", "zh": "测试画面"},
     "led_blackout": {"en": "BLACKOUT", "zh": "黑屏"},
     "led_freeze": {"en": "FROZEN", "zh": "冻结画面"},
-    "led_test_pattern": {"en": "TEST {v}", "zh": "测试画面 {v}"},
+    "led_test_pattern": {"en": "TEST {v}", "zh": "测试画面：{v}"},
     "arm_joints": {"en": "j°", "zh": "关节°"},
     "tracking": {"en": "Tracking", "zh": "摄像机跟踪"},
     "col_source": {"en": "source", "zh": "跟踪源"},
@@ -140,9 +140,11 @@ STRINGS: dict[str, dict[str, str]] = {
     "col_loss": {"en": "loss %", "zh": "丢包 %"},
     "col_timecode": {"en": "timecode", "zh": "时间码"},
     "col_position": {"en": "position m", "zh": "位置 m"},
-    "col_rotation": {"en": "pan/tilt/roll °", "zh": "摇/俯仰/横滚 °"},
+    "col_rotation": {"en": "pan/tilt/roll °", "zh": "水平摇/俯仰/横滚 °"},
     "loss": {"en": "loss", "zh": "丢包"},
     "events": {"en": "Events", "zh": "事件日志"},
+    "src_engine": {"en": "engine", "zh": "引擎"},
+    "src_dashboard": {"en": "dashboard", "zh": "看板"},
     "ev_health": {"en": "health {state}{reason}", "zh": "状态：{state}{reason}"},
     "a_brightness_nits": {"en": "brightness {v} nits", "zh": "亮度 {v} 尼特"},
     "a_colour_temperature_k": {"en": "colour temp {v} K", "zh": "色温 {v} K"},
@@ -441,6 +443,13 @@ class StageModel:
 
 # ---- rendering -----------------------------------------------------------------------------
 
+def _led_value(key: str, value: object, lang: str) -> str:
+    """An LED value as shown: a test pattern by its name (``off`` stays short)."""
+    if key == "test_pattern" and isinstance(value, str) and value != "off":
+        return messages.value_label("test_pattern", value, lang)
+    return _fmt(value, lang)
+
+
 def _fmt(value: object, lang: str = "en") -> str:
     if isinstance(value, bool) or value in ("on", "off"):
         value = value in (True, "on")
@@ -680,7 +689,8 @@ def _device_detail(dev: dict[str, Any], lang: str) -> Text:
                 text.append("  " + t(f"led_{key}", lang), style="bold")
         pattern = state.get("test_pattern")
         if pattern not in (None, "off", False):
-            text.append("  " + t("led_test_pattern", lang, v=pattern), style="bold")
+            text.append("  " + t("led_test_pattern", lang,
+                                 v=_led_value("test_pattern", pattern, lang)), style="bold")
         wrong = _mismatches(dev)
         if wrong:
             text.append("  " + t("mismatch_count", lang, n=len(wrong)), style="bold red")
@@ -744,8 +754,8 @@ def _led_detail(model: StageModel, dev: dict[str, Any], width: int, now: float,
             continue
         marker = " ≠" if key in wrong else ""
         style = "bold red reverse" if key in wrong else ""
-        set_row.append(Text(_fmt(desired.get(key), lang) + marker, style=style))
-        act_row.append(Text(_fmt(state.get(key), lang) + marker, style=style))
+        set_row.append(Text(_led_value(key, desired.get(key), lang) + marker, style=style))
+        act_row.append(Text(_led_value(key, state.get(key), lang) + marker, style=style))
     _row(table, *set_row)
     _row(table, *act_row)
     return table
@@ -803,7 +813,8 @@ def _events(model: StageModel, width: int, rows: int, lang: str, zone: tzinfo) -
     for event in list(model.events)[-rows:]:
         style = {"warning": "yellow", "error": "bold red"}.get(event.level, "")
         _row(table, datetime.fromtimestamp(event.t, zone).strftime("%H:%M:%S"),
-                      event.source, Text(_event_text(event, lang), style=style))
+                      t(f"src_{event.source}", lang) if f"src_{event.source}" in STRINGS
+                      else event.source, Text(_event_text(event, lang), style=style))
     return table
 
 

@@ -83,7 +83,8 @@ def model(devices: list[dict[str, Any]] | None = None, safety: dict[str, Any] | 
                              "data": {**SAFE, **(safety or {})}}, now=NOW)
     m.load("cue.list", listing() if cues is None else cues)
     m.apply("engine", {"type": "event", "device": None, "seq": 2, "t": WALL,
-                       "data": {"code": "stage_disarmed", "params": {},
+                       "data": {"code": "stage_disarmed",
+                                "params": {"user": "ana", "role": "operator"},
                                 "message": "stage disarmed by ana (operator)",
                                 "level": "info"}}, now=NOW)
     return m
@@ -382,6 +383,34 @@ def test_events_are_sentences_in_the_readers_language() -> None:
     chinese = "\n".join(screen(m, 100, 60, lang="zh"))
     assert "ana" in chinese and "stage ARMED" not in chinese
     assert "状态：异常（急停未复位）" in chinese
+
+
+PROPER = {"stagectl", "test", "stage", "Huangpu", "CST", "led", "main", "arm", "cam", "a", "ana",
+          "cues", "toml", "LED", "Hz", "ms", "K", "C", "m",
+          "X", "T"}  # the band's symbols: [X] e-stop, [T] talent
+
+
+def test_chinese_screen_has_no_english_but_names_and_units() -> None:
+    m = model(devices=[led(reported=1200.0, desired=800.0, test_pattern="colour_bars"),
+                       arm(state="MOVING"), tracker()],
+              safety={"estop_latched": True, "estop_reason": "演练",
+                      "estop_by": "ana (operator)", "talent_on_stage": True})
+    for cue in m.cues["cues"] if m.cues else []:
+        cue["name"] = f"第 {cue['number']} 场"  # a cue name is typed by a person
+    m.apply("engine", {"type": "event", "device": None, "seq": 3, "t": WALL,
+                       "data": {"code": "estop", "params": {"user": "ana", "role": "operator",
+                                                            "reason": "演练"},
+                                "message": "E-STOP by ana (operator): 演练", "level": "error"}},
+            now=NOW)
+    m.apply("device.arm-a", {"type": "health", "device": "arm-a", "seq": 4, "t": WALL,
+                             "data": {"state": "degraded", "reason": "e-stop latched",
+                                      "problems": [{"code": "estop_latched", "params": {}}]}},
+            now=NOW)
+    lines = screen(m, 120, 60, lang="zh")
+    words = set(re.findall(r"[A-Za-z]+", "\n".join(lines)))
+    assert words - PROPER == set(), "\n".join(lines)
+    assert "尼特" in "\n".join(lines) and "彩条" in "\n".join(lines)
+    assert_fits(screen(m, 80, 24, lang="zh"), 80, 24)
 
 
 # ---- end to end ---------------------------------------------------------------------------
