@@ -1,4 +1,4 @@
-"""The console strings of the arm, safety bar and cue panels (merged into :mod:`gui.i18n`).
+"""The console strings of the arm panel and the safety bar (merged into :mod:`gui.i18n`).
 
 Chinese wording follows the crew's terms (``docs/i18n-glossary.md``): 使能 for motion enable
 (布防/撤防 is burglar-alarm language), 急停未复位 for a latched e-stop, 回原点, 末端位姿,
@@ -101,12 +101,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "pose_roll": {"en": "roll", "zh": "横滚"},
     "pose_pitch": {"en": "pitch", "zh": "俯仰"},
     "pose_yaw": {"en": "yaw", "zh": "偏航"},
-    # cue panel (gui/cue_panel.py)
+    # the cue tab's title (gui/app.py; the cue sheet has its own table in gui/cue_panel.py)
     "cue_title": {"en": "Cues", "zh": "提示点列表"},
-    "cue_go": {"en": "GO", "zh": "执行"},
-    "cue_back": {"en": "Back", "zh": "上一个"},
-    "cue_jump": {"en": "Jump to selected", "zh": "跳到所选"},
-    "cue_ready": {"en": "ready", "zh": "就绪"},
 }
 
 _CLI_HINT = re.compile(r"\s*\((?:run )?stagectl [^)]*\)")
