@@ -40,7 +40,7 @@ DRIVER_MESSAGES: dict[str, tuple[str, str]] = {
                      "引擎正在停止，屏幕保持当前画面"),
     "led_foreign_datagrams": ("ignored datagrams from udp://{host}:{port}: not the configured "
                               "processor ({expected})",
-                              "已忽略来自 udp://{host}:{port} 的数据报：不是配置的处理器"
+                              "已忽略来自 udp://{host}:{port} 的数据包：不是配置的处理器"
                               "（{expected}）"),
     "led_restarted": ("processor restarted (session {old} -> {new})",
                       "处理器已重启（会话 {old} → {new}）"),
@@ -53,8 +53,8 @@ DRIVER_MESSAGES: dict[str, tuple[str, str]] = {
     "arm_lease_refused": ("controller refused control: {reason}; retrying",
                           "控制器拒绝交出控制权：{reason}，正在重试"),
     "arm_envelope_not_applied": ("controller did not apply the stage envelope: {reason}; "
-                                 "checking against the limits it holds (arm.status)",
-                                 "控制器未采用舞台运动范围：{reason}，按控制器自身限位检查运动"),
+                                 "checking motion against the limits it holds",
+                                 "控制器未采用舞台运动范围：{reason}，按其现有限位检查运动"),
     "arm_stop_unreachable": ("engine stopping: controller unreachable, no stop sent",
                              "引擎正在停止：控制器不可达，未发送停止"),
     "arm_stopping_at_rest": ("engine stopping; arm at rest ({state})",

@@ -104,7 +104,8 @@ async def _motion(engine: Engine, args: dict[str, Any], cmd: str) -> Any:
 
 # ---- stage safety ------------------------------------------------------------------------
 
-@command("estop", ALL_ROLES, "E-STOP: stop every motion device now (+ LED action); latches.")
+@command("estop", ALL_ROLES, "E-STOP: stop every motion device now (+ LED action); latches.",
+         announces=True)
 async def _estop(engine: Engine, args: dict[str, Any]) -> Any:
     user, role = who(args)
     reason = args.get("reason")
@@ -113,7 +114,7 @@ async def _estop(engine: Engine, args: dict[str, Any]) -> Any:
 
 
 @command("safety.reset", CONTROL, "Clear the e-stop latch and reset e-stopped/faulted arms.",
-         needs=("resettable",))
+         needs=("resettable",), announces=True)
 async def _reset(engine: Engine, args: dict[str, Any]) -> Any:
     user, role = who(args)
     reason = args.get("reason")
@@ -127,20 +128,22 @@ async def _safety_status(engine: Engine, args: dict[str, Any]) -> Any:
     return engine.safety.status()
 
 
-@command("safety.arm", CONTROL, "Arm the stage (allow motion).", needs=("estop_clear",))
+@command("safety.arm", CONTROL, "Arm the stage (allow motion).", needs=("estop_clear",),
+         announces=True)
 async def _arm_stage(engine: Engine, args: dict[str, Any]) -> Any:
     user, role = who(args)
     return engine.safety.set_armed(True, engine.devices, user, role)
 
 
-@command("safety.disarm", CONTROL, "Disarm the stage (controlled stop; refuse motion).")
+@command("safety.disarm", CONTROL, "Disarm the stage (controlled stop; refuse motion).",
+         announces=True)
 async def _disarm_stage(engine: Engine, args: dict[str, Any]) -> Any:
     user, role = who(args)
     return engine.safety.set_armed(False, engine.devices, user, role)
 
 
 @command("safety.talent", ALL_ROLES,
-         "Talent on stage: args on (true: anyone; false: operator/engineer).")
+         "Talent on stage: args on (true: anyone; false: operator/engineer).", announces=True)
 async def _talent(engine: Engine, args: dict[str, Any]) -> Any:
     user, role = who(args)
     on = args.get("on")
@@ -228,7 +231,7 @@ async def _arm_stop(engine: Engine, args: dict[str, Any]) -> Any:
 
 
 @command("arm.reset", CONTROL, "Clear the stage e-stop latch and reset the arm(s).",
-         needs=("resettable",))
+         needs=("resettable",), announces=True)
 async def _arm_reset(engine: Engine, args: dict[str, Any]) -> Any:
     _arm(engine, args)  # there must be an arm
     return await _reset(engine, args)
@@ -262,19 +265,20 @@ async def _cue_list(engine: Engine, args: dict[str, Any]) -> Any:
 
 
 @command("cue.go", CONTROL, "GO: fire the next cue (all preconditions checked first).",
-         needs=("next_cue",))
+         needs=("next_cue",), announces=True)
 async def _cue_go(engine: Engine, args: dict[str, Any]) -> Any:
     user, role = who(args)
     return await engine.cues.go(engine, user, role)
 
 
-@command("cue.back", CONTROL, "Fire the previous cue again.", needs=("previous_cue",))
+@command("cue.back", CONTROL, "Fire the previous cue again.", needs=("previous_cue",),
+         announces=True)
 async def _cue_back(engine: Engine, args: dict[str, Any]) -> Any:
     user, role = who(args)
     return await engine.cues.back(engine, user, role)
 
 
-@command("cue.jump", CONTROL, "Fire cue N: args number.")
+@command("cue.jump", CONTROL, "Fire cue N: args number.", announces=True)
 async def _cue_jump(engine: Engine, args: dict[str, Any]) -> Any:
     user, role = who(args)
     number = args.get("number")

@@ -38,7 +38,8 @@ class CommandFailure(Exception):
 class Command:
     """A command name, its handler, who may run it and a one-line help.
 
-    ``query`` commands change nothing; the engine does not announce them as events.
+    ``query`` commands change nothing; the engine does not announce them as events, nor
+    ``announces`` ones, whose handler publishes its own event (e-stop, arming, cues).
     ``needs`` names the interlocks that must be clear for it to be accepted now (published
     to consoles, ``docs/protocols/console-state.md``; the handler checks them again).
     """
@@ -49,6 +50,7 @@ class Command:
     help: str
     query: bool = False
     needs: tuple[str, ...] = ()
+    announces: bool = False
 
 
 COMMANDS: dict[str, Command] = {}
@@ -58,14 +60,15 @@ MOTION_NEEDS: tuple[str, ...] = ("estop_clear", "armed", "talent_clear", "device
 
 
 def command(name: str, roles: frozenset[str], help: str, query: bool = False,
-            needs: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
+            needs: tuple[str, ...] = (), announces: bool = False
+            ) -> Callable[[Handler], Handler]:
     """Register a handler under ``name`` for ``roles``.
 
     ``query``: it changes nothing; ``needs``: the interlocks it requires (see :class:`Command`).
     """
 
     def register(handler: Handler) -> Handler:
-        COMMANDS[name] = Command(name, handler, roles, help, query, needs)
+        COMMANDS[name] = Command(name, handler, roles, help, query, needs, announces)
         return handler
 
     return register

@@ -648,7 +648,7 @@ class Engine:
             del failure
             return reply
         self.counters["commands_ok"] += 1
-        if not command.query:  # changes are announced; polled queries are not
+        if not (command.query or command.announces):  # changes are announced (once)
             self._publish(bus.ENGINE_TOPIC, {"type": "event", "device": None, "data": event_data(
                 "command_done", user=user, role=role, cmd=request.cmd,
                 args=_shown_args(request.args))})

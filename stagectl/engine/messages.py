@@ -23,7 +23,7 @@ ENGINE_MESSAGES: dict[str, tuple[str, str]] = {
                        "{user}（{role}）按下急停：{reason}；运动已解除使能"),
     "estop_unreached": ("E-STOP by {user} ({role}): {reason}; NOT REACHED: {devices}",
                         "{user}（{role}）按下急停：{reason}；未能送达：{devices}"),
-    "estop_default_reason": ("e-stop pressed", "急停按钮"),
+    "estop_default_reason": ("e-stop pressed", "未注明原因"),
     "reset_done": ("safety reset by {user} ({role}): {devices}",
                    "{user}（{role}）执行了安全复位：{devices}"),
     "reset_done_disarmed": ("safety reset by {user} ({role}): {devices}; motion stays disabled "
@@ -72,11 +72,11 @@ ENGINE_MESSAGES: dict[str, tuple[str, str]] = {
     "cue_fired_arm": ("{device}: {what}", "{device}：{what}"),
     "cue_fired_preset": ("{device}: preset {value}", "{device}：预设 {value}"),
     "cue_fired_set": ("{device}: {key} = {value}", "{device}：{key} = {value}"),
-    "cue_fired_mark": ("take marked: {value}", "已标记拍摄：{value}"),
+    "cue_fired_mark": ("take marked: {value}", "已打标记：{value}"),
     "cue_fired_nothing": ("nothing", "无动作"),
     # ---- commands and the engine ---------------------------------------------------------
     "command_done": ("{user} ({role}): {cmd} {args}", "{user}（{role}）：{cmd} {args}"),
-    "command_refused_role": ("{user} ({role}) refused {cmd}", "已拒绝 {user}（{role}）执行{cmd}"),
+    "command_refused_role": ("{user} ({role}) refused {cmd}", "{user}（{role}）无权{cmd}，已拒绝"),
     "engine_stopped": ("engine stopped", "引擎已停止"),
 }
 
@@ -92,7 +92,7 @@ ERRORS: dict[str, tuple[str, str]] = {
     "internal": ("{cmd} failed inside the engine (see its log)",
                  "{cmd} 在引擎内部出错（见引擎日志）"),
     "interlock": ("{cmd} refused by an interlock", "{cmd} 被联锁禁止"),
-    "forbidden": ("your role may not run {cmd}", "当前角色无权执行{cmd}"),
+    "forbidden": ("your role may not run {cmd}", "当前角色无权{cmd}"),
     "busy": ("{cmd} refused: a device is busy", "{cmd} 被拒绝：设备忙"),
     "precondition_failed": ("{cmd}: the cue was not fired", "{cmd}：提示点未执行"),
     "unknown_cue": ("{cmd}: no such cue", "{cmd}：没有该提示点"),

@@ -91,6 +91,7 @@ class Safety:
         self.talent_on_stage = False
         self.estop_latched = False
         self.estop_reason = ""
+        self._estop_reason_shown: Message | str = ""
         self.estop_by = ""
         self._motion: list[Any] = []
         self.on_change: Callable[[], None] | None = None  # the engine's readiness watcher
@@ -147,11 +148,12 @@ class Safety:
                     reason: str = "") -> dict[str, Any]:
         """Stop every motion device now, then apply the LED action; latches until reset."""
         why = reason or msg("estop_default_reason")["message"]
-        sent = {d.name: d.estop_now(f"{why} ({user})")
+        sent = {d.name: d.estop_now(why)  # who pressed it is in the audit row and the event
                 for d in motion_devices(devices.values())}
         self.estop_latched = True
         was_armed, self.armed = self.armed, False  # reset will not re-arm (ISO 13850)
         self.estop_reason, self.estop_by = why, f"{user} ({role})"
+        self._estop_reason_shown = reason or msg("estop_default_reason")
         self._push_interlocks()
         led_results: dict[str, str] = {}
         action = self.config.estop_led_action
@@ -283,7 +285,8 @@ class Safety:
     def stage_problems(self) -> dict[str, Message | None]:
         """Each stage-level motion interlock: None when clear, else why not."""
         return {
-            "estop_clear": msg("interlock_estop", interlock="estop", reason=self.estop_reason)
+            "estop_clear": msg("interlock_estop", interlock="estop",
+                               reason=self._estop_reason_shown)
             if self.estop_latched else None,
             "armed": None if self.armed else msg("interlock_not_armed", interlock="not_armed"),
             "talent_clear": msg("interlock_talent", interlock="talent_on_stage")

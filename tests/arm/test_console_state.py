@@ -197,6 +197,8 @@ def test_events_and_refusals_carry_codes_in_the_catalogue(cue_stage: StageHarnes
     assert led["params"]["args"] == {"key": "blackout", "value": True}
     assert "{" not in led["message"] and "True" not in led["message"]  # a sentence, no repr
     assert by_code["estop_disarmed"]["params"]["reason"] == "drill"
+    done = [e["params"]["cmd"] for e in events if e["code"] == "command_done"]
+    assert "safety.arm" not in done and "estop" not in done  # announced once, by safety
 
 
 def test_heartbeats_and_seq_let_a_console_tell_live_from_stale(cue_stage: StageHarness,
