@@ -98,6 +98,13 @@ def screen(m: StageModel, width: int = 80, height: int = 24, lang: str = "en",
     return console.export_text().splitlines()
 
 
+def segment_styles(m: StageModel) -> list[tuple[str, Any]]:
+    """(text, style) of every segment drawn at 80x24."""
+    console = Console(width=80, height=24, file=io.StringIO(), color_system="truecolor")
+    lines = console.render_lines(render(m, 80, 24, now=NOW, wall=WALL), pad=False)
+    return [(seg.text, seg.style) for line in lines for seg in line if seg.style is not None]
+
+
 def band(lines: list[str]) -> str:
     """The safety band: the two lines under the header."""
     return "\n".join(lines[1:3])
@@ -145,6 +152,19 @@ def test_band_follows_safety_deltas() -> None:
     assert "E-STOP LATCHED" in band(screen(m))
 
 
+@pytest.mark.parametrize(("safety", "words", "background"), [
+    ({}, "[-] DISARMED", "green"),
+    ({"armed": True}, "[!] ARMED", "yellow"),
+    ({"estop_latched": True}, "[X] E-STOP LATCHED", "red"),
+    ({"talent_on_stage": True}, "[T] TALENT ON STAGE", "magenta"),
+])
+def test_band_words_are_bold_on_their_colour(safety: dict[str, Any], words: str,
+                                             background: str) -> None:
+    found = [style for text, style in segment_styles(model(safety=safety)) if words in text]
+    assert found and all(s.bold and s.bgcolor is not None and s.bgcolor.name == background
+                         for s in found)
+
+
 @pytest.mark.parametrize(("safety", "words"), [
     ({}, "运动未使能"),
     ({"armed": True}, "运动已使能"),
@@ -174,6 +194,9 @@ def test_mismatch_marker_for_desired_800_reported_1200() -> None:
     assert re.search(r"800 ≠", set_row) and re.search(r"1200 ≠", actual_row)
     device_row = next(line for line in lines if line.startswith("led-main"))
     assert "1200 nits" in device_row and "≠ 1 set≠actual" in device_row
+    styles = segment_styles(model(devices=[led(reported=1200.0, desired=800.0)]))
+    assert any("1200 ≠" in text and style.color is not None and style.color.name == "red"
+               for text, style in styles)  # colour as well as the sign
 
 
 def test_no_mismatch_marker_when_desired_equals_reported() -> None:
