@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from pytestqt.qtbot import QtBot
 
 from gui import i18n
 from gui.app import MainWindow
@@ -98,7 +99,7 @@ def stop_bridge(bridge: EngineBridge) -> None:
 
 
 @pytest.fixture
-def console(qtbot, harness: StageHarness) -> Iterator[Console]:
+def console(qtbot: QtBot, harness: StageHarness) -> Iterator[Console]:
     bridge = make_bridge(harness)
     window = MainWindow(harness.config, bridge)
     qtbot.addWidget(window)

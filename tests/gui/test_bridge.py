@@ -113,7 +113,7 @@ def scripted() -> Iterator[ScriptedEngine]:
         engine.stop()
 
 
-def test_bridge_resyncs_status_and_sees_heartbeats(qtbot, harness: StageHarness) -> None:
+def test_bridge_resyncs_status_and_sees_heartbeats(qtbot: QtBot, harness: StageHarness) -> None:
     bridge = make_bridge(harness)
     statuses: list[dict[str, Any]] = []
     bridge.status_received.connect(statuses.append)
@@ -129,7 +129,7 @@ def test_bridge_resyncs_status_and_sees_heartbeats(qtbot, harness: StageHarness)
         stop_bridge(bridge)
 
 
-def test_bridge_reports_results_deltas_and_refusals(qtbot, harness: StageHarness) -> None:
+def test_bridge_reports_results_deltas_and_refusals(qtbot: QtBot, harness: StageHarness) -> None:
     bridge = make_bridge(harness)
     bridge.start()
     try:
@@ -155,7 +155,7 @@ def test_bridge_reports_results_deltas_and_refusals(qtbot, harness: StageHarness
         stop_bridge(bridge)
 
 
-def test_bridge_notices_engine_gone_and_drops_commands(qtbot) -> None:
+def test_bridge_notices_engine_gone_and_drops_commands(qtbot: QtBot) -> None:
     harness = StageHarness(free_port_config(stage="gui-gone")).start()
     bridge = make_bridge(harness, heartbeat_timeout_s=1.0, reply_timeout_s=0.5)
     bridge.start()
@@ -176,7 +176,7 @@ def test_bridge_notices_engine_gone_and_drops_commands(qtbot) -> None:
             harness.stop()
 
 
-def test_bridge_stops_cleanly_without_an_engine(qtbot) -> None:
+def test_bridge_stops_cleanly_without_an_engine(qtbot: QtBot) -> None:
     config = free_port_config(stage="gui-nobody")
     bridge = EngineBridge(config, identity=OPERATOR)
     bridge.start()

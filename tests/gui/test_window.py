@@ -32,16 +32,17 @@ def test_window_shows_stage_devices_and_connection(qtbot, console: Console) -> N
 
 def test_engine_loss_disables_controls_and_greys_health(qtbot) -> None:
     harness = StageHarness(free_port_config(stage="gui-loss")).start()
-    bridge = make_bridge(harness, heartbeat_timeout_s=1.0)
+    bridge = make_bridge(harness)
     window = MainWindow(harness.config, bridge)
     qtbot.addWidget(window)
     bridge.start()
     try:
         qtbot.waitUntil(lambda: bridge.connected, timeout=3000)
         panel = window.led_panels["led-main"]
-        assert panel.isEnabled()
+        qtbot.waitUntil(panel.brightness_slider.isEnabled, timeout=3000)
         harness.stop()
-        qtbot.waitUntil(lambda: not panel.isEnabled(), timeout=3000)
+        qtbot.waitUntil(lambda: not panel.brightness_slider.isEnabled(), timeout=3000)
+        assert not panel.live and not window.controls.live
         assert "not connected" in window.connection_label.text()
         assert window.health_panel.health_of("led-main") == "unknown"
         assert any("engine not heard from" in line for line in window.event_log.lines())
@@ -75,7 +76,7 @@ def test_screenshot_renders(qtbot, harness: StageHarness, tmp_path: Path, lang: 
         qtbot.waitUntil(lambda: panel.reported.get("brightness_nits") == 750.0, timeout=3000)
         if lang == "zh":
             assert "控制台" in window.windowTitle()
-            assert window.health_panel.item(0, 2).text() == "降级"
+            assert window.health_panel.item(0, 2).text() == "异常"
         path = tmp_path / f"console-{lang}.png"
         assert window.grab().save(str(path))
         image = QImage(str(path))
