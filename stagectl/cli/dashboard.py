@@ -818,10 +818,12 @@ def _events(model: StageModel, width: int, rows: int, lang: str, zone: tzinfo) -
     return table
 
 
-def _height(renderable: RenderableType, width: int) -> int:
+def _measurer(width: int) -> Callable[[RenderableType], int]:
+    """How many lines a renderable takes at ``width`` (a scratch console, nothing printed)."""
     scratch = Console(width=width, file=io.StringIO(), color_system=None, force_terminal=False,
                       legacy_windows=False)
-    return len(scratch.render_lines(renderable, scratch.options.update(width=width), pad=False))
+    options = scratch.options.update(width=width)
+    return lambda renderable: len(scratch.render_lines(renderable, options, pad=False))
 
 
 def render(model: StageModel, width: int = 80, height: int = 24, *, lang: str = "en",
@@ -856,9 +858,10 @@ def render(model: StageModel, width: int = 80, height: int = 24, *, lang: str = 
                                    *_band(model, width, now, lang),
                                    _cue_summary(model, width, now, lang)]
     left = height - len(parts)
+    _height = _measurer(width)
     devices = _devices(model, width, max(1, left - 2), now, lang)
     parts.append(devices)
-    left -= _height(devices, width)
+    left -= _height(devices)
     optional: list[Callable[[int], RenderableType | None]] = [
         lambda rows: _cue_sheet(model, width, max(2, min(rows // 3, 8)), now, lang)]
     for dev in model.devices.values():
@@ -869,7 +872,7 @@ def render(model: StageModel, width: int = 80, height: int = 24, *, lang: str = 
         section = build(left - 2)  # a title and a header line around the rows
         if section is None:
             continue
-        lines = _height(section, width)
+        lines = _height(section)
         if lines > left:
             break  # nothing of lower priority shows while this one cannot
         parts.append(section)
