@@ -120,6 +120,12 @@ VALUE_LABELS: dict[str, dict[str, tuple[str, str]]] = {
     },
     "kind": _KINDS,
     "wanted": _KINDS,
+    "limit_kind": {
+        "soft_min": ("soft minimum", "软限位下限"),
+        "soft_max": ("soft maximum", "软限位上限"),
+        "max_velocity": ("velocity limit", "速度上限"),
+        "max_acceleration": ("acceleration limit", "加速度上限"),
+    },
     "key": _LED_KEYS,
     "what": {
         "move_joints": ("move joints", "关节运动"),

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from drivers.arm.driver import ArmRefused, ZmqArm
+from drivers.arm.motion import LimitError
 from drivers.device import Device
 from drivers.led import protocol as ledp
 from drivers.led.driver import OscLedProcessor
@@ -163,6 +164,24 @@ def _device(engine: Engine, name: str | None, kind: str) -> Device | Message:
     return found
 
 
+LIMIT_CODES = ("soft_limit", "velocity_limit", "acceleration_limit")
+
+
+def _motion_problem(device: str, exc: Exception) -> Message:
+    """Why the arm's own check refused a cue's motion (a limit crossed, by how much)."""
+    code = getattr(exc, "code", "invalid_value")
+    details = exc.details() if isinstance(exc, LimitError) else getattr(exc, "details", {})
+    if code in LIMIT_CODES and isinstance(details, dict) and "axis" in details:
+        unit = "mm" if details["axis"] == "track" else "°"
+        if code != "soft_limit":
+            unit += "/s" if code == "velocity_limit" else "/s²"
+        return msg("arm_limit", device=device, axis=details["axis"], value=details.get("value"),
+                   unit=unit, at_s=details.get("at_s"), limit_kind=details.get("limit"),
+                   limit_value=details.get("limit_value"))
+    return msg("arm_motion_refused", device=device, refusal=code,
+               reason=str(exc).removeprefix(f"{device}: "))
+
+
 def _actions(engine: Engine, cue: Cue) -> list[dict[str, Any]]:
     """What a cue does, device by device (for the cue sheet)."""
     out: list[dict[str, Any]] = []
@@ -267,9 +286,7 @@ class CueList:
                             args["start_utc_s"] = self.start_utc(engine, cue.arm.start_timecode)
                         actions.append(("arm", found, cmd, await found.check_async(cmd, args)))
                     except (ArmRefused, ValueError) as exc:
-                        problems.append(msg("arm_motion_refused", device=found.name,
-                                            reason=str(exc).removeprefix(f"{found.name}: "),
-                                            refusal=getattr(exc, "code", "invalid_value")))
+                        problems.append(_motion_problem(found.name, exc))
         if cue.led is not None:
             led = _device(engine, cue.led.device, "led")
             if not isinstance(led, Device):

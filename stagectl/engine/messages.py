@@ -58,6 +58,10 @@ ENGINE_MESSAGES: dict[str, tuple[str, str]] = {
     "wrong_device_kind": ("{device} is a {kind} device, not {wanted}",
                           "{device} 是{kind}设备，不是{wanted}"),
     "arm_motion_refused": ("{device}: {reason}", "{device}：{reason}"),
+    "arm_limit": ("{device}: {axis} would reach {value} {unit} at t={at_s} s, beyond its "
+                  "{limit_kind} of {limit_value} {unit}",
+                  "{device}：{axis} 将在 t={at_s} 秒到达 {value} {unit}，超出{limit_kind}"
+                  " {limit_value} {unit}"),
     "led_value_invalid": ("{reason}", "{reason}"),
     "nothing_to_reset": ("nothing to reset: no e-stop latched and no arm in ESTOP or FAULT",
                          "无需复位：没有未复位的急停，也没有处于急停或故障的机械臂"),

@@ -58,14 +58,19 @@ class Readiness:
     # ---- inputs --------------------------------------------------------------------------
 
     def changed(self) -> None:
-        """Something readiness depends on changed: re-evaluate soon."""
+        """Something readiness depends on changed: controls now, cues re-evaluated soon.
+
+        The controls are cheap and are published at once, right after the safety delta that
+        caused them, so no console shows a control enabled that an interlock just closed.
+        """
+        self.publish_controls()
         self._dirty.set()
 
     def on_device_event(self, event: DeviceEvent) -> None:
         """Health changes and arm state changes affect readiness; other deltas do not."""
         if event.kind == "health" or (event.kind == "delta" and "state" in event.data
                                       and isinstance(event.data.get("state"), str)):
-            self._dirty.set()
+            self.changed()
 
     # ---- outputs -------------------------------------------------------------------------
 
@@ -103,26 +108,36 @@ class Readiness:
             if cues.current is None or cues.current == 0 else None
         return {"commands": commands, "interlocks": interlocks, "devices": devices}
 
-    def latest_controls(self) -> dict[str, Any]:
-        """The controls as last published (computed now before the first publication)."""
-        return self._last_controls if self._last_controls is not None else self.controls()
+    def current_controls(self) -> dict[str, Any]:
+        """The controls now; GO's readiness as of the last cue evaluation."""
+        controls = self.controls()
+        listing = self._last_cues
+        if listing is not None and controls["interlocks"]["next_cue"] is None:
+            nxt = listing.get("next")
+            for cue in listing["cues"]:  # GO is blocked when the cue it would fire is not ready
+                if cue["number"] == nxt and not cue["ready"]:
+                    controls["interlocks"]["next_cue"] = msg(
+                        "cue_not_ready", cue=cue["number"], problems=cue["problems"])
+        return controls
+
+    def publish_controls(self) -> dict[str, Any]:
+        """Publish the controls if they differ from the last published; returns them."""
+        controls = self.current_controls()
+        if controls != self._last_controls:
+            self._last_controls = controls
+            self.engine.publish_state(CONTROLS_TOPIC, {"type": "controls", "device": None,
+                                                       "data": controls})
+        return controls
 
     async def evaluate(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Compute both; publish each that changed since the last publication."""
+        """Re-evaluate every cue, then publish what changed (cues, and controls with them)."""
         self.evaluations += 1
         engine = self.engine
         listing = await engine.cues.listing(engine)
-        controls = self.controls()
-        nxt = listing.get("next")
-        for cue in listing["cues"]:  # GO is blocked when the cue it would fire is not ready
-            if cue["number"] == nxt and not cue["ready"]:
-                controls["interlocks"]["next_cue"] = msg(
-                    "cue_not_ready", cue=cue["number"], problems=cue["problems"])
-        if controls != self._last_controls:
-            self._last_controls = controls
-            engine.publish_state(CONTROLS_TOPIC, {"type": "controls", "device": None,
-                                                  "data": controls})
-        if listing != self._last_cues:
+        changed = listing != self._last_cues
+        self._last_cues = listing
+        controls = self.publish_controls()
+        if changed:
             self._last_cues = listing
             engine.publish_state(CUES_TOPIC, {"type": "cues", "device": None,
                                               "data": listing})
@@ -148,5 +163,5 @@ class Readiness:
          "you are to the engine.", query=True)
 async def _controls(engine: Engine, args: dict[str, Any]) -> Any:
     user, role = who(args)
-    controls = engine.readiness.latest_controls()
+    controls = engine.readiness.current_controls()
     return {"you": {"user": user, "role": role}, **controls}

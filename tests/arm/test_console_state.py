@@ -210,3 +210,18 @@ def test_heartbeats_and_seq_let_a_console_tell_live_from_stale(cue_stage: StageH
     assert max(b - a for a, b in zip(beats, beats[1:], strict=False)) < 0.5
     seqs = [m["seq"] for _t, m in stream.messages]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # one counter, no gaps
+
+
+def test_controls_are_current_the_moment_a_safety_reply_arrives(cue_stage: StageHarness,
+                                                                stream: Stream) -> None:
+    with client(cue_stage) as op:
+        op.call("safety.arm")
+        assert op.call("controls")["interlocks"]["armed"] is None
+        op.call("estop")
+        now = op.call("controls")  # no wait: the reply to estop came first
+        assert now["interlocks"]["estop_clear"]["code"] == "interlock_estop"
+        assert now["interlocks"]["resettable"] is None
+    stream.pump(0.2)
+    topics = [t for t, m in stream.messages if t in ("stage.safety", "stage.controls")]
+    last_safety = max(i for i, t in enumerate(topics) if t == "stage.safety")
+    assert "stage.controls" in topics[last_safety:]  # published right after the safety delta
