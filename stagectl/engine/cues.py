@@ -305,6 +305,10 @@ class CueList:
                         value = getattr(cue.led, key)
                         if value is not None:
                             actions.append(("set", led, key, led.validate(key, value)))
+                except ledp.ValidationError as exc:
+                    problems.append(msg("led_value_out_of_range", device=led.name,
+                                        param=exc.param, value=exc.value,
+                                        expected=exc.expected))
                 except ValueError as exc:
                     problems.append(msg("led_value_invalid", device=led.name, reason=str(exc)))
         return problems, actions

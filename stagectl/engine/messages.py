@@ -63,6 +63,8 @@ ENGINE_MESSAGES: dict[str, tuple[str, str]] = {
                   "{device}：{axis} 将在 t={at_s} 秒到达 {value} {unit}，超出{limit_kind}"
                   " {limit_value} {unit}"),
     "led_value_invalid": ("{reason}", "{reason}"),
+    "led_value_out_of_range": ("{device}: setting {param} to {value}: expected {expected}",
+                               "{device}：{param} 设为 {value} 无效，应为 {expected}"),
     "nothing_to_reset": ("nothing to reset: no e-stop latched and no arm in ESTOP or FAULT",
                          "无需复位：没有未复位的急停，也没有处于急停或故障的机械臂"),
     "device_moving": ("{device} is moving", "{device} 正在运动"),
