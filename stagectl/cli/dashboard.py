@@ -77,7 +77,10 @@ STRINGS: dict[str, dict[str, str]] = {
                        "zh": "{age}内未收到消息；安全状态未知"},
     "detail_never": {"en": "no message from the engine yet; safety state unknown",
                      "zh": "尚未收到引擎消息；安全状态未知"},
-    "detail_nosafety": {"en": "waiting for safety.status", "zh": "等待安全状态"},
+    "band_waiting": {"en": "[?] UNKNOWN — waiting for the safety state",
+                     "zh": "[?] 未知——等待安全状态"},
+    "detail_nosafety": {"en": "the engine answers; safety.status has not yet",
+                        "zh": "引擎在线，尚未收到安全状态"},
     "engine_live": {"en": "engine live", "zh": "引擎在线"},
     "engine_down": {"en": "ENGINE NOT ANSWERING", "zh": "引擎无响应"},
     "seconds": {"en": "{s:.1f} s", "zh": "{s:.1f} 秒"},
@@ -524,14 +527,15 @@ def _band(model: StageModel, width: int, now: float, lang: str) -> list[Text]:
     """The safety band: two lines, full width."""
     safety = model.safety
     if not model.live(now) or safety is None:
+        word = "band_unknown"
         if model.last_heard is None:
             detail = t("detail_never", lang)
         elif not model.live(now):
             detail = t("detail_unknown", lang, age=_age(model, now, lang))
         else:
-            detail = t("detail_nosafety", lang)
+            word, detail = "band_waiting", t("detail_nosafety", lang)
         style = BAND_STYLE["unknown"]
-        return [_line(Text(" " + t("band_unknown", lang)), width, style),
+        return [_line(Text(" " + t(word, lang)), width, style),
                 _line(Text(" " + detail), width, style.replace("bold ", ""))]
     if safety.get("estop_latched"):
         key = "estop"

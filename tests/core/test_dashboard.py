@@ -310,6 +310,14 @@ def test_never_heard_is_unknown() -> None:
     assert "UNKNOWN" in lines[1] and "no message from the engine yet" in lines[2]
 
 
+def test_live_without_a_safety_state_is_unknown_too() -> None:
+    m = StageModel(clock=lambda: NOW)
+    m.apply("engine", {"type": "heartbeat", "seq": 1, "data": {}}, now=NOW)
+    lines = screen(m)
+    assert "[?] UNKNOWN — waiting for the safety state" in lines[1]
+    assert "ARMED" not in lines[1] and "engine live" in lines[0]
+
+
 def test_live_timeout_is_the_contracts() -> None:
     assert LIVE_TIMEOUT_S == 0.75
     m = model()
