@@ -39,13 +39,17 @@ from gui.controls import Controls
 from gui.cue_panel import CuePanel
 from gui.event_log import EventLog
 from gui.health_panel import DeviceHealthPanel
-from gui.i18n import tr, tr_health, tr_reason
+from gui.i18n import add_strings, tr, tr_health, tr_reason
 from gui.led_panel import LedPanel
 from gui.messages import render_error, render_message
 from gui.safety_bar import SafetyBar
 from gui.tracking_panel import TrackingPanel
+from stagectl import bus
 from stagectl.config import StageConfig
 
+add_strings({
+    "source_engine": {"en": "engine", "zh": "引擎"},
+})
 CONNECTED_STYLE = "color: #1b5e20; font-weight: bold;"
 DISCONNECTED_STYLE = "color: #b71c1c; font-weight: bold;"
 DEFAULT_SIZE = (1366, 768)
@@ -169,14 +173,6 @@ class MainWindow(QMainWindow):
         if self.tracking_panel is not None:
             bridge.tracking_samples.connect(self.tracking_panel.add_samples)
 
-    @property
-    def arm_console(self) -> MainWindow:
-        """The window itself (it has ``safety_bar`` and ``arm_panels``).
-
-        For tests written against the former ``gui.arm_console.ArmConsole``; use the window.
-        """
-        return self
-
     def live_panels(self) -> list[Any]:
         """Every panel that shows engine state (each has ``set_live``)."""
         panels: list[Any] = [self.safety_bar, self.health_panel, self.cue_panel,
@@ -230,6 +226,8 @@ class MainWindow(QMainWindow):
 
     def _on_event(self, source: str, event: dict[str, Any]) -> None:
         t = event.get("t")
+        if source == bus.ENGINE_TOPIC:
+            source = tr("source_engine")
         self.event_log.add(source, render_message(event), str(event.get("level", "info")),
                            float(t) if isinstance(t, (int, float)) else None)
 

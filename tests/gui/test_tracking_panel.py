@@ -7,8 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pytestqt.qtbot import QtBot
 
+from gui import i18n
 from gui.app import MainWindow
+from gui.tracking_panel import TrackingPanel
 from stagectl.config import parse_config
 from stagectl.harness import StageHarness, free_port, free_port_config
 from tests.gui.conftest import make_bridge, stop_bridge
@@ -29,7 +32,7 @@ def tracking_stage() -> Iterator[StageHarness]:
         harness.stop()
 
 
-def test_tracking_tab_shows_stats_and_plots(qtbot, tracking_stage: StageHarness,
+def test_tracking_tab_shows_stats_and_plots(qtbot: QtBot, tracking_stage: StageHarness,
                                             tmp_path: Path) -> None:
     bridge = make_bridge(tracking_stage)
     window = MainWindow(tracking_stage.config, bridge)
@@ -60,3 +63,33 @@ def test_tracking_tab_shows_stats_and_plots(qtbot, tracking_stage: StageHarness,
     finally:
         stop_bridge(bridge)
         window.close()
+
+
+def test_tracking_panel_goes_stale_without_the_engine(qtbot: QtBot) -> None:
+    panel = TrackingPanel()
+    qtbot.addWidget(panel)
+    panel.add_source("cam-a")
+    assert panel.stat("cam-a", "rate_hz") == "—"  # nothing heard yet
+    panel.apply_delta("cam-a", {"rate_hz": 100.0, "jitter_ms": 0.4, "loss_pct": 0.0})
+    panel.apply_health("cam-a", {"state": "online"})
+    assert panel.stat("cam-a", "rate_hz") == "100.0"
+    assert panel.stale_label.isHidden()
+
+    panel.set_live(False)
+    assert [panel.stat("cam-a", k) for k in ("rate_hz", "jitter_ms", "loss_pct")] == ["—"] * 3
+    health = panel.table.item(0, 1)
+    assert health is not None and health.data(256) == "unknown" and health.text() == "unknown"
+    assert not panel.stale_label.isHidden()
+    panel.apply_delta("cam-a", {"rate_hz": 99.0})  # late news from a dead link: not shown
+    panel.apply_health("cam-a", {"state": "online"})
+    assert panel.stat("cam-a", "rate_hz") == "—" and health.data(256) == "unknown"
+
+    panel.set_live(True)
+    assert panel.stale_label.isHidden()
+    assert panel.stat("cam-a", "rate_hz") == "—"  # until a fresh value comes
+    panel.apply_delta("cam-a", {"rate_hz": 98.0})
+    assert panel.stat("cam-a", "rate_hz") == "98.0"
+    i18n.set_language("zh")
+    zh = TrackingPanel()
+    qtbot.addWidget(zh)
+    assert zh.stale_label.text().startswith("⚠ 数据过期")

@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QLocale, Qt
 from PySide6.QtGui import QImage
+from pytestqt.qtbot import QtBot
 from pythonosc.udp_client import SimpleUDPClient
 
 from gui import i18n
 from gui.app import MainWindow, run_console
+from gui.health_panel import DeviceHealthPanel
 from stagectl.harness import StageHarness, free_port_config
 from tests.gui.conftest import Console, make_bridge, sim_address, stop_bridge
 
@@ -81,6 +83,50 @@ def test_screenshot_renders(qtbot, harness: StageHarness, tmp_path: Path, lang: 
         assert window.grab().save(str(path))
         image = QImage(str(path))
         assert image.width() >= 800 and image.height() >= 500
+    finally:
+        stop_bridge(bridge)
+
+
+def test_health_panel_forgets_what_it_showed_when_not_live(qtbot: QtBot) -> None:
+    panel = DeviceHealthPanel()
+    qtbot.addWidget(panel)
+    panel.add_device("led-main", "led")
+    assert panel.health_of("led-main") == "unknown"
+    panel.apply_health("led-main", {"state": "degraded", "reason": "hot"})
+    assert panel.health_of("led-main") == "degraded" and panel.item(0, 3).text() == "hot"
+    panel.set_live(False)
+    assert panel.health_of("led-main") == "unknown"
+    assert panel.item(0, 2).text() == "unknown" and panel.item(0, 3).text() != "hot"
+    panel.apply_health("led-main", {"state": "online"})  # from a dead link: not shown
+    assert panel.health_of("led-main") == "unknown"
+    panel.set_live(True)
+    assert panel.health_of("led-main") == "unknown"  # until fresh health arrives
+    panel.apply_health("led-main", {"state": "online"})
+    assert panel.health_of("led-main") == "online"
+
+
+def test_zh_window_renders_identity_events_and_refusals(qtbot: QtBot,
+                                                        harness: StageHarness) -> None:
+    i18n.set_language("zh")
+    bridge = make_bridge(harness)
+    window = MainWindow(harness.config, bridge)
+    qtbot.addWidget(window)
+    window.show()
+    bridge.start()
+    try:
+        qtbot.waitUntil(lambda: window.controls.snapshot != {}, timeout=3000)
+        assert window.identity_label.text() == "gui-test · 操作员"
+        bridge.command("safety.arm")
+        qtbot.waitUntil(lambda: any("引擎：gui-test（操作员）使能了运动" in line
+                                    for line in window.event_log.lines()), timeout=3000)
+        errors = len([e for e in window.event_log.entries() if e.level == "error"])
+        bridge.command("led.set", {"key": "brightness_nits", "value": 99999})
+        qtbot.waitUntil(lambda: len([e for e in window.event_log.entries()
+                                     if e.level == "error"]) > errors, timeout=3000)
+        refusal = [e for e in window.event_log.entries() if e.level == "error"][-1]
+        assert refusal.source == "控制台"
+        text = refusal.message.replace("LED", "")  # a proper name may stay
+        assert text and not any("a" <= ch.lower() <= "z" for ch in text), refusal
     finally:
         stop_bridge(bridge)
 
