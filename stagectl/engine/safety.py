@@ -93,6 +93,7 @@ class Safety:
         self.estop_reason = ""
         self._estop_reason_shown: Message | str = ""
         self.estop_by = ""
+        self.estop_user = self.estop_role = ""  # who latched it, for consoles to translate
         self._motion: list[Any] = []
         self.on_change: Callable[[], None] | None = None  # the engine's readiness watcher
 
@@ -102,7 +103,8 @@ class Safety:
         """JSON view of the interlocks."""
         return {"armed": self.armed, "talent_on_stage": self.talent_on_stage,
                 "estop_latched": self.estop_latched, "estop_reason": self.estop_reason,
-                "estop_by": self.estop_by, "estop_led_action": self.config.estop_led_action}
+                "estop_by": self.estop_by, "estop_user": self.estop_user,
+                "estop_role": self.estop_role, "estop_led_action": self.config.estop_led_action}
 
     def publish(self, topic: str, message: dict[str, Any]) -> None:
         """Publish on the engine's state socket."""
@@ -153,6 +155,7 @@ class Safety:
         self.estop_latched = True
         was_armed, self.armed = self.armed, False  # reset will not re-arm (ISO 13850)
         self.estop_reason, self.estop_by = why, f"{user} ({role})"
+        self.estop_user, self.estop_role = user, role
         self._estop_reason_shown = reason or msg("estop_default_reason")
         self._push_interlocks()
         led_results: dict[str, str] = {}
@@ -225,7 +228,7 @@ class Safety:
                                  f"{RESET_SETTLE_S:g} s after the request; stop it, wait "
                                  "for rest and reset again", devices=results)
         self.estop_latched = False
-        self.estop_reason = self.estop_by = ""
+        self.estop_reason = self.estop_by = self.estop_user = self.estop_role = ""
         self._push_interlocks()
         self.audit.record("reset", user=user, role=role, reason=reason or "reset",
                           details={"estop_was_latched": was, "devices": results})
