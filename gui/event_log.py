@@ -44,17 +44,11 @@ add_strings({
     "log_severity_warning": {"en": "warnings and errors", "zh": "警告和错误"},
     "log_severity_error": {"en": "errors only", "zh": "仅错误"},
     "log_all_sources": {"en": "all sources", "zh": "全部来源"},
-    "log_source_engine": {"en": "engine", "zh": "引擎"},
     "log_count": {"en": "{shown} of {total} shown", "zh": "显示 {shown} / {total} 条"},
     # one line: time, level, source, message (full-width brackets and colon in Chinese)
     "log_line": {"en": "{stamp} [{level}] {source}: {message}",
                  "zh": "{stamp} 【{level}】{source}：{message}"},
 })
-
-
-def source_label(source: str) -> str:
-    """A log source as shown: the engine by name in the console's language, devices as named."""
-    return tr("log_source_engine") if source == "engine" else source
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +163,7 @@ class EventLog(QWidget):
             self._drop_first_line()  # the oldest entry leaves the list, and the view
         self._entries.append(entry)
         if self.source_combo.findData(source) < 0:
-            self.source_combo.addItem(source_label(source), source)
+            self.source_combo.addItem(source, source)
         if self._passes(entry):
             self.view.appendHtml(self._html(entry))
             self._shown += 1
@@ -187,7 +181,7 @@ class EventLog(QWidget):
         stamp = datetime.fromtimestamp(entry.t, self._tz).strftime("%H:%M:%S")
         colour = LEVEL_COLOURS.get(entry.level, LEVEL_COLOURS["info"])
         line = tr("log_line", stamp=stamp, level=html.escape(tr_level(entry.level)),
-                  source=f"<b>{html.escape(source_label(entry.source))}</b>",
+                  source=f"<b>{html.escape(entry.source)}</b>",
                   message=html.escape(entry.message))
         return f'<span style="color:{colour}">{line}</span>'
 
