@@ -64,6 +64,7 @@ COLUMNS = ("trk_source", "health", "trk_protocol", "trk_rate", "trk_jitter", "tr
 STATE_KEYS = (None, None, "protocol", "rate_hz", "jitter_ms", "loss_pct", "errors",
               "last_seen_age_ms", "delay_frames", "timecode")
 AXIS_COLOURS = ("#d32f2f", "#388e3c", "#1976d2")
+PROTOCOL_NAMES = {"freed": "FreeD", "opentrackio": "OpenTrackIO", "osc": "OSC"}  # as written
 STALE_TEXT = "#9e9e9e"
 PLOT_MIN_HEIGHT = 200
 STALE_STYLE = ("background-color: rgba(238, 238, 238, 220); color: #424242; font-size: 16px; "
@@ -123,6 +124,8 @@ class TrackingPanel(QWidget):
                                      (tr("trk_pan"), tr("trk_tilt"), tr("trk_roll")))):
             plot.addLegend(offset=(5, 5))
             plot.setLabel("bottom", tr("trk_time"))
+            for axis in ("bottom", "left"):  # a "(x0.001)" suffix is neither language
+                plot.getAxis(axis).enableAutoSIPrefix(False)
             plot.showGrid(x=True, y=True, alpha=0.3)
             for name, colour in zip(names, AXIS_COLOURS, strict=True):
                 curves.append(plot.plot(name=name, pen=pg.mkPen(colour, width=1.5)))
@@ -234,6 +237,8 @@ class TrackingPanel(QWidget):
             value = data[key]
             if key == "errors" and isinstance(value, dict):
                 value = sum(value.values())
+            elif key == "protocol" and isinstance(value, str):
+                value = PROTOCOL_NAMES.get(value.lower(), value)
             item = self.table.item(row, col)
             if item is not None:
                 item.setText("—" if value is None else str(value))
