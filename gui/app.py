@@ -49,6 +49,7 @@ from stagectl.config import StageConfig
 
 add_strings({
     "source_engine": {"en": "engine", "zh": "引擎"},
+    "log_health_why": {"en": "{state}: {reason}", "zh": "{state}：{reason}"},
 })
 CONNECTED_STYLE = "color: #1b5e20; font-weight: bold;"
 DISCONNECTED_STYLE = "color: #b71c1c; font-weight: bold;"
@@ -216,8 +217,9 @@ class MainWindow(QMainWindow):
             self.tracking_panel.apply_health(device, health)
         state = str(health.get("state", "unknown"))
         level = {"online": "info", "degraded": "warning"}.get(state, "error")
-        self.event_log.add(device, tr("log_health", state=tr_health(state),
-                                      reason=tr_reason(health)).strip(), level)
+        reason = tr_reason(health).strip()
+        self.event_log.add(device, tr("log_health_why", state=tr_health(state), reason=reason)
+                           if reason else tr_health(state), level)
 
     def _on_safety(self, status: dict[str, Any]) -> None:
         self.safety_bar.apply_status(status)

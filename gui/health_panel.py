@@ -59,6 +59,7 @@ class DeviceHealthPanel(QTableWidget):
                                         tr("col_reason")])
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # read-only and never scrolled up to 8 rows
         self.verticalHeader().setVisible(False)
         header = self.horizontalHeader()
         for col in (COL_DEVICE, COL_KIND, COL_HEALTH):
