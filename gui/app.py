@@ -49,7 +49,7 @@ from stagectl.config import StageConfig
 
 add_strings({
     "source_engine": {"en": "engine", "zh": "引擎"},
-    "log_health_why": {"en": "{state}: {reason}", "zh": "{state}：{reason}"},
+    "log_health_reason": {"en": "{state}: {reason}", "zh": "{state}：{reason}"},  # gui.i18n
 })
 CONNECTED_STYLE = "color: #1b5e20; font-weight: bold;"
 DISCONNECTED_STYLE = "color: #b71c1c; font-weight: bold;"
@@ -218,7 +218,7 @@ class MainWindow(QMainWindow):
         state = str(health.get("state", "unknown"))
         level = {"online": "info", "degraded": "warning"}.get(state, "error")
         reason = tr_reason(health).strip()
-        self.event_log.add(device, tr("log_health_why", state=tr_health(state), reason=reason)
+        self.event_log.add(device, tr("log_health_reason", state=tr_health(state), reason=reason)
                            if reason else tr_health(state), level)
 
     def _on_safety(self, status: dict[str, Any]) -> None:
