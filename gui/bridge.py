@@ -186,9 +186,13 @@ class _Listener(QThread):
                             base_dir=self._base_dir, context=ctx)
 
     def _fail(self, cmd: str, code: str, message: str, **details: Any) -> None:
-        """Report a failed command both ways: the sentence and the error object."""
-        self.command_failed.emit(cmd, message)
+        """Report a failed command both ways: the error object, then the sentence.
+
+        In that order, so whoever waits for ``command_failed`` finds the window has already
+        rendered ``command_error`` (queued signals arrive in the order sent).
+        """
         self.command_error.emit(cmd, {"code": code, "message": message, **details})
+        self.command_failed.emit(cmd, message)
 
     def _send(self, client: EngineClient, cmd: str, args: dict[str, Any],
               pending: dict[str, _Pending], quiet: bool = False) -> None:
