@@ -22,7 +22,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "estop": {"en": "E-STOP", "zh": "急停"},
     "estop_button": {"en": "E-STOP  ({shortcut})", "zh": "急停（{shortcut}）"},
     "estop_tip": {"en": "Stop every motion device now (F12)", "zh": "立即停止所有运动设备（F12）"},
-    "kind_arm": {"en": "camera arm", "zh": "摄像机械臂"},
+    "kind_arm": {"en": "camera arm", "zh": "机械臂"},
     "arm_title": {"en": "Arm {device}", "zh": "机械臂 {device}"},
     "arm_stage": {"en": "Arm stage", "zh": "使能运动"},
     "disarm_stage": {"en": "Disarm", "zh": "解除使能"},

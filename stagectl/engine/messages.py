@@ -60,7 +60,7 @@ ENGINE_MESSAGES: dict[str, tuple[str, str]] = {
     "arm_motion_refused": ("{device}: {reason}", "{device}：{reason}"),
     "arm_limit": ("{device}: {axis} would reach {value} {unit} at t={at_s} s, beyond its "
                   "{limit_kind} of {limit_value} {unit}",
-                  "{device}：{axis} 将在 t={at_s} 秒到达 {value} {unit}，超出{limit_kind}"
+                  "{device}：{axis} 将在第 {at_s} 秒到达 {value} {unit}，超出{limit_kind}"
                   " {limit_value} {unit}"),
     "led_value_invalid": ("{reason}", "{reason}"),
     "led_value_out_of_range": ("{device}: setting {param} to {value}: expected {expected}",

@@ -281,7 +281,8 @@ SAMPLE: dict[str, Any] = {"role": "operator", "state": "ESTOP", "was": "FAULT",
                           "health": "degraded", "kind": "arm", "wanted": "led",
                           "key": "test_pattern", "value": 7, "what": "run_path",
                           "cmd": "arm.jog", "interlock": "talent_on_stage",
-                          "device": "arm-a", "user": "ana"}
+                          "device": "arm-a", "user": "ana", "axis": "j1", "unit": "°",
+                          "limit_kind": "soft_max"}
 
 
 def test_every_catalogued_message_renders_in_chinese() -> None:
