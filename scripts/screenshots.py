@@ -61,6 +61,7 @@ def pump(app: QApplication, seconds: float, until: Callable[[], bool] | None = N
 
 
 def save(widget: QWidget, out: Path, name: str, lang: str) -> None:
+    """Save ``widget`` as ``out/<name>-<lang>.png``."""
     path = out / f"{name}-{lang}.png"
     widget.grab().save(str(path))
     print(f"  {path.relative_to(ROOT)}")
@@ -90,6 +91,7 @@ def shoot(lang: str, out: Path, app: QApplication) -> None:
             tabs.setCurrentIndex(index)
             pump(app, 0.6)
             panel = tabs.widget(index)
+            assert panel is not None
             name = PANEL_NAMES.get(type(panel).__name__, f"tab{index}")
             save(panel, out, name, lang)
         tabs.setCurrentIndex(0)
@@ -130,6 +132,7 @@ def shoot(lang: str, out: Path, app: QApplication) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Shoot every language asked for (both by default); returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs/screenshots")
     parser.add_argument("--lang", choices=("en", "zh"), action="append")

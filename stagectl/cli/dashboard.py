@@ -45,9 +45,8 @@ from stagectl.client import EngineClient, EngineError, StateSubscriber, unwrap
 from stagectl.config import StageConfig
 
 # A console treats the engine as live while it heard anything within this long
-# (docs/protocols/console-state.md, the same as gui.bridge.LIVE_TIMEOUT_S). The engine
-# heartbeats every 0.25 s by that contract; while stagectl.engine.engine.HEARTBEAT_S is still
-# 1.0 s, a quiet stage (no tracking samples, no deltas) reads UNKNOWN between heartbeats.
+# (docs/protocols/console-state.md, the same as gui.bridge.LIVE_TIMEOUT_S): three of the
+# engine's heartbeats (stagectl.engine.engine.HEARTBEAT_S, 0.25 s).
 LIVE_TIMEOUT_S = 0.75
 REFRESH_S = 0.125          # how often the screen is redrawn
 REQUEST_TIMEOUT_S = 1.0    # a query unanswered this long is sent again (while live)
