@@ -23,3 +23,25 @@ enabled = false
 audit_db = "{audit_db}"
 {more}""", encoding="utf-8")
     return path
+
+
+# A cue list over an LED wall and an arm (free_port_config's led-main and arm-a): a cue with
+# both, an LED-only cue, and one beyond the arm's soft limits.
+CUES = """
+[[cues]]
+number = 1
+name = "wide"
+led = { preset = 2 }
+arm = { joints_deg = [0.0, -60.0, 90.0, -30.0, 0.0, 0.0] }
+mark = "sc1 wide"
+
+[[cues]]
+number = 2
+name = "warm"
+led = { brightness_nits = 700.0 }
+
+[[cues]]
+number = 5
+name = "too far"
+arm = { joints_deg = [169.0, 0.0, 0.0, 0.0, 0.0, 0.0] }
+"""

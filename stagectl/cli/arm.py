@@ -14,7 +14,16 @@ from typing import Annotated, Any
 
 import typer
 
-from stagectl.cli.main import ConfigOpt, JsonOpt, RoleOpt, _call, _fail, _load, out
+from stagectl.cli.main import (
+    CLI_HINTS,
+    ConfigOpt,
+    JsonOpt,
+    RoleOpt,
+    _call,
+    _fail,
+    _load,
+    out,
+)
 from stagectl.config import DEFAULT_CONFIG
 
 arm_app: typer.Typer = typer.Typer(help="Drive the robotic camera arm through the engine; stage "
@@ -86,10 +95,6 @@ def arm_status(config: ConfigOpt = DEFAULT_CONFIG, device: ArmOpt = None,
         "soft max    " + _fmt([a["soft_max"] for a in result.get("axes") or []])
         + "   (as the arm holds them)",
         "motion: " + ("allowed" if not blockers else _problems_text(blockers))]))
-
-
-CLI_HINTS = {"interlock_not_armed": "stagectl arm arm", "interlock_estop": "stagectl arm reset",
-             "interlock_talent": "stagectl arm talent off"}
 
 
 def _problems_text(problems: list[Any]) -> str:

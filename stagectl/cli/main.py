@@ -137,7 +137,22 @@ def _call(config: StageConfig, cmd: str, args: dict[str, Any] | None = None,
     except EngineUnavailable as exc:
         _fail(str(exc), 1)
     except EngineError as exc:
-        _fail(f"{exc} [{exc.code}]", 2 if exc.code in BAD_INPUT_CODES else 1)
+        _fail(f"{exc} [{exc.code}]{_hints(exc.details.get('problems'))}",
+              2 if exc.code in BAD_INPUT_CODES else 1)
+
+
+# The command that clears an interlock, for CLI users (consoles get their own buttons).
+CLI_HINTS = {"interlock_not_armed": "stagectl arm arm", "interlock_estop": "stagectl arm reset",
+             "interlock_talent": "stagectl arm talent off"}
+
+
+def _hints(problems: object) -> str:
+    """`` (to clear: ...)`` naming the CLI commands for the interlocks in ``problems``."""
+    if not isinstance(problems, list):
+        return ""
+    hints = [CLI_HINTS[str(p.get("code"))] for p in problems
+             if isinstance(p, dict) and str(p.get("code")) in CLI_HINTS]
+    return f" (to clear: {'; '.join(dict.fromkeys(hints))})" if hints else ""
 
 
 def _error_line(message: str) -> None:

@@ -74,6 +74,7 @@ def test_arm_cue_and_estop_from_the_command_line(arm_stage: str) -> None:
     cfg = ("--config", arm_stage)
     refused = run("arm", "move-joints", "0", "-30", "40", "0", "0", "0", *cfg)
     assert refused.returncode == 1 and "not armed" in refused.stderr
+    assert "to clear: stagectl arm arm" in refused.stderr  # the CLI names the CLI command
     assert run("arm", "arm", *cfg, role="viewer").returncode == 1  # forbidden
     assert run("arm", "arm", *cfg).returncode == 0
     bad = run("arm", "move-joints", "0", "0", "0", "0", "124", "0", *cfg)

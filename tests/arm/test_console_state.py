@@ -19,7 +19,8 @@ from stagectl.client import EngineError, StateSubscriber
 from stagectl.engine.messages import ENGINE_MESSAGES, ERRORS
 from stagectl.harness import StageHarness, free_port_config
 from tests.arm.conftest import client, wait_for
-from tests.arm.test_safety import CUES, sims
+from tests.arm.test_safety import sims
+from tests.stage_toml import CUES
 
 
 class Stream:

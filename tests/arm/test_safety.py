@@ -11,6 +11,7 @@ from drivers.led.simulator import LedSimulator
 from stagectl.client import EngineError
 from stagectl.harness import StageHarness, free_port_config
 from tests.arm.conftest import READY_POSE, client, wait_for
+from tests.stage_toml import CUES
 
 
 def sims(h: StageHarness) -> tuple[ArmSimulator, LedSimulator]:
@@ -168,26 +169,6 @@ def test_audit_log_is_a_wal_sqlite_file(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         rows = conn.execute("SELECT event, user, role, reason FROM audit").fetchall()
     assert rows == [("estop", "eve", "engineer", "drill")]
-
-
-CUES = """
-[[cues]]
-number = 1
-name = "wide"
-led = { preset = 2 }
-arm = { joints_deg = [0.0, -60.0, 90.0, -30.0, 0.0, 0.0] }
-mark = "sc1 wide"
-
-[[cues]]
-number = 2
-name = "warm"
-led = { brightness_nits = 700.0 }
-
-[[cues]]
-number = 5
-name = "too far"
-arm = { joints_deg = [169.0, 0.0, 0.0, 0.0, 0.0, 0.0] }
-"""
 
 
 @pytest.fixture

@@ -10,9 +10,10 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +25,9 @@ from gui.app import MainWindow
 from gui.bridge import LIVE_TIMEOUT_S, EngineBridge
 from gui.led_panel import LedPanel
 from stagectl.client import ClientIdentity
+from stagectl.config import StageConfig, parse_config
 from stagectl.engine.engine import HEARTBEAT_S
-from stagectl.harness import StageHarness, free_port_config
+from stagectl.harness import StageHarness, free_port, free_port_config
 
 OPERATOR = ClientIdentity(user="gui-test", role="operator")
 # The console's liveness limit, or three heartbeats of an engine that beats more slowly.
@@ -65,6 +67,35 @@ def harness() -> Iterator[StageHarness]:
         h.stop()
 
 
+def wait_for(predicate: Callable[[], bool], timeout_s: float = 3.0) -> None:
+    """Wait (blocking) until ``predicate()`` holds; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def arm_stage() -> Iterator[StageHarness]:
+    """An LED wall and a camera arm, simulated."""
+    h = StageHarness(free_port_config(stage="gui-arm", arms=1)).start()
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+def with_tracking(config: StageConfig, rate_hz: int = 100) -> StageConfig:
+    """``config`` plus a simulated FreeD tracking source ``cam-a`` on a free UDP port."""
+    data = config.model_dump()
+    port = free_port(socket.SOCK_DGRAM)
+    data["devices"].append({"name": "cam-a", "kind": "tracking", "driver": "freed",
+                            "port": port, "host": "127.0.0.1", "rate_hz": rate_hz})
+    data["simulators"].append({"name": "cam-a-sim", "kind": "tracking", "protocol": "freed",
+                               "target": f"127.0.0.1:{port}", "rate_hz": rate_hz})
+    return parse_config(data)
+
+
 def sim_values(harness: StageHarness) -> dict[str, object]:
     assert harness.sims is not None
     return harness.sims.simulators[0].values
@@ -98,13 +129,20 @@ def stop_bridge(bridge: EngineBridge) -> None:
     assert not bridge.running
 
 
-@pytest.fixture
-def console(qtbot: QtBot, harness: StageHarness) -> Iterator[Console]:
-    bridge = make_bridge(harness)
+def open_window(qtbot: QtBot, harness: StageHarness,
+                **kwargs: Any) -> tuple[MainWindow, EngineBridge]:
+    """A shown main window on a started bridge to ``harness`` (stop the bridge after)."""
+    bridge = make_bridge(harness, **kwargs)
     window = MainWindow(harness.config, bridge)
     qtbot.addWidget(window)
     window.show()
     bridge.start()
+    return window, bridge
+
+
+@pytest.fixture
+def console(qtbot: QtBot, harness: StageHarness) -> Iterator[Console]:
+    window, bridge = open_window(qtbot, harness)
     try:
         qtbot.waitUntil(lambda: bridge.connected, timeout=3000)
         panel = window.led_panels["led-main"]

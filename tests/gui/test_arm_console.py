@@ -19,18 +19,14 @@ from gui.bridge import EngineBridge
 from gui.safety_bar import SafetyBar
 from stagectl.client import ClientIdentity, EngineClient
 from stagectl.harness import StageHarness, free_port_config
-from tests.gui.conftest import make_bridge, stop_bridge
+from tests.gui.conftest import open_window, stop_bridge
 from tests.gui.test_safety_bar import Asked
 
 
 @pytest.fixture
 def arm_console(qtbot: QtBot) -> Iterator[tuple[MainWindow, ArmSimulator]]:
     harness = StageHarness(free_port_config(stage="gui-arm", arms=1)).start()
-    bridge = make_bridge(harness)
-    window = MainWindow(harness.config, bridge)
-    qtbot.addWidget(window)
-    window.show()
-    bridge.start()
+    window, bridge = open_window(qtbot, harness)
     try:
         qtbot.waitUntil(lambda: bridge.connected, timeout=3000)
         assert harness.sims is not None

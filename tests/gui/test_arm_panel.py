@@ -4,8 +4,7 @@ engine's ``controls`` snapshot with a reason, a Reset that asks, no CLI hints.""
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +16,8 @@ from gui import i18n
 from gui.arm_i18n import tr_role
 from gui.arm_panel import JOINTS, ArmPanel
 from stagectl.client import ClientIdentity, EngineClient
-from stagectl.harness import StageHarness, free_port_config
+from stagectl.harness import StageHarness
+from tests.gui.conftest import wait_for
 from tests.gui.test_safety_bar import (
     FORBIDDEN,
     IN_ESTOP,
@@ -189,22 +189,6 @@ def test_a_fault_is_shown_without_cli_hints(qtbot: QtBot, lang: str) -> None:
 
 
 # ---- against the real engine ---------------------------------------------------------------
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
-@pytest.fixture
-def arm_stage() -> Iterator[StageHarness]:
-    h = StageHarness(free_port_config(stage="gui-arm-panel", arms=1)).start()
-    try:
-        yield h
-    finally:
-        h.stop()
-
 
 def test_the_engine_snapshot_gates_the_panel_by_role_and_arming(qtbot: QtBot,
                                                                 arm_stage: StageHarness) -> None:

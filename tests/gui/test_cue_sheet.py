@@ -38,6 +38,7 @@ from gui.cue_panel import (
 from stagectl.client import ClientIdentity, EngineClient
 from stagectl.harness import StageHarness, free_port_config
 from tests.gui.conftest import stop_bridge
+from tests.stage_toml import CUES
 
 NOT_ARMED = {"code": "interlock_not_armed", "params": {}, "message": "stage not armed"}
 
@@ -393,26 +394,6 @@ def test_every_chinese_string_is_chinese() -> None:
 
 
 # ---- end to end: the real engine ------------------------------------------------------------
-
-CUES = """
-[[cues]]
-number = 1
-name = "wide"
-led = { preset = 2 }
-arm = { joints_deg = [0.0, -60.0, 90.0, -30.0, 0.0, 0.0] }
-mark = "sc1 wide"
-
-[[cues]]
-number = 2
-name = "warm"
-led = { brightness_nits = 700.0 }
-
-[[cues]]
-number = 5
-name = "too far"
-arm = { joints_deg = [169.0, 0.0, 0.0, 0.0, 0.0, 0.0] }
-"""
-
 
 @pytest.fixture
 def cue_stage(tmp_path: Path) -> Iterator[StageHarness]:

@@ -7,7 +7,6 @@ change its look; then a fresh engine starts on the same addresses and the consol
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,10 +15,9 @@ from pytestqt.qtbot import QtBot
 
 from gui.app import MainWindow
 from gui.bridge import EngineBridge
-from stagectl.config import parse_config
 from stagectl.engine.engine import Engine
-from stagectl.harness import StageHarness, free_port, free_port_config
-from tests.gui.conftest import LIVE_S, make_bridge, stop_bridge
+from stagectl.harness import StageHarness, free_port_config
+from tests.gui.conftest import LIVE_S, make_bridge, stop_bridge, with_tracking
 
 CUES = """
 [[cues]]
@@ -36,13 +34,8 @@ DEVICES = ("led-main", "arm-a", "cam-a")
 def stage(tmp_path: Path) -> Iterator[StageHarness]:
     cues = tmp_path / "cues.toml"
     cues.write_text(CUES, encoding="utf-8")
-    data = free_port_config(stage="gui-live", arms=1, cues_file=str(cues)).model_dump()
-    port = free_port(socket.SOCK_DGRAM)
-    data["devices"].append({"name": "cam-a", "kind": "tracking", "driver": "freed",
-                            "port": port, "host": "127.0.0.1", "rate_hz": 100})
-    data["simulators"].append({"name": "cam-a-sim", "kind": "tracking", "protocol": "freed",
-                               "target": f"127.0.0.1:{port}", "rate_hz": 100})
-    harness = StageHarness(parse_config(data)).start()
+    harness = StageHarness(with_tracking(free_port_config(stage="gui-live", arms=1,
+                                                          cues_file=str(cues)))).start()
     try:
         yield harness
     finally:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,7 +21,8 @@ from gui import i18n
 from gui.arm_i18n import tr_role
 from gui.safety_bar import SafetyBar
 from stagectl.client import ClientIdentity, EngineClient
-from stagectl.harness import StageHarness, free_port_config
+from stagectl.harness import StageHarness
+from tests.gui.conftest import wait_for
 
 ALL = ["engineer", "operator", "producer", "viewer"]
 CONTROL = ["engineer", "operator"]
@@ -259,22 +259,6 @@ def test_reset_asks_naming_what_it_re_enables(qtbot: QtBot, lang: str) -> None:
 
 
 # ---- against the real engine ---------------------------------------------------------------
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
-@pytest.fixture
-def arm_stage() -> Iterator[StageHarness]:
-    h = StageHarness(free_port_config(stage="gui-safety", arms=1)).start()
-    try:
-        yield h
-    finally:
-        h.stop()
-
 
 def test_estop_then_confirmed_reset_leaves_the_stage_disarmed(qtbot: QtBot,
                                                               arm_stage: StageHarness) -> None:

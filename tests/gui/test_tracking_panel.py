@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,20 +11,13 @@ from pytestqt.qtbot import QtBot
 from gui import i18n
 from gui.app import MainWindow
 from gui.tracking_panel import TrackingPanel
-from stagectl.config import parse_config
-from stagectl.harness import StageHarness, free_port, free_port_config
-from tests.gui.conftest import make_bridge, stop_bridge
+from stagectl.harness import StageHarness, free_port_config
+from tests.gui.conftest import make_bridge, stop_bridge, with_tracking
 
 
 @pytest.fixture
 def tracking_stage() -> Iterator[StageHarness]:
-    data = free_port_config(stage="gui-trk").model_dump()
-    port = free_port(socket.SOCK_DGRAM)
-    data["devices"].append({"name": "cam-a", "kind": "tracking", "driver": "freed",
-                            "port": port, "host": "127.0.0.1", "rate_hz": 100})
-    data["simulators"].append({"name": "cam-a-sim", "kind": "tracking", "protocol": "freed",
-                               "target": f"127.0.0.1:{port}", "rate_hz": 100})
-    harness = StageHarness(parse_config(data)).start()
+    harness = StageHarness(with_tracking(free_port_config(stage="gui-trk"))).start()
     try:
         yield harness
     finally:

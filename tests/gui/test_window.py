@@ -11,10 +11,10 @@ from pytestqt.qtbot import QtBot
 from pythonosc.udp_client import SimpleUDPClient
 
 from gui import i18n
-from gui.app import MainWindow, run_console
+from gui.app import run_console
 from gui.health_panel import DeviceHealthPanel
 from stagectl.harness import StageHarness, free_port_config
-from tests.gui.conftest import Console, make_bridge, sim_address, stop_bridge
+from tests.gui.conftest import Console, open_window, sim_address, stop_bridge
 
 
 def test_window_shows_stage_devices_and_connection(qtbot, console: Console) -> None:
@@ -34,10 +34,7 @@ def test_window_shows_stage_devices_and_connection(qtbot, console: Console) -> N
 
 def test_engine_loss_disables_controls_and_greys_health(qtbot) -> None:
     harness = StageHarness(free_port_config(stage="gui-loss")).start()
-    bridge = make_bridge(harness)
-    window = MainWindow(harness.config, bridge)
-    qtbot.addWidget(window)
-    bridge.start()
+    window, bridge = open_window(qtbot, harness)
     try:
         qtbot.waitUntil(lambda: bridge.connected, timeout=3000)
         panel = window.led_panels["led-main"]
@@ -57,11 +54,7 @@ def test_engine_loss_disables_controls_and_greys_health(qtbot) -> None:
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_screenshot_renders(qtbot, harness: StageHarness, tmp_path: Path, lang: str) -> None:
     i18n.set_language(lang)
-    bridge = make_bridge(harness)
-    window = MainWindow(harness.config, bridge)
-    qtbot.addWidget(window)
-    window.show()
-    bridge.start()
+    window, bridge = open_window(qtbot, harness)
     try:
         qtbot.waitUntil(lambda: bridge.connected, timeout=3000)
         panel = window.led_panels["led-main"]
@@ -108,11 +101,7 @@ def test_health_panel_forgets_what_it_showed_when_not_live(qtbot: QtBot) -> None
 def test_zh_window_renders_identity_events_and_refusals(qtbot: QtBot,
                                                         harness: StageHarness) -> None:
     i18n.set_language("zh")
-    bridge = make_bridge(harness)
-    window = MainWindow(harness.config, bridge)
-    qtbot.addWidget(window)
-    window.show()
-    bridge.start()
+    window, bridge = open_window(qtbot, harness)
     try:
         qtbot.waitUntil(lambda: window.controls.snapshot != {}, timeout=3000)
         assert window.identity_label.text() == "gui-test · 操作员"
