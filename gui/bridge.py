@@ -51,6 +51,9 @@ REFRESH_CMDS: tuple[str, ...] = (STATUS_CMD, SAFETY_STATUS_CMD, CONTROLS_CMD, CU
 SAFETY_TOPIC = "stage.safety"  # stagectl.engine.safety.SAFETY_TOPIC
 CUES_TOPIC = "stage.cues"  # stagectl.engine.cues.CUES_TOPIC
 CONTROLS_TOPIC = "stage.controls"
+# A snapshot reply older (by ``seq``) than the last message on its topic is not applied.
+SNAPSHOT_TOPICS = {SAFETY_STATUS_CMD: SAFETY_TOPIC, CONTROLS_CMD: CONTROLS_TOPIC,
+                   CUE_LIST_CMD: CUES_TOPIC}
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,7 @@ class _Listener(QThread):
         self._refresh = threading.Event()  # set: fetch every snapshot at the next poll
         self._samples: dict[str, list[dict[str, Any]]] = {}
         self._last_seq: int | None = None
+        self._topic_seq: dict[str, int] = {}  # seq of the last message applied, per topic
         self.gaps = 0
 
     def submit(self, cmd: str, args: dict[str, Any]) -> None:
@@ -238,9 +242,22 @@ class _Listener(QThread):
         self._refresh.set()
         return True
 
+    def _older_than_applied(self, cmd: str, seq: object) -> bool:
+        """Whether a snapshot reply predates the last state message applied for its topic."""
+        topic = SNAPSHOT_TOPICS.get(cmd)
+        if topic is None or not isinstance(seq, int) or isinstance(seq, bool):
+            return False
+        applied = self._topic_seq.get(topic)
+        return applied is not None and seq < applied
+
     def dispatch(self, topic: str, message: dict[str, Any]) -> None:
         """Turn one state message into signals (the listener thread; tests may call it)."""
-        self.note_seq(message.get("seq"))
+        seq = message.get("seq")
+        if self.note_seq(seq) and isinstance(self._last_seq, int) and any(
+                s > self._last_seq for s in self._topic_seq.values()):
+            self._topic_seq.clear()  # the engine restarted: its counter began again
+        if topic in SNAPSHOT_TOPICS.values() and isinstance(seq, int):
+            self._topic_seq[topic] = seq
         kind = message.get("type")
         data = message.get("data")
         if not isinstance(data, dict):
@@ -299,7 +316,10 @@ class _Listener(QThread):
             if request.cmd == STATUS_CMD and isinstance(result, dict):
                 self.status_received.emit(result)
                 continue
-            if isinstance(result, dict):
+            if self._older_than_applied(request.cmd, reply.get("seq")):
+                log.debug("%s reply older than the last %s message; ignored", request.cmd,
+                          SNAPSHOT_TOPICS[request.cmd])
+            elif isinstance(result, dict):
                 if request.cmd == CONTROLS_CMD:
                     self.controls_changed.emit(result)
                 elif request.cmd == CUE_LIST_CMD:

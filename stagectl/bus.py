@@ -317,9 +317,17 @@ def short(value: object, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def ok_reply(rid: str, result: object) -> bytes:
-    """Encode a success reply."""
-    return dumps({"id": rid, "ok": True, "result": result})
+def ok_reply(rid: str, result: object, seq: int | None = None) -> bytes:
+    """Encode a success reply.
+
+    ``seq``: the engine's state-stream counter when the result was computed, so a console
+    can tell a snapshot older than a delta it already applied
+    (``docs/protocols/console-state.md``).
+    """
+    reply: dict[str, object] = {"id": rid, "ok": True, "result": result}
+    if seq is not None:
+        reply["seq"] = seq
+    return dumps(reply)
 
 
 def error_reply(rid: str | None, code: str, message: str, **details: object) -> bytes:

@@ -653,6 +653,6 @@ class Engine:
                 "command_done", user=user, role=role, cmd=request.cmd,
                 args=_shown_args(request.args))})
         try:
-            return bus.ok_reply(request.id, result)
+            return bus.ok_reply(request.id, result, self._seq)
         except (TypeError, ValueError, RecursionError) as exc:
             return bus.error_reply(request.id, "internal", f"unencodable result: {exc}")

@@ -54,6 +54,7 @@ class Readiness:
         self._last_controls: dict[str, Any] | None = None
         self._last_cues: dict[str, Any] | None = None
         self.evaluations = 0
+        self._ignored = frozenset(n for n, d in engine.devices.items() if d.kind == "tracking")
 
     # ---- inputs --------------------------------------------------------------------------
 
@@ -67,7 +68,13 @@ class Readiness:
         self._dirty.set()
 
     def on_device_event(self, event: DeviceEvent) -> None:
-        """Health changes and arm state changes affect readiness; other deltas do not."""
+        """Health changes and arm state changes affect readiness; other deltas do not.
+
+        Tracking sources are read by no control and no cue: their health (which can flap
+        under packet loss) never costs a re-evaluation.
+        """
+        if event.device in self._ignored:
+            return
         if event.kind == "health" or (event.kind == "delta" and "state" in event.data
                                       and isinstance(event.data.get("state"), str)):
             self.changed()

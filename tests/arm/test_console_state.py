@@ -226,3 +226,17 @@ def test_controls_are_current_the_moment_a_safety_reply_arrives(cue_stage: Stage
     topics = [t for t, m in stream.messages if t in ("stage.safety", "stage.controls")]
     last_safety = max(i for i, t in enumerate(topics) if t == "stage.safety")
     assert "stage.controls" in topics[last_safety:]  # published right after the safety delta
+
+
+def test_replies_say_which_state_message_they_follow(cue_stage: StageHarness,
+                                                      stream: Stream) -> None:
+    import json
+
+    with client(cue_stage) as op:
+        op.call("safety.arm")
+        stream.pump(0.2)
+        published = max(m["seq"] for _t, m in stream.messages)
+        op.send("safety.status", {})
+        assert op.socket.poll(3000)
+        reply = json.loads(op.socket.recv())
+    assert reply["ok"] and reply["seq"] >= published  # computed after what was published

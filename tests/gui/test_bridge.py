@@ -39,6 +39,7 @@ class ScriptedEngine:
         self._lock = threading.Lock()
         self._outbox: list[tuple[str, dict[str, Any]]] = []
         self.seq = 0
+        self.reply_seq: int | None = None  # the seq replies say they were computed at
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="scripted-engine")
         self._ready = threading.Event()
@@ -86,7 +87,8 @@ class ScriptedEngine:
                     cmd = str(request["cmd"])
                     with self._lock:
                         self.requests.append(cmd)
-                    reply = ({"id": request["id"], "ok": True, "result": self.results[cmd]}
+                    reply = ({"id": request["id"], "ok": True, "result": self.results[cmd],
+                              **({} if self.reply_seq is None else {"seq": self.reply_seq})}
                              if cmd in self.results else
                              {"id": request["id"], "ok": False,
                               "error": {"code": "unknown_command", "message": f"no {cmd}"}})
@@ -253,5 +255,30 @@ def test_refreshes_the_engine_does_not_offer_stay_quiet(qtbot: QtBot,
         qtbot.waitUntil(lambda: bool(failures), timeout=3000)
         assert errors == [("controls", {"code": "unknown_command", "message": "no controls"})]
         assert failures == [("controls", "no controls")]
+    finally:
+        stop_bridge(bridge)
+
+
+def test_a_snapshot_older_than_an_applied_delta_is_not_shown(qtbot: QtBot,
+                                                             scripted: ScriptedEngine) -> None:
+    """Replies and deltas travel on different sockets: the reply's seq says which is newer."""
+    bridge = EngineBridge(scripted.config, identity=OPERATOR)
+    shown: list[dict[str, Any]] = []
+    bridge.safety_changed.connect(shown.append)
+    bridge.start()
+    try:
+        qtbot.waitUntil(lambda: bridge.connected and bool(shown), timeout=3000)
+        scripted.publish("stage.safety", {"type": "delta", "device": None,
+                                          "data": {"armed": True, "estop_latched": True}})
+        qtbot.waitUntil(lambda: shown[-1].get("estop_latched") is True, timeout=3000)
+        applied = scripted.seq
+        scripted.reply_seq = applied - 1  # computed before the e-stop's delta went out
+        bridge.command("safety.status")
+        qtbot.waitUntil(lambda: scripted.asked("safety.status") >= 2, timeout=3000)
+        qtbot.wait(300)
+        assert shown[-1].get("estop_latched") is True  # the older snapshot was not applied
+        scripted.reply_seq = applied + 5  # newer than the delta: applied
+        bridge.command("safety.status")
+        qtbot.waitUntil(lambda: shown[-1].get("estop_latched") is False, timeout=3000)
     finally:
         stop_bridge(bridge)
