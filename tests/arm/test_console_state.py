@@ -7,6 +7,7 @@ code and params; heartbeats fast enough for a 0.75 s staleness rule; ``seq`` wit
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -230,8 +231,6 @@ def test_controls_are_current_the_moment_a_safety_reply_arrives(cue_stage: Stage
 
 def test_replies_say_which_state_message_they_follow(cue_stage: StageHarness,
                                                       stream: Stream) -> None:
-    import json
-
     with client(cue_stage) as op:
         op.call("safety.arm")
         stream.pump(0.2)
