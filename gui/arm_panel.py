@@ -29,8 +29,9 @@ from PySide6.QtWidgets import (
 )
 
 from gui.arm_i18n import label, tr_arm_fault, tr_arm_state
+from gui.controls import ControlsLike, gate
 from gui.i18n import tr
-from gui.safety_bar import Confirm, ControlsLike, ask_with_dialog, gate, reset_confirmation
+from gui.safety_bar import Confirm, ask_with_dialog, reset_confirmation
 
 JOINTS: tuple[str, ...] = ("j1", "j2", "j3", "j4", "j5", "j6")
 JOG_DEG_S = 10.0

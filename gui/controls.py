@@ -11,13 +11,14 @@ not decide again when the command arrives.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import shiboken6
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
 from gui import i18n
+from gui.arm_i18n import strip_cli_hints
 from gui.i18n import tr
 from gui.messages import render_problems, value_label
 from stagectl.client import ClientIdentity
@@ -210,9 +211,7 @@ class Controls(QObject):
         self._update(widget, cmd, device, widget.toolTip())
 
     def _update(self, widget: QWidget, cmd: str, device: str | None, own_tip: str) -> None:
-        why = self.reason(cmd, device)
-        widget.setEnabled(why is None)
-        widget.setToolTip(own_tip if why is None else why)
+        gate(widget, self, cmd, device, live=self.live, own_tip=own_tip)
 
     def _changed(self) -> None:
         self._bound = [b for b in self._bound if shiboken6.isValid(b[0])]
@@ -227,3 +226,43 @@ def _as_problem(value: Any) -> dict[str, Any] | None:
     if isinstance(value, dict):
         return value
     return {"code": "interlock", "params": {}, "message": str(value)}
+
+
+class ControlsLike(Protocol):
+    """What the panels use of :class:`gui.controls.Controls` (the engine's ``controls``)."""
+
+    changed: Any  # Signal()
+    live: bool
+    snapshot: dict[str, Any]
+
+    def blocked(self, cmd: str, device: str | None = None) -> list[dict[str, Any]] | None:
+        """The problems that block ``cmd`` now (None: allowed)."""
+        ...
+
+    def reason(self, cmd: str, device: str | None = None) -> str | None:
+        """Why ``cmd`` is blocked, translated (None: allowed)."""
+        ...
+
+
+def gate(widget: QWidget, controls: ControlsLike | None, cmd: str, device: str | None = None,
+         *, live: bool = True, known: bool = True, own_tip: str = "") -> None:
+    """Enable ``widget`` only when ``cmd`` can be sent now; its tooltip says why not.
+
+    Args:
+        widget: the control.
+        controls: the engine's controls (None: gated by liveness only; the engine checks).
+        cmd: the command the control would send now.
+        device: the device it acts on (device-level interlocks).
+        live: whether the engine is heard from.
+        known: whether the state the control depends on has arrived from the engine.
+        own_tip: the widget's tooltip while it is enabled.
+    """
+    tip = ""
+    if not live:  # the engine's interlock data is as old as the link: say only that
+        tip = tr("engine_not_live_tip")
+    elif controls is not None and controls.blocked(cmd, device) is not None:
+        tip = strip_cli_hints(controls.reason(cmd, device) or "") or cmd  # role, interlock
+    elif not known:
+        tip = tr("state_not_known_tip")
+    widget.setEnabled(not tip)
+    widget.setToolTip(tip or own_tip)

@@ -19,13 +19,14 @@ the engine said and is honest about not knowing:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget
 
-from gui.arm_i18n import join_list, strip_cli_hints, tr_estop_by, tr_estop_reason
+from gui.arm_i18n import join_list, tr_estop_by, tr_estop_reason
+from gui.controls import ControlsLike, gate
 from gui.i18n import tr
 
 ESTOP_SHORTCUT = "F12"
@@ -51,45 +52,6 @@ STATUS_KEYS = ("armed", "talent_on_stage", "estop_latched")  # all three: the st
 SHOWN_KEYS = (*STATUS_KEYS, "estop_reason", "estop_by")
 TALENT_OFF_CMD = "safety.talent.off"  # pseudo-command: who may clear "talent on stage"
 Confirm = Callable[[str, str], bool]
-
-
-class ControlsLike(Protocol):
-    """What the panels use of :class:`gui.controls.Controls` (the engine's ``controls``)."""
-
-    changed: Any  # Signal()
-    live: bool
-    snapshot: dict[str, Any]
-
-    def blocked(self, cmd: str, device: str | None = None) -> list[dict[str, Any]] | None:
-        """The problems that block ``cmd`` now (None: allowed)."""
-        ...
-
-    def reason(self, cmd: str, device: str | None = None) -> str | None:
-        """Why ``cmd`` is blocked, translated (None: allowed)."""
-        ...
-
-
-def gate(widget: QWidget, controls: ControlsLike | None, cmd: str, device: str | None = None,
-         *, live: bool = True, known: bool = True) -> None:
-    """Enable ``widget`` only when ``cmd`` can be sent now; its tooltip says why not.
-
-    Args:
-        widget: the control.
-        controls: the engine's controls (None: gated by liveness only; the engine checks).
-        cmd: the command the control would send now.
-        device: the device it acts on (device-level interlocks).
-        live: whether the engine is heard from.
-        known: whether the state the control depends on has arrived from the engine.
-    """
-    tip = ""
-    if not live:  # the engine's interlock data is as old as the link: say only that
-        tip = tr("engine_not_live_tip")
-    elif controls is not None and controls.blocked(cmd, device) is not None:
-        tip = strip_cli_hints(controls.reason(cmd, device) or "") or cmd  # role, interlock
-    elif not known:
-        tip = tr("state_not_known_tip")
-    widget.setEnabled(not tip)
-    widget.setToolTip(tip)
 
 
 def resettable_arms(controls: ControlsLike | None) -> list[str] | None:
