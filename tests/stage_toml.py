@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stagectl.harness import free_port
+from stagectl.config import StageConfig
+from stagectl.harness import free_port, free_port_config
 
 
 def write_stage_toml(path: Path, name: str, audit_db: Path | str = ":memory:",
@@ -45,3 +46,10 @@ number = 5
 name = "too far"
 arm = { joints_deg = [169.0, 0.0, 0.0, 0.0, 0.0, 0.0] }
 """
+
+
+def cue_stage_config(tmp_path: Path, stage: str, cues: str = CUES, arms: int = 1) -> StageConfig:
+    """A simulated LED wall and ``arms`` arms with the cue list ``cues`` (written to tmp_path)."""
+    path = tmp_path / "cues.toml"
+    path.write_text(cues, encoding="utf-8")
+    return free_port_config(stage=stage, arms=arms, cues_file=str(path))

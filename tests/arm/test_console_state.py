@@ -18,10 +18,10 @@ import pytest
 from drivers.messages import DRIVER_MESSAGES
 from stagectl.client import EngineError, StateSubscriber
 from stagectl.engine.messages import ENGINE_MESSAGES, ERRORS
-from stagectl.harness import StageHarness, free_port_config
+from stagectl.harness import StageHarness
 from tests.arm.conftest import client, wait_for
 from tests.arm.test_safety import sims
-from tests.stage_toml import CUES
+from tests.stage_toml import cue_stage_config
 
 
 class Stream:
@@ -63,13 +63,8 @@ class Stream:
 
 @pytest.fixture
 def cue_stage(tmp_path: Path) -> Iterator[StageHarness]:
-    path = tmp_path / "cues.toml"
-    path.write_text(CUES, encoding="utf-8")
-    h = StageHarness(free_port_config(stage="cue-stage", arms=1, cues_file=str(path))).start()
-    try:
+    with StageHarness(cue_stage_config(tmp_path, "cue-stage")) as h:
         yield h
-    finally:
-        h.stop()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from drivers.led.simulator import LedSimulator
 from stagectl.client import EngineError
 from stagectl.harness import StageHarness, free_port_config
 from tests.arm.conftest import READY_POSE, client, wait_for
-from tests.stage_toml import CUES
+from tests.stage_toml import cue_stage_config
 
 
 def sims(h: StageHarness) -> tuple[ArmSimulator, LedSimulator]:
@@ -172,12 +173,9 @@ def test_audit_log_is_a_wal_sqlite_file(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def cue_stage(tmp_path: Path) -> StageHarness:
-    path = tmp_path / "cues.toml"
-    path.write_text(CUES, encoding="utf-8")
-    h = StageHarness(free_port_config(stage="cue-stage", arms=1, cues_file=str(path))).start()
-    yield h  # type: ignore[misc]
-    h.stop()
+def cue_stage(tmp_path: Path) -> Iterator[StageHarness]:
+    with StageHarness(cue_stage_config(tmp_path, "cue-stage")) as h:
+        yield h
 
 
 def test_cue_go_back_jump_and_preconditions(cue_stage: StageHarness) -> None:

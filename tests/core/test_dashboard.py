@@ -23,6 +23,7 @@ from stagectl.cli import dashboard
 from stagectl.cli.dashboard import FULL_REFRESH, LIVE_TIMEOUT_S, StageModel, render
 from stagectl.client import ClientIdentity, EngineClient
 from stagectl.harness import StageHarness, free_port_config
+from tests.stage_toml import cue_stage_config
 
 NOW = 1000.0  # the model's monotonic clock in render tests
 WALL = 1_790_000_000.0
@@ -456,13 +457,8 @@ arm = { joints_deg = [0.0, -10.0, 10.0, 0.0, 0.0, 0.0] }
 
 @pytest.fixture
 def stage(tmp_path: Path) -> Any:
-    path = tmp_path / "cues.toml"
-    path.write_text(CUES, encoding="utf-8")
-    h = StageHarness(free_port_config(stage="dash-stage", arms=1, cues_file=str(path))).start()
-    try:
+    with StageHarness(cue_stage_config(tmp_path, "dash-stage", CUES)) as h:
         yield h
-    finally:
-        h.stop()
 
 
 def recording_console() -> Console:

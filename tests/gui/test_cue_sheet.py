@@ -36,9 +36,9 @@ from gui.cue_panel import (
     CuePanel,
 )
 from stagectl.client import ClientIdentity, EngineClient
-from stagectl.harness import StageHarness, free_port_config
+from stagectl.harness import StageHarness
 from tests.gui.conftest import stop_bridge
-from tests.stage_toml import CUES
+from tests.stage_toml import cue_stage_config
 
 NOT_ARMED = {"code": "interlock_not_armed", "params": {}, "message": "stage not armed"}
 
@@ -397,13 +397,8 @@ def test_every_chinese_string_is_chinese() -> None:
 
 @pytest.fixture
 def cue_stage(tmp_path: Path) -> Iterator[StageHarness]:
-    path = tmp_path / "cues.toml"
-    path.write_text(CUES, encoding="utf-8")
-    h = StageHarness(free_port_config(stage="gui-cues", arms=1, cues_file=str(path))).start()
-    try:
+    with StageHarness(cue_stage_config(tmp_path, "gui-cues")) as h:
         yield h
-    finally:
-        h.stop()
 
 
 class Desk:
