@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -17,32 +20,63 @@ from stagectl.harness import StageHarness, free_port, free_port_config
 from tests.conftest import require_tool
 
 
-@pytest.fixture
-def mosquitto(tmp_path: Any) -> Iterator[int]:
-    binary = require_tool("mosquitto")
-    port = free_port()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 10
-        import socket
+class Mosquitto:
+    """A mosquitto on a fixed free loopback port that a test can stop and start again.
 
+    Args:
+        tmp_path: where its config (and, with ``persistence``, its database) lives.
+        persistence: keep retained messages across a restart (saved on SIGTERM).
+    """
+
+    def __init__(self, tmp_path: Path, persistence: bool = False) -> None:
+        self.binary = require_tool("mosquitto")
+        self.port = free_port()
+        self.conf = tmp_path / "mosquitto.conf"
+        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true",
+                 f"persistence {'true' if persistence else 'false'}"]
+        if persistence:
+            lines.append(f"persistence_location {tmp_path}/")
+        if os.geteuid() == 0:  # as root it would switch to user mosquitto: tmp_path is 0700
+            lines.append("user root")
+        self.conf.write_text("\n".join(lines) + "\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Mosquitto:
+        """Start it and wait until it accepts connections."""
+        proc = self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
         while True:
             try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return self
             except OSError:
                 assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
                 assert time.monotonic() < deadline, "mosquitto did not start"
                 time.sleep(0.05)
-        yield port
+
+    def stop(self) -> None:
+        """SIGTERM (it saves its database, if any) and wait."""
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        if self.proc.stderr:
+            self.proc.stderr.close()
+        self.proc = None
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[int]:
+    broker = Mosquitto(tmp_path).start()
+    try:
+        yield broker.port
     finally:
-        proc.terminate()
-        proc.wait(5)
-        if proc.stderr:
-            proc.stderr.close()
+        broker.stop()
 
 
 async def collect(port: int, topic: str, want: int, timeout: float = 5.0
@@ -77,15 +111,22 @@ def test_mosquitto_gets_retained_health_and_state(mosquitto: int) -> None:
             client.call("led.set", {"key": "colour_temperature_k", "value": 3200})
         time.sleep(0.5)
         # a late subscriber gets the retained picture of the stage
-        found = asyncio.run(collect(mosquitto, "stagectl/mq/#", want=3))
+        found = asyncio.run(collect(mosquitto, "stagectl/mq/#", want=4))
         health, retained = found["stagectl/mq/led-main/health"][-1]
         assert retained and health["state"] == "online"
         state, retained = found["stagectl/mq/led-main/state"][-1]
         assert retained and state["colour_temperature_k"] == 3200
         assert found["stagectl/mq/engine/online"][-1] == ("true", True)
+        status, retained = found["stagectl/mq/engine/status"][-1]
+        assert retained and status["state"] == "online"
+        assert status["session"] == stage.engine.telemetry.session  # type: ignore[union-attr]
+        assert health["engine"]["session"] == status["session"]
+        assert state["engine"]["seq"] > 0 and health["engine"]["seq"] > 0
     # after a clean stop the engine says it is gone
-    found = asyncio.run(collect(mosquitto, "stagectl/mq/engine/online", want=1))
+    found = asyncio.run(collect(mosquitto, "stagectl/mq/engine/#", want=2))
     assert found["stagectl/mq/engine/online"][-1][0] == "false"
+    assert found["stagectl/mq/engine/status"][-1][0]["state"] == "offline"
+    assert found["stagectl/mq/engine/status"][-1][0]["reason"] == "stopped"
 
 
 def test_health_change_is_published(mosquitto: int) -> None:
