@@ -40,6 +40,14 @@ DEFAULT_OSC_PORT: Final = 55556
 _IP_MULTICAST_ALL: Final = getattr(socket, "IP_MULTICAST_ALL", 49)
 _RCVBUF_BYTES: Final = 1 << 20
 
+# Reassembler counter -> the error kind it is reported as in the source's statistics.
+_REASSEMBLY_ERRORS: Final = {
+    "incomplete": "incomplete",  # samples given up: a segment never came
+    "duplicates": "duplicate",  # identical datagrams dropped (the spec: process one)
+    "late": "late_segment",  # segments of a sample already given up
+    "malformed": "bad_segment",  # segments that fit no sample
+}
+
 SampleCallback = Callable[[TrackingSample], None]
 DatagramCallback = Callable[[bytes, Any, float], None]
 
@@ -174,7 +182,9 @@ class TrackingIngest:
         self.interface = interface
         self.axis_map = axis_map
         self.clock = clock
-        bits = {"opentrackio": 16, "freed": self.freed_profile.sequence_bits, "osc": None}
+        # OpenTrackIO: the header's 16-bit sequence numbers datagrams, not samples (a sample
+        # may take several); a sample's own counter is timing.sequenceNumber, a u32.
+        bits = {"opentrackio": 32, "freed": self.freed_profile.sequence_bits, "osc": None}
         self.stats = SourceStats(
             source,
             nominal_rate_hz=nominal_rate_hz,
@@ -185,7 +195,7 @@ class TrackingIngest:
         self.callback_errors = 0
         self._transport: asyncio.DatagramTransport | None = None
         self._closed: asyncio.Future[None] | None = None
-        self._reassembly_dropped_seen = 0
+        self._reassembly_seen: dict[str, int] = dict.fromkeys(_REASSEMBLY_ERRORS, 0)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -310,18 +320,17 @@ class TrackingIngest:
             if done is None:
                 return []
             doc = opentrackio.decode_payload(done.payload, done.encoding)
-            return [
-                sample_from_opentrackio(
-                    doc, source=self.source, arrival_s=arrival_s, sequence=done.sequence
-                )
-            ]
+            # the sample's sequence is its timing.sequenceNumber (None when it has none)
+            return [sample_from_opentrackio(doc, source=self.source, arrival_s=arrival_s)]
         return [pose.to_sample(arrival_s, self.source) for pose in osc_pose.decode(data)]
 
     def _sync_reassembly(self) -> None:
-        dropped = self.reassembler.dropped - self._reassembly_dropped_seen
-        if dropped:
-            self.stats.errors["incomplete"] += dropped
-            self._reassembly_dropped_seen = self.reassembler.dropped
+        for counter, kind in _REASSEMBLY_ERRORS.items():
+            now = getattr(self.reassembler, counter)
+            new = now - self._reassembly_seen[counter]
+            if new:
+                self.stats.errors[kind] += new
+                self._reassembly_seen[counter] = now
 
     def snapshot(self, now_s: float | None = None) -> StatsSnapshot:
         """Health of this source now (expires stale partial samples first)."""

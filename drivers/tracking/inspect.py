@@ -44,7 +44,10 @@ def _opentrackio(data: bytes) -> dict[str, Any]:
     except opentrackio.OpenTrackIOError as exc:
         raise InspectError(str(exc)) from None
     sample: dict[str, Any] | None = None
-    if packet.segment_offset == 0 and packet.last_segment:
+    # one segment of a larger sample has no sample of its own: its sequence number is the
+    # datagram's, the sample's segments carry consecutive ones (``tracking inspect`` joins)
+    segmented = not (packet.segment_offset == 0 and packet.last_segment)
+    if not segmented:
         try:
             sample = opentrackio.decode_payload(packet.payload, packet.encoding)
         except opentrackio.OpenTrackIOError as exc:
@@ -52,8 +55,8 @@ def _opentrackio(data: bytes) -> dict[str, Any]:
                 raise InspectError(str(exc)) from None
     return {"protocol": "opentrackio", "encoding": opentrackio.ENCODINGS[packet.encoding],
             "sequence": packet.sequence, "segment_offset": packet.segment_offset,
-            "last_segment": packet.last_segment, "payload_length": packet.payload_length,
-            "checksum_ok": ok, "sample": sample}
+            "last_segment": packet.last_segment, "segmented": segmented,
+            "payload_length": packet.payload_length, "checksum_ok": ok, "sample": sample}
 
 
 def decode_any(data: bytes, protocol: str = "auto") -> dict[str, Any]:

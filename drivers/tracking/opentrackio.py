@@ -5,14 +5,19 @@ Every datagram starts with a 16-byte header (big-endian)::
     0..3   identifier      ASCII "OTrk"
     4      reserved        0
     5      encoding        0x01 JSON, 0x02 CBOR
-    6..7   sequence        u16, one per sample (all its segments share it)
+    6..7   sequence        u16, "the OpenTrackIO packet's unique sequence number":
+                           one per datagram, so every segment has its own, wrapping
+                           at 2^16
     8..11  segment offset  u32, byte offset of this segment in the sample payload
     12..13 last + length   bit 15: last segment; bits 14..0: payload length
     14..15 checksum        Fletcher-16 mod 256 over bytes 0..13 and the payload,
                            as ``sum2 << 8 | sum1``
 
-A sample larger than what fits in one datagram under the MTU is split into segments;
-:class:`Reassembler` joins them and drops a sample whole when one is missing.
+A sample larger than what fits in one datagram under the MTU is split into segments at
+offsets 0, step, 2 step... numbered with consecutive sequence numbers, the last one
+flagged (this is what SMPTE's reference sender, camdkit, does). :class:`Segmenter` numbers
+a stream of samples; :class:`Reassembler` joins segments per sender by sequence and offset
+and drops a sample whole when one is missing (see decision 0036).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import json
 import math
 import struct
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -233,7 +239,18 @@ def encode_sample(
     encoding: Encoding = "json",
     mtu: int = DEFAULT_MTU,
 ) -> list[bytes]:
-    """Serialise a sample and cut it into datagrams that fit the MTU."""
+    """Serialise a sample and cut it into datagrams that fit the MTU.
+
+    Every datagram gets its own sequence number: ``sequence``, ``sequence + 1``... (mod
+    2^16), so the next sample of the stream starts at ``sequence + len(result)``.
+    :class:`Segmenter` keeps that count for a stream.
+
+    Args:
+        sample: the sample document.
+        sequence: sequence number of the first datagram (taken mod 2^16).
+        encoding: ``json`` or ``cbor``.
+        mtu: link MTU; each datagram with IPv4 and UDP headers fits in it.
+    """
     payload = encode_payload(sample, encoding)
     code = ENCODING_JSON if encoding == "json" else ENCODING_CBOR
     step = max_segment_payload(mtu)
@@ -242,109 +259,427 @@ def encode_sample(
         encode_packet(
             payload[off : off + step],
             encoding=code,
-            sequence=sequence & 0xFFFF,
+            sequence=(sequence + index) & 0xFFFF,
             segment_offset=off,
             last_segment=off + step >= len(payload),
         )
-        for off in offsets
+        for index, off in enumerate(offsets)
     ]
 
 
-@dataclass(slots=True)
-class _Partial:
-    first_seen_s: float
+class Segmenter:
+    """The sending side of one stream: numbers every datagram, wrapping at 2^16.
+
+    Args:
+        encoding: ``json`` or ``cbor``.
+        mtu: link MTU for segmentation.
+        first_sequence: sequence number of the first datagram.
+    """
+
+    def __init__(
+        self, *, encoding: Encoding = "json", mtu: int = DEFAULT_MTU, first_sequence: int = 0
+    ) -> None:
+        max_segment_payload(mtu)  # raises on an MTU with no room
+        self.encoding: Encoding = encoding
+        self.mtu = mtu
+        self.next_sequence = first_sequence & 0xFFFF
+
+    def encode(self, sample: Mapping[str, Any]) -> list[bytes]:
+        """The datagrams of one sample; advances the sequence by their count."""
+        datagrams = encode_sample(
+            sample, sequence=self.next_sequence, encoding=self.encoding, mtu=self.mtu
+        )
+        self.next_sequence = (self.next_sequence + len(datagrams)) & 0xFFFF
+        return datagrams
+
+
+SEQUENCE_MOD: Final = 1 << 16
+DEFAULT_REASSEMBLY_TIMEOUT_S: Final = 0.1
+DEFAULT_MAX_SAMPLE_BYTES: Final = 1 << 20
+DEFAULT_MAX_SEGMENTS_PER_SENDER: Final = 64
+DEFAULT_MAX_SENDERS: Final = 16
+DEFAULT_MAX_PENDING_BYTES: Final = 4 << 20
+DEFAULT_DUPLICATE_WINDOW_S: Final = 1.0
+_DUPLICATE_WINDOW_MAX: Final = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    sequence: int
+    offset: int
+    payload: bytes
+    last: bool
     encoding: int
-    segments: dict[int, bytes] = field(default_factory=dict)
-    total: int | None = None
+    checksum: int
+    arrival_s: float
+
+    @property
+    def end(self) -> int:
+        return self.offset + len(self.payload)
+
+    @property
+    def fingerprint(self) -> tuple[int, int, bool, int, int]:
+        return (self.offset, len(self.payload), self.last, self.encoding, self.checksum)
+
+
+def _same_sample(a: _Segment, b: _Segment) -> bool:
+    """Whether ``b`` (later in sequence order than ``a``) can continue ``a``'s sample."""
+    return not a.last and b.offset != 0 and b.offset >= a.end and b.encoding == a.encoding
+
+
+@dataclass(frozen=True, slots=True)
+class _Recent:
+    fingerprint: tuple[int, int, bool, int, int] | None
+    at_s: float
+    starts: bool = False  # a given-up slot that held the sample's offset-0 segment
+    ends: bool = False  # a given-up slot that held the sample's last segment
+
+
+@dataclass(slots=True)
+class _Sender:
+    segments: dict[int, _Segment] = field(default_factory=dict)
+    bytes_held: int = 0
+    newest: int | None = None  # highest sequence seen (serial order)
+    last_active_s: float = 0.0
+    # sequence numbers recently done with: a delivered datagram's fingerprint (a copy is a
+    # duplicate), or None for a slot of a sample given up (a segment for it is late)
+    recent: OrderedDict[int, _Recent] = field(default_factory=OrderedDict)
 
 
 @dataclass(frozen=True, slots=True)
 class Reassembled:
-    """A complete sample payload out of the :class:`Reassembler`."""
+    """A complete sample payload out of the :class:`Reassembler`.
+
+    Attributes:
+        sequence: sequence number of the sample's first datagram (offset 0).
+        encoding: encoding byte.
+        payload: the joined payload.
+        segments: how many datagrams it came in.
+    """
 
     sequence: int
     encoding: int
     payload: bytes
+    segments: int = 1
 
 
 class Reassembler:
-    """Joins the segments of each sample; a sample missing a segment is dropped whole.
+    """Joins the segments of each sample, per sender; a sample missing one is dropped whole.
 
-    A partial sample is dropped (and counted in :attr:`dropped`) when it is older than
-    ``timeout_s``, or when more than ``max_pending`` samples are incomplete at once
-    (the oldest goes first). Segments arrive in any order; a duplicate is ignored.
+    Every datagram carries its own sequence number, so the segments of one sample are a
+    run of consecutive sequence numbers (mod 2^16) from the segment at offset 0 to the
+    one with the last-segment flag, each starting where the previous ends. Segments of
+    a sender are held by sequence number and a sample is delivered as soon as such a run
+    is complete, whatever order its segments came in. Senders are kept apart by the
+    ``sender`` key (the source address), so interleaved streams never mix.
+
+    Bad input stays cheap and bounded, and is counted:
+
+    * ``duplicates``: a datagram identical (sequence, offset, length, flag, encoding,
+      checksum) to one held, or to one delivered in the last ``duplicate_window_s``;
+      it is dropped (the spec: process only one instance);
+    * ``late``: a segment of a sample already given up (its sequence number lies in that
+      sample's span, or next to it and continuing it); dropped, so a straggler never
+      starts a partial sample of its own;
+    * ``malformed``: a segment that cannot belong to any sample (past ``max_sample_bytes``,
+      empty and not last, or a different datagram reusing a held sequence number);
+    * ``incomplete``: samples given up, because a segment did not come within
+      ``timeout_s`` of the first, or to keep within the bounds: ``max_segments_per_sender``
+      segments per sender, ``max_pending_bytes`` in all (the oldest sample goes first),
+      ``max_senders`` senders (the one quiet longest is forgotten).
 
     Args:
         timeout_s: how long to wait for the rest of a sample.
-        max_pending: how many incomplete samples to hold.
+        max_sample_bytes: largest payload a sample may have.
+        max_segments_per_sender: segments held per sender.
+        max_senders: senders tracked at once.
+        max_pending_bytes: payload bytes held for all senders together.
+        duplicate_window_s: how long a delivered datagram is remembered for duplicates.
     """
 
-    def __init__(self, *, timeout_s: float = 0.1, max_pending: int = 8) -> None:
+    def __init__(
+        self,
+        *,
+        timeout_s: float = DEFAULT_REASSEMBLY_TIMEOUT_S,
+        max_sample_bytes: int = DEFAULT_MAX_SAMPLE_BYTES,
+        max_segments_per_sender: int = DEFAULT_MAX_SEGMENTS_PER_SENDER,
+        max_senders: int = DEFAULT_MAX_SENDERS,
+        max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
+        duplicate_window_s: float = DEFAULT_DUPLICATE_WINDOW_S,
+    ) -> None:
+        if not timeout_s > 0:
+            raise ValueError(f"Reassembler timeout_s={timeout_s!r} must be > 0")
+        for name, value in (
+            ("max_sample_bytes", max_sample_bytes),
+            ("max_segments_per_sender", max_segments_per_sender),
+            ("max_senders", max_senders),
+            ("max_pending_bytes", max_pending_bytes),
+        ):
+            if value < 1:
+                raise ValueError(f"Reassembler {name}={value!r} must be >= 1")
         self.timeout_s = timeout_s
-        self.max_pending = max_pending
-        self.dropped = 0
+        self.max_sample_bytes = max_sample_bytes
+        self.max_segments_per_sender = max_segments_per_sender
+        self.max_senders = max_senders
+        self.max_pending_bytes = max_pending_bytes
+        self.duplicate_window_s = duplicate_window_s
         self.completed = 0
-        self.inconsistent = 0
-        self._pending: dict[tuple[Any, int], _Partial] = {}
+        self.incomplete = 0
+        self.duplicates = 0
+        self.malformed = 0
+        self.late = 0
+        self._senders: dict[Any, _Sender] = {}
+        self._bytes_held = 0
+
+    @property
+    def dropped(self) -> int:
+        """Samples given up (same as :attr:`incomplete`)."""
+        return self.incomplete
 
     @property
     def pending(self) -> int:
-        """Number of incomplete samples held."""
-        return len(self._pending)
+        """Incomplete samples held, all senders together."""
+        return sum(len(self._groups(st)) for st in self._senders.values())
+
+    @property
+    def pending_segments(self) -> int:
+        """Segments held, all senders together."""
+        return sum(len(st.segments) for st in self._senders.values())
+
+    @property
+    def pending_bytes(self) -> int:
+        """Payload bytes held, all senders together."""
+        return self._bytes_held
+
+    @property
+    def senders(self) -> int:
+        """Senders tracked."""
+        return len(self._senders)
 
     def feed(self, packet: Packet, now_s: float, sender: Any = None) -> Reassembled | None:
-        """Add a segment; returns the sample when it completes, else None.
+        """Add one datagram; returns the sample when it completes one, else None.
 
         Args:
             packet: a decoded, checksum-verified datagram.
             now_s: monotonic time of arrival.
-            sender: key that tells interleaved senders apart (e.g. the address).
+            sender: key that tells senders apart (the source address).
         """
         self.expire(now_s)
-        if packet.segment_offset == 0 and packet.last_segment:
+        st = self._sender(sender, now_s)
+        seg = _Segment(
+            packet.sequence & 0xFFFF,
+            packet.segment_offset,
+            packet.payload,
+            packet.last_segment,
+            packet.encoding,
+            packet.checksum,
+            now_s,
+        )
+        verdict = self._check_recent(st, seg, now_s)
+        if verdict == "duplicate":
+            self.duplicates += 1
+            return None
+        if verdict == "late":
+            self.late += 1
+            return None
+        self._advance(st, seg.sequence)
+        if seg.offset == 0 and seg.last:
+            self._remember(st, [seg], now_s)
             self.completed += 1
-            return Reassembled(packet.sequence, packet.encoding, packet.payload)
-        key = (sender, packet.sequence)
-        part = self._pending.get(key)
-        if part is None:
-            while len(self._pending) >= self.max_pending:
-                self._pending.pop(next(iter(self._pending)))
-                self.dropped += 1
-            part = self._pending[key] = _Partial(now_s, packet.encoding)
-        if packet.encoding != part.encoding:
-            self._pending.pop(key)
-            self.inconsistent += 1
-            self.dropped += 1
+            return Reassembled(seg.sequence, seg.encoding, seg.payload)
+        if seg.end > self.max_sample_bytes or (not seg.payload and not seg.last):
+            self.malformed += 1
             return None
-        part.segments.setdefault(packet.segment_offset, packet.payload)
-        if packet.last_segment:
-            part.total = packet.segment_offset + len(packet.payload)
-        if part.total is None:
+        if seg.sequence in st.segments:  # another datagram with a held number
+            self.malformed += 1
             return None
-        payload = self._join(part)
-        if payload is None:
-            return None
-        del self._pending[key]
-        self.completed += 1
-        return Reassembled(packet.sequence, part.encoding, payload)
+        st.segments[seg.sequence] = seg
+        st.bytes_held += len(seg.payload)
+        self._bytes_held += len(seg.payload)
+        run = self._complete_run(st, seg)
+        if run is not None:
+            self._remove(st, run)
+            self._remember(st, run, now_s)
+            self.completed += 1
+            return Reassembled(
+                run[0].sequence, run[0].encoding, b"".join(s.payload for s in run), len(run)
+            )
+        self._enforce_bounds(st, now_s)
+        return None
 
-    def _join(self, part: _Partial) -> bytes | None:
-        pos, chunks = 0, []
-        for off in sorted(part.segments):
-            chunk = part.segments[off]
-            if off != pos:
-                return None  # a gap (or an overlap): wait for more
-            chunks.append(chunk)
-            pos += len(chunk)
-        return b"".join(chunks) if pos == part.total else None
+    # -- joining --------------------------------------------------------------------
+
+    def _complete_run(self, st: _Sender, seg: _Segment) -> list[_Segment] | None:
+        """The whole sample ``seg`` belongs to, when every segment of it is held."""
+        back: list[_Segment] = []
+        cur = seg
+        while cur.offset != 0:
+            prev = st.segments.get((cur.sequence - 1) % SEQUENCE_MOD)
+            if prev is None or prev.last or prev.end != cur.offset:
+                return None
+            if prev.encoding != cur.encoding or len(back) >= self.max_segments_per_sender:
+                return None
+            back.append(prev)
+            cur = prev
+        run = [*reversed(back), seg]
+        cur = seg
+        while not cur.last:
+            nxt = st.segments.get((cur.sequence + 1) % SEQUENCE_MOD)
+            if nxt is None or nxt.offset != cur.end or nxt.offset == 0:
+                return None
+            if nxt.encoding != cur.encoding or len(run) >= self.max_segments_per_sender:
+                return None
+            run.append(nxt)
+            cur = nxt
+        return run
+
+    def _groups(self, st: _Sender) -> list[list[_Segment]]:
+        """Held segments of a sender, grouped into the samples they seem to belong to.
+
+        In sequence order (relative to the newest), a segment continues the previous
+        one's sample unless that one was last or this one starts at offset 0; so a sample
+        that lost a middle segment still counts once.
+        """
+        if not st.segments:
+            return []
+        newest = st.newest if st.newest is not None else 0
+        ordered = sorted(
+            st.segments.values(), key=lambda s: (s.sequence - newest - 1) % SEQUENCE_MOD
+        )
+        groups: list[list[_Segment]] = [[ordered[0]]]
+        for seg in ordered[1:]:
+            prev = groups[-1][-1]
+            if _same_sample(prev, seg) and (seg.sequence - prev.sequence) % SEQUENCE_MOD <= (
+                self.max_segments_per_sender
+            ):
+                groups[-1].append(seg)
+            else:
+                groups.append([seg])
+        return groups
+
+    # -- bookkeeping ----------------------------------------------------------------
+
+    def _sender(self, key: Any, now_s: float) -> _Sender:
+        st = self._senders.get(key)
+        if st is None:
+            while len(self._senders) >= self.max_senders:
+                quiet = min(self._senders, key=lambda k: self._senders[k].last_active_s)
+                self._forget(quiet)
+            st = self._senders[key] = _Sender()
+        st.last_active_s = now_s
+        return st
+
+    def _forget(self, key: Any) -> None:
+        st = self._senders.pop(key)
+        self.incomplete += len(self._groups(st))
+        self._bytes_held -= st.bytes_held
+
+    def _advance(self, st: _Sender, sequence: int) -> None:
+        if st.newest is None or 0 < (sequence - st.newest) % SEQUENCE_MOD < SEQUENCE_MOD // 2:
+            st.newest = sequence
+
+    def _check_recent(self, st: _Sender, seg: _Segment, now_s: float) -> str | None:
+        """``duplicate``, ``late`` or None (a new datagram) for an arriving segment."""
+        held = st.segments.get(seg.sequence)
+        if held is not None and held.fingerprint == seg.fingerprint:
+            return "duplicate"
+        horizon = now_s - self.duplicate_window_s
+        seen = st.recent.get(seg.sequence)
+        if seen is not None:
+            if seen.at_s >= horizon:
+                if seen.fingerprint is None:
+                    return "late"
+                if seen.fingerprint == seg.fingerprint:
+                    return "duplicate"
+            del st.recent[seg.sequence]  # the number came round again: a new datagram
+        prev = st.recent.get((seg.sequence - 1) % SEQUENCE_MOD)
+        nxt = st.recent.get((seg.sequence + 1) % SEQUENCE_MOD)
+        continues = (
+            seg.offset != 0
+            and prev is not None
+            and prev.fingerprint is None
+            and not prev.ends
+            and prev.at_s >= horizon
+        )
+        precedes = (
+            not seg.last
+            and nxt is not None
+            and nxt.fingerprint is None
+            and not nxt.starts
+            and nxt.at_s >= horizon
+        )
+        if continues or precedes:
+            st.recent[seg.sequence] = _Recent(None, now_s, seg.offset == 0, seg.last)
+            return "late"
+        return None
+
+    def _remember(self, st: _Sender, run: list[_Segment], now_s: float) -> None:
+        for seg in run:
+            st.recent.pop(seg.sequence, None)
+            st.recent[seg.sequence] = _Recent(seg.fingerprint, now_s)
+        self._prune_recent(st, now_s)
+
+    def _remember_given_up(self, st: _Sender, group: list[_Segment], now_s: float) -> None:
+        first, last = group[0], group[-1]
+        span = (last.sequence - first.sequence) % SEQUENCE_MOD
+        for k in range(span + 1):
+            seq = (first.sequence + k) % SEQUENCE_MOD
+            st.recent.pop(seq, None)
+            st.recent[seq] = _Recent(
+                None, now_s, k == 0 and first.offset == 0, k == span and last.last
+            )
+        self._prune_recent(st, now_s)
+
+    def _prune_recent(self, st: _Sender, now_s: float) -> None:
+        horizon = now_s - self.duplicate_window_s
+        while st.recent:
+            first = next(iter(st.recent))
+            if len(st.recent) <= _DUPLICATE_WINDOW_MAX and st.recent[first].at_s >= horizon:
+                break
+            st.recent.popitem(last=False)
+
+    def _remove(self, st: _Sender, segments: list[_Segment]) -> None:
+        for seg in segments:
+            del st.segments[seg.sequence]
+            st.bytes_held -= len(seg.payload)
+            self._bytes_held -= len(seg.payload)
+
+    def _give_up(self, st: _Sender, group: list[_Segment], now_s: float) -> None:
+        self._remove(st, group)
+        self._remember_given_up(st, group, now_s)
+        self.incomplete += 1
+
+    def _drop_oldest_group(self, st: _Sender, now_s: float) -> None:
+        groups = self._groups(st)
+        if groups:
+            oldest = min(groups, key=lambda g: min(s.arrival_s for s in g))
+            self._give_up(st, oldest, now_s)
+
+    def _enforce_bounds(self, st: _Sender, now_s: float) -> None:
+        while len(st.segments) > self.max_segments_per_sender:
+            self._drop_oldest_group(st, now_s)
+        while self._bytes_held > self.max_pending_bytes:
+            held = [s for s in self._senders.values() if s.segments]
+            oldest = min(held, key=lambda s: min(seg.arrival_s for seg in s.segments.values()))
+            self._drop_oldest_group(oldest, now_s)
 
     def expire(self, now_s: float) -> int:
-        """Drop partial samples older than the timeout; returns how many were dropped."""
-        stale = [k for k, p in self._pending.items() if now_s - p.first_seen_s > self.timeout_s]
-        for k in stale:
-            del self._pending[k]
-        self.dropped += len(stale)
-        return len(stale)
+        """Give up samples whose first segment came more than the timeout ago.
+
+        Returns:
+            How many samples were given up.
+        """
+        given_up = 0
+        for st in self._senders.values():
+            if not st.segments:
+                continue
+            if now_s - min(s.arrival_s for s in st.segments.values()) <= self.timeout_s:
+                continue
+            for group in self._groups(st):
+                if now_s - min(s.arrival_s for s in group) > self.timeout_s:
+                    self._give_up(st, group, now_s)
+                    given_up += 1
+        return given_up
 
 
 # --- sample builders ---------------------------------------------------------------
@@ -368,7 +703,11 @@ def urn(value: uuid.UUID | None = None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class StaticInfo:
-    """What goes in the static block: slow-changing facts about camera, lens, tracker."""
+    """What goes in the static block: slow-changing facts about camera, lens, tracker.
+
+    The tracker defaults name our simulator; anything describing a real device (a take
+    export, a relay) passes that device's make and model, or None to leave them out.
+    """
 
     camera_label: str | None = None
     camera_make: str | None = None
@@ -381,6 +720,8 @@ class StaticInfo:
     nominal_focal_length_mm: float | None = None
     tracker_make: str | None = "stagectl"
     tracker_model: str | None = "simulator"
+    tracker_serial_number: str | None = None
+    tracker_firmware_version: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The ``static`` object of a sample (only the fields that are set)."""
@@ -406,7 +747,14 @@ class StaticInfo:
         if self.nominal_focal_length_mm is not None:
             lens["nominalFocalLength"] = self.nominal_focal_length_mm
         tracker = {
-            k: v for k, v in (("make", self.tracker_make), ("model", self.tracker_model)) if v
+            k: v
+            for k, v in (
+                ("make", self.tracker_make),
+                ("model", self.tracker_model),
+                ("serialNumber", self.tracker_serial_number),
+                ("firmwareVersion", self.tracker_firmware_version),
+            )
+            if v
         }
         out: dict[str, Any] = {}
         for key, block in (("camera", camera), ("lens", lens), ("tracker", tracker)):
@@ -454,6 +802,8 @@ class SampleBuilder:
         focus_distance_m: float | None = None,
         zoom_norm: float | None = None,
         focus_norm: float | None = None,
+        zoom_raw: int | None = None,
+        focus_raw: int | None = None,
         f_stop: float | None = None,
         status: str = "Optical Good",
     ) -> dict[str, Any]:
@@ -468,6 +818,9 @@ class SampleBuilder:
             focus_distance_m: focus distance.
             zoom_norm: zoom encoder, 0..1.
             focus_norm: focus encoder, 0..1.
+            zoom_raw: raw zoom encoder count (``lens.rawEncoders.zoom``, a u32), e.g.
+                FreeD's zoom field.
+            focus_raw: raw focus encoder count (``lens.rawEncoders.focus``).
             f_stop: aperture.
             status: tracker status text.
 
@@ -507,6 +860,16 @@ class SampleBuilder:
                 encoders[key] = float(value)
         if encoders:
             lens["encoders"] = encoders
+        raw_encoders = {}
+        for key, count in (("focus", focus_raw), ("zoom", zoom_raw)):
+            if count is not None:
+                if isinstance(count, bool) or not isinstance(count, int):
+                    raise ValueError(f"OpenTrackIO lens.rawEncoders.{key}={count!r} is not an int")
+                if not 0 <= count <= 0xFFFFFFFF:
+                    raise ValueError(f"OpenTrackIO lens.rawEncoders.{key}={count!r} not a u32")
+                raw_encoders[key] = count
+        if raw_encoders:
+            lens["rawEncoders"] = raw_encoders
         for key, value in (
             ("pinholeFocalLength", focal_length_mm),
             ("focusDistance", focus_distance_m),

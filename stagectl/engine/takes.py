@@ -3,7 +3,8 @@
 A take file is JSON lines (``stagectl-take/1``):
 
 * line 1, ``{"type": "header", "format", "stage", "slate", "take", "started_utc",
-  "frame_rate", "timezone", "mono_to_wall_s", "sources": {name: {"protocol", "port"}}}``;
+  "frame_rate", "timezone", "mono_to_wall_s", "sources": {name: {"protocol", "port",
+  "freed_profile"}}}`` (``freed_profile`` for FreeD sources only);
 * ``{"type": "raw", "source", "arrival_s", "hex"}`` for every datagram as received;
 * ``{"type": "sample", ...}`` for every converted sample (stage frame, timecode);
 * last, ``{"type": "footer", "stopped_utc", "samples": {...}, "raw": {...}}``.
@@ -28,7 +29,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from drivers.tracking.device import TrackingSource
-from drivers.tracking.opentrackio import SampleBuilder
+from drivers.tracking.opentrackio import (
+    OpenTrackIOError,
+    Reassembler,
+    SampleBuilder,
+    StaticInfo,
+    decode_packet,
+    decode_payload,
+)
 from drivers.tracking.timecode import RATES, parse_timecode
 
 FORMAT = "stagectl-take/1"
@@ -86,6 +94,14 @@ class TakeRecorder:
                 "raw": dict(self.raw_counts)}
 
 
+def _source_header(source: TrackingSource) -> dict[str, Any]:
+    """What a take header records of a source's config (export names the tracker by it)."""
+    info: dict[str, Any] = {"protocol": source.protocol, "port": source.ingest.port}
+    if source.protocol == "freed":
+        info["freed_profile"] = source.ingest.freed_profile.name
+    return info
+
+
 class TakeManager:
     """Starts and stops takes across every tracking source of a stage."""
 
@@ -118,8 +134,7 @@ class TakeManager:
                   "started_utc": started.isoformat(), "frame_rate": self.frame_rate,
                   "timezone": self.timezone, "user": user,
                   "mono_to_wall_s": time.time() - time.monotonic(),
-                  "sources": {s.name: {"protocol": s.protocol, "port": s.ingest.port}
-                              for s in self.sources}}
+                  "sources": {s.name: _source_header(s) for s in self.sources}}
         self.recorder = TakeRecorder(path, header)
         for source in self.sources:
             source.raw_hooks.append(self.recorder.raw)
@@ -227,8 +242,64 @@ def export_csv(path: Path, out: IO[str], source: str | None = None) -> int:
     return rows
 
 
+# Vendor of the devices a FreeD profile is named for (``generic`` names none).
+FREED_PROFILE_MAKES = {"panasonic": "Panasonic", "sony": "Sony", "mosys": "Mo-Sys",
+                       "stype": "stYpe", "ncam": "Ncam", "zcam": "Z CAM"}
+_TRACKER_KEYS = ("make", "model", "serialNumber", "firmwareVersion")
+
+
+def _tracker_from_config(info: object) -> dict[str, str]:
+    """Tracker make/model from a source's entry in the take header (what its config says)."""
+    if not isinstance(info, dict) or info.get("protocol") != "freed":
+        return {}
+    profile = info.get("freed_profile")
+    if not isinstance(profile, str) or not profile:
+        return {"model": "FreeD D1"}
+    tracker = {"model": f"FreeD D1 ({profile} profile)"}
+    if profile in FREED_PROFILE_MAKES:
+        tracker["make"] = FREED_PROFILE_MAKES[profile]
+    return tracker
+
+
+def _trackers_sent(path: Path, names: set[str]) -> dict[str, dict[str, str]]:
+    """The tracker an OpenTrackIO source described itself as (its static block), by source.
+
+    Reads the take's raw datagrams (joining segments); the first static ``tracker`` block
+    of each source wins. Datagrams that do not decode are skipped.
+    """
+    found: dict[str, dict[str, str]] = {}
+    if not names:
+        return found
+    reassemblers: dict[str, Reassembler] = {}
+    _, records = _read_numbered(path)
+    for _, rec in records:
+        name = rec.get("source")
+        if rec["type"] != "raw" or name not in names or name in found:
+            continue
+        assert isinstance(name, str)
+        try:
+            packet = decode_packet(bytes.fromhex(rec["hex"]))
+            done = reassemblers.setdefault(name, Reassembler()).feed(
+                packet, float(rec["arrival_s"]))
+            doc = decode_payload(done.payload, done.encoding) if done else None
+        except (OpenTrackIOError, KeyError, TypeError, ValueError):
+            continue
+        static = doc.get("static") if doc else None
+        tracker = static.get("tracker") if isinstance(static, dict) else None
+        if isinstance(tracker, dict):
+            found[name] = {key: value for key in _TRACKER_KEYS
+                           if isinstance(value := tracker.get(key), str) and value.strip()}
+    return found
+
+
 def export_opentrackio(path: Path, out: IO[str], source: str | None = None) -> int:
-    """Write the converted samples as OpenTrackIO 1.0.1 samples, one JSON per line."""
+    """Write the converted samples as OpenTrackIO 1.0.1 samples, one JSON per line.
+
+    Each sample keeps the raw lens encoders (``lens.rawEncoders`` from FreeD's zoom and
+    focus counts, or the source's own); the static block names the tracker as the
+    source's config does (the FreeD profile's vendor), or as an OpenTrackIO source
+    described itself, never as our simulator.
+    """
     header, records = _read_numbered(path)
     try:
         fps = float(header.get("frame_rate", 25))
@@ -236,6 +307,12 @@ def export_opentrackio(path: Path, out: IO[str], source: str | None = None) -> i
     except (TypeError, ValueError) as exc:
         raise _bad_record(path, 1, exc) from None
     rate = min(RATES.values(), key=lambda r: abs(r.fps - fps))
+    sources = header.get("sources")
+    sources = sources if isinstance(sources, dict) else {}
+    sent = _trackers_sent(path, {name for name, info in sources.items()
+                                 if isinstance(info, dict)
+                                 and info.get("protocol") == "opentrackio"
+                                 and (source is None or name == source)})
     builders: dict[str, SampleBuilder] = {}
     rows = 0
     for number, rec in records:
@@ -245,8 +322,14 @@ def export_opentrackio(path: Path, out: IO[str], source: str | None = None) -> i
             name = rec["source"]
             builder = builders.get(name)
             if builder is None:
+                tracker = sent.get(name) or _tracker_from_config(sources.get(name))
+                static = StaticInfo(tracker_make=tracker.get("make"),
+                                    tracker_model=tracker.get("model"),
+                                    tracker_serial_number=tracker.get("serialNumber"),
+                                    tracker_firmware_version=tracker.get("firmwareVersion"))
                 builder = SampleBuilder(source_number=len(builders) + 1,
-                                        sample_rate=Fraction(rate.fps).limit_denominator(1001))
+                                        sample_rate=Fraction(rate.fps).limit_denominator(1001),
+                                        static=static)
                 builders[name] = builder
             tc = rec.get("timecode")
             sample = builder.build(
@@ -255,7 +338,8 @@ def export_opentrackio(path: Path, out: IO[str], source: str | None = None) -> i
                 timecode=parse_timecode(tc, rate) if tc else None,
                 focal_length_mm=rec.get("focal_length_mm"),
                 focus_distance_m=rec.get("focus_distance_m"),
-                zoom_norm=rec.get("zoom_norm"), focus_norm=rec.get("focus_norm"))
+                zoom_norm=rec.get("zoom_norm"), focus_norm=rec.get("focus_norm"),
+                zoom_raw=rec.get("zoom_raw"), focus_raw=rec.get("focus_raw"))
         except (KeyError, TypeError, ValueError) as exc:
             raise _bad_record(path, number, exc) from None
         out.write(json.dumps(sample, separators=(",", ":")) + "\n")

@@ -218,11 +218,13 @@ def test_segmentation_round_trip(encoding: ot.Encoding) -> None:
     assert all(len(d) + ot.IPV4_UDP_OVERHEAD <= ot.DEFAULT_MTU for d in datagrams)
     pkts = [ot.decode_packet(d) for d in datagrams]
     assert [p.last_segment for p in pkts] == [False] * (len(pkts) - 1) + [True]
-    assert {p.sequence for p in pkts} == {70000 & 0xFFFF}
+    # one sequence number per datagram (the spec: "the packet's unique sequence number")
+    assert [p.sequence for p in pkts] == [(70000 + i) & 0xFFFF for i in range(len(pkts))]
     r = ot.Reassembler()
     results = [r.feed(p, 0.0) for p in reversed(pkts)]  # any order
     done = results[-1]
     assert done is not None and all(x is None for x in results[:-1])
+    assert done.sequence == 70000 & 0xFFFF and done.segments == len(pkts)
     assert ot.decode_payload(done.payload, done.encoding) == doc
     assert r.completed == 1 and r.dropped == 0 and r.pending == 0
 
@@ -230,25 +232,47 @@ def test_segmentation_round_trip(encoding: ot.Encoding) -> None:
 def test_lost_segment_drops_sample_whole() -> None:
     doc = {"custom": {"blob": "y" * 4000}}
     r = ot.Reassembler(timeout_s=0.05)
-    seg1 = [ot.decode_packet(d) for d in ot.encode_sample(doc, sequence=1, mtu=1000)]
-    seg2 = [ot.decode_packet(d) for d in ot.encode_sample(doc, sequence=2, mtu=1000)]
+    sender = ot.Segmenter(mtu=1000)
+    seg1 = [ot.decode_packet(d) for d in sender.encode(doc)]
+    seg2 = [ot.decode_packet(d) for d in sender.encode(doc)]
+    assert seg2[0].sequence == seg1[-1].sequence + 1
     for p in seg1[:1] + seg1[2:]:  # segment 1 of sample 1 lost
         assert r.feed(p, 0.0) is None
     assert r.pending == 1
     out = [r.feed(p, 0.01) for p in seg2]
-    assert out[-1] is not None and out[-1].sequence == 2
+    assert out[-1] is not None and out[-1].sequence == seg2[0].sequence
     assert r.dropped == 0
     assert r.expire(0.04) == 0 and r.expire(0.06) == 1
     assert r.dropped == 1 and r.pending == 0
     # the missing segment arriving after the drop does not resurrect the sample
     assert r.feed(seg1[1], 0.07) is None
+    assert r.late == 1 and r.pending == 0
 
 
 def test_reassembler_bounds_pending() -> None:
-    r = ot.Reassembler(timeout_s=10.0, max_pending=4)
-    for seq in range(10):
+    r = ot.Reassembler(timeout_s=10.0, max_segments_per_sender=4)
+    for seq in range(0, 20, 2):  # ten lone first segments of ten samples
         r.feed(ot.Packet(1, seq, 0, False, b"x"), 0.0)
-    assert r.pending == 4 and r.dropped == 6
+    assert r.pending_segments == 4 and r.pending == 4 and r.dropped == 6
+    with pytest.raises(ValueError, match="timeout_s"):
+        ot.Reassembler(timeout_s=0)
+    with pytest.raises(ValueError, match="max_senders"):
+        ot.Reassembler(max_senders=0)
+
+
+def test_builder_writes_raw_encoders(validator: Any) -> None:
+    doc = ot.SampleBuilder().build(
+        position_m=(0, 0, 0), rotation_deg=(0, 0, 0), sample_time_s=1.0,
+        zoom_raw=0xFFFFFF, focus_raw=0,
+    )
+    assert doc["lens"]["rawEncoders"] == {"focus": 0, "zoom": 0xFFFFFF}
+    validator.validate(doc)
+    bads: list[Any] = [-1, 1 << 32, 1.5, True]
+    for bad in bads:
+        with pytest.raises(ValueError, match="rawEncoders.zoom"):
+            ot.SampleBuilder().build(
+                position_m=(0, 0, 0), rotation_deg=(0, 0, 0), sample_time_s=1.0, zoom_raw=bad
+            )
 
 
 def test_json_payload_is_compact_utf8() -> None:
