@@ -8,6 +8,9 @@ when the peer answers again the desired state is re-applied (see :class:`drivers
 Only the configured processor speaks for the wall: a datagram from any other address or port
 (another loopback address, another process on the same machine) is counted as
 ``rejected_datagrams`` and never keeps the link alive (``docs/protocols/led-osc.md``).
+
+A bundle from the processor is applied at its OSC time tag (held until then, bounded, as the
+simulator does); one refused for its time tags is counted as ``refused_bundles``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,14 @@ from typing import Any
 from drivers.device import Backoff, CommandError, Device, Problem
 from drivers.led import protocol as p
 from drivers.messages import Message, message
-from drivers.osc import OscDecodeError, OscMessage, decode_packet, encode_message
+from drivers.osc import (
+    BundleHold,
+    OscDecodeError,
+    OscMessage,
+    OscTimingError,
+    decode_datagram,
+    encode_message,
+)
 from drivers.transport import Addr, UdpTransport
 
 DEGRADED_TEMPERATURE_C = 55.0
@@ -63,6 +73,7 @@ class OscLedProcessor(Device):
         self.session: str | None = None
         self._last_rx = 0.0
         self._rejected_sources: set[Addr] = set()
+        self._hold: BundleHold[None] = BundleHold(self._apply_due)
         self._transport = UdpTransport(remote, self._datagram, self._transport_error,
                                        on_rejected=self._rejected)
 
@@ -83,6 +94,7 @@ class OscLedProcessor(Device):
         await self._transport.open()
 
     async def _close(self) -> None:
+        self._hold.clear()
         if self._transport.is_open:
             self._transport.send(encode_message(p.UNSUBSCRIBE))
         self._transport.close()
@@ -165,11 +177,20 @@ class OscLedProcessor(Device):
 
     def _datagram(self, data: bytes) -> None:
         try:
-            messages = decode_packet(data)
+            packet = decode_datagram(data)
         except OscDecodeError:
             self.counters["malformed"] += 1
             return
         self._last_rx = time.monotonic()
+        try:
+            held = self._hold.receive(packet, None)
+        except OscTimingError:
+            self.counters["refused_bundles"] += 1
+            return
+        if held:
+            self.counters["held_bundles"] += held
+
+    def _apply_due(self, messages: tuple[OscMessage, ...], _context: None) -> None:
         for msg in messages:
             try:
                 self._message(msg)

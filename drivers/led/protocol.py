@@ -3,6 +3,12 @@
 One table, :data:`PARAMS`, names every settable parameter with its OSC address, type tag,
 unit and validator. The driver validates with it before any byte is sent; the simulator
 validates with it again on receipt (a third-party client may send anything).
+
+What the wire accepts is stricter than what the driver's API accepts: ``set("colour_temperature_k",
+5600.0)`` from a JSON console is fine (it is normalised before encoding as ``i``), but a datagram
+carrying ``f 5600.0`` for an ``i`` parameter is refused (:data:`WIRE_TAGS`): a sender that sends
+floats for an integer parameter has the parameter wrong, and a preset ``1.5`` or ``5600.5`` K
+must not be guessed at.
 """
 
 from __future__ import annotations
@@ -33,6 +39,17 @@ OUTPUT_FRAME_RATES: tuple[float, ...] = (
 )
 PRESET_MIN, PRESET_MAX = 1, 128
 MAX_BRIGHTNESS_NITS = 10000.0
+SUBSCRIPTION_TTL_DEFAULT_S, SUBSCRIPTION_TTL_MAX_S = 5.0, 60.0
+
+WIRE_TAGS: dict[str, str] = {"f": "fi", "i": "i", "s": "sS"}
+"""OSC type tags a receiver accepts for each declared tag.
+
+``i`` for ``f``: what a tolerant receiver does (``oscsend ... i 800``, osc.js sending a whole
+number). ``S`` (OSC 1.0 non-standard "symbol", encoded exactly like a string; ``oscsend ... S
+grid``) for ``s``. Never ``f`` for ``i``. The 0/1 flags also accept ``T``/``F``
+(:data:`FLAG_WIRE_TAGS`).
+"""
+FLAG_WIRE_TAGS = "iTF"
 
 
 class ValidationError(ValueError):
@@ -45,6 +62,10 @@ class ValidationError(ValueError):
         self.device = device
         where = f"{device}: " if device else ""
         super().__init__(f"{where}setting {param} to {value!r}: expected {expected}")
+
+
+class WireTypeError(ValidationError):
+    """A received message whose argument count or OSC type tags do not fit its address."""
 
 
 def _number(lo: float, hi: float, unit: str) -> Callable[[object], float]:
@@ -110,6 +131,7 @@ class Param:
         tag: OSC type tag of its single argument.
         unit: human unit for messages and docs.
         check: validator returning the normalised value or raising ``ValueError(expected)``.
+        accepts: OSC type tags accepted on receipt; empty for :data:`WIRE_TAGS` of ``tag``.
     """
 
     key: str
@@ -117,6 +139,12 @@ class Param:
     tag: str
     unit: str
     check: Callable[[object], Any]
+    accepts: str = ""
+
+    @property
+    def wire_tags(self) -> str:
+        """The OSC type tags a received set/report may carry for this parameter."""
+        return self.accepts or WIRE_TAGS[self.tag]
 
     def validate(self, value: object, device: str | None = None) -> Any:
         """Return the normalised value or raise :class:`ValidationError`."""
@@ -139,8 +167,8 @@ PARAMS: dict[str, Param] = {
         Param("colour_temperature_k", "/led/colour_temperature", "i", "K",
               _integer(2000, 11000, "K")),
         Param("gamma", "/led/gamma", "f", "", _number(1.0, 4.0, "(gamma exponent)")),
-        Param("blackout", "/led/blackout", "i", "0/1", _flag),
-        Param("freeze", "/led/freeze", "i", "0/1", _flag),
+        Param("blackout", "/led/blackout", "i", "0/1", _flag, FLAG_WIRE_TAGS),
+        Param("freeze", "/led/freeze", "i", "0/1", _flag, FLAG_WIRE_TAGS),
         Param("test_pattern", "/led/test_pattern", "s", "", _choice(TEST_PATTERNS)),
         Param("output_frame_rate_hz", "/led/output/frame_rate", "f", "fps", _frame_rate),
         Param("genlock_source", "/led/genlock/source", "s", "", _choice(GENLOCK_SOURCES)),
@@ -175,19 +203,69 @@ def validate_preset(value: object, device: str | None = None) -> int:
         raise ValidationError("preset", value, str(exc), device) from None
 
 
+def _tag_list(tags: str) -> str:
+    return " or ".join(f"'{t}'" for t in tags)
+
+
 def coerce_wire(param: Param, msg: OscMessage) -> Any:
     """Validate the single argument of a received set/report message for ``param``.
 
-    Accepts an int for a float parameter (``oscsend ... i 800``) as real processors do.
+    Accepts the type tags of :attr:`Param.wire_tags`: an ``i`` for an ``f`` parameter
+    (``oscsend ... i 800``), ``S`` for ``s``, ``T``/``F`` for a 0/1 flag; never ``f`` for ``i``.
+
+    Args:
+        param: the parameter the message's address names.
+        msg: the received message.
+
+    Returns:
+        The normalised value.
 
     Raises:
-        ValidationError: wrong argument count, type or range.
+        ValidationError: wrong argument count, type tag or range.
     """
     if len(msg.args) != 1:
-        raise ValidationError(param.key, msg.args, f"exactly one '{param.tag}' argument")
+        raise WireTypeError(param.key, msg.args, f"exactly one '{param.tag}' argument")
     value = msg.args[0]
-    if param.tag == "i" and isinstance(value, float) and value.is_integer():
-        value = int(value)
+    tag = msg.type_tags[:1]
+    if tag not in param.wire_tags:
+        raise WireTypeError(param.key, value,
+                            f"OSC type {_tag_list(param.wire_tags)}, got '{tag}'")
     if param.tag == "f" and isinstance(value, float):
         value = round(value, 4)  # OSC floats are float32: drop the binary noise
     return param.validate(value)
+
+
+def coerce_wire_preset(msg: OscMessage) -> int:
+    """Validate a received ``/led/preset/recall`` or ``/led/preset/save``: one ``i`` 1..128.
+
+    Raises:
+        ValidationError: not exactly one ``i`` argument (an ``f`` is refused), or out of range.
+    """
+    if len(msg.args) != 1:
+        raise WireTypeError("preset", msg.args, "exactly one 'i' argument")
+    if msg.type_tags != "i":
+        raise WireTypeError("preset", msg.args[0], f"OSC type 'i', got '{msg.type_tags}'")
+    return validate_preset(msg.args[0])
+
+
+def coerce_wire_ttl(msg: OscMessage, default_s: float = SUBSCRIPTION_TTL_DEFAULT_S) -> float:
+    """The ttl of a received ``/led/subscribe``, in seconds.
+
+    No argument means ``default_s``; else one ``f`` (or ``i``), 0 < ttl <= 60.
+
+    Raises:
+        ValidationError: more than one argument, another type, or out of range (a ttl is
+            never silently replaced: the subscriber would renew too late).
+    """
+    if not msg.args:
+        return default_s
+    if len(msg.args) != 1:
+        raise WireTypeError("ttl_s", msg.args, "at most one 'f' argument (seconds)")
+    value = msg.args[0]
+    tag = msg.type_tags[:1]
+    if tag not in WIRE_TAGS["f"]:
+        raise WireTypeError("ttl_s", value, f"OSC type {_tag_list(WIRE_TAGS['f'])}, got '{tag}'")
+    ttl = float(value)
+    if not math.isfinite(ttl) or not 0 < ttl <= SUBSCRIPTION_TTL_MAX_S:
+        raise ValidationError("ttl_s", value, f"0 < ttl <= {SUBSCRIPTION_TTL_MAX_S:g} s")
+    return ttl

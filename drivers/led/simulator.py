@@ -5,6 +5,12 @@ a processing latency, the processor temperature follows the light output with a 
 panels can drop out under fault injection, and every change (from any client: the engine, a
 front panel, ``oscsend``) is pushed to all subscribed clients.
 
+Bundles follow OSC 1.0: one whose time tag is "immediately" or already past is applied at once
+(its messages together), one with a future time tag is held and applied at that time
+(:class:`drivers.osc.BundleHold`, bounded: ``max_bundle_ahead_s``, ``max_held_bundles``,
+``max_held_messages``). Every refused datagram or message is answered with ``/led/error`` and
+counted (``docs/protocols/led-osc.md``).
+
 Run one alone with ``python -m drivers.led.simulator --listen 127.0.0.1:9000``.
 """
 
@@ -20,7 +26,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drivers.led import protocol as p
-from drivers.osc import OscArg, OscDecodeError, OscEncodeError, OscMessage, decode_packet
+from drivers.osc import (
+    BUNDLE,
+    BundleHold,
+    OscArg,
+    OscDecodeError,
+    OscEncodeError,
+    OscMessage,
+    OscTimingError,
+    decode_datagram,
+)
 from drivers.osc import encode_message as enc
 
 log = logging.getLogger(__name__)
@@ -47,18 +62,28 @@ class LedSimSettings:
     ambient_c: float = 27.0
     thermal_tau_s: float = 20.0
     over_temperature_c: float = 60.0
-    subscription_ttl_s: float = 5.0
+    subscription_ttl_s: float = p.SUBSCRIPTION_TTL_DEFAULT_S
     status_interval_s: float = 1.0
+    max_bundle_ahead_s: float = 60.0
+    max_held_bundles: int = 64
+    max_held_messages: int = 1024
 
 
 @dataclass
 class SimCounters:
-    """What the simulator saw on the wire."""
+    """What the simulator saw on the wire.
+
+    ``rejected`` counts every refusal answered with ``/led/error``; ``malformed``, ``unknown``,
+    ``wrong_type`` and ``bundles_refused`` say why (each is also in ``rejected``).
+    """
 
     received: int = 0
     malformed: int = 0
     rejected: int = 0
     unknown: int = 0
+    wrong_type: int = 0
+    bundles_held: int = 0
+    bundles_refused: int = 0
     sent: int = 0
 
 
@@ -121,6 +146,14 @@ class LedSimulator:
         self._transport: asyncio.DatagramTransport | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._last_tick = time.monotonic()
+        self._hold: BundleHold[Addr] = BundleHold(
+            self._apply_due, max_ahead_s=settings.max_bundle_ahead_s,
+            max_bundles=settings.max_held_bundles, max_messages=settings.max_held_messages)
+
+    @property
+    def held_bundles(self) -> int:
+        """Parts of bundles waiting for their time tag."""
+        return self._hold.held_bundles
 
     @property
     def name(self) -> str:
@@ -155,7 +188,8 @@ class LedSimulator:
         log.info("%s: LED simulator on udp://%s:%d", self.settings.name, *self.address)
 
     async def stop(self) -> None:
-        """Close the socket and stop the loops."""
+        """Close the socket and stop the loops; held bundles are dropped."""
+        self._hold.clear()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -189,22 +223,38 @@ class LedSimulator:
     def _datagram(self, data: bytes, addr: Addr) -> None:
         self.counters.received += 1
         try:
-            messages = decode_packet(data)
+            packet = decode_datagram(data)
         except OscDecodeError as exc:
             self.counters.malformed += 1
             log.debug("%s: malformed datagram from %s: %s", self.settings.name, addr, exc)
+            self._reject(addr, exc.address or "", f"malformed OSC: {exc.reason}")
             return
+        try:
+            self.counters.bundles_held += self._hold.receive(packet, addr)
+        except OscTimingError as exc:
+            self.counters.bundles_refused += 1
+            self._reject(addr, BUNDLE, str(exc))
+
+    def _apply_due(self, messages: tuple[OscMessage, ...], addr: Addr) -> None:
+        """A message, or a bundle whose time has come: its messages are handled together."""
         delay = self.settings.latency_ms / 1000.0
-        loop = asyncio.get_running_loop()
+        if delay > 0:
+            asyncio.get_running_loop().call_later(delay, self._handle_all, messages, addr)
+        else:
+            self._handle_all(messages, addr)
+
+    def _handle_all(self, messages: tuple[OscMessage, ...], addr: Addr) -> None:
         for msg in messages:
-            if delay > 0:
-                loop.call_later(delay, self._handle, msg, addr)
-            else:
-                self._handle(msg, addr)
+            self._handle(msg, addr)
 
     def _reject(self, addr: Addr, address: str, reason: str) -> None:
         self.counters.rejected += 1
         self._send(addr, p.ERROR, (("s", address), ("s", reason)))
+
+    def _refuse(self, addr: Addr, address: str, exc: p.ValidationError) -> None:
+        if isinstance(exc, p.WireTypeError):
+            self.counters.wrong_type += 1
+        self._reject(addr, address, str(exc))
 
     def _handle(self, msg: OscMessage, addr: Addr) -> None:
         if msg.address.startswith("/sim/"):
@@ -221,14 +271,16 @@ class LedSimulator:
                         param.key, value, f"0..{self.settings.max_brightness_nits:g} nits "
                         "(panel maximum)")
             except p.ValidationError as exc:
-                self._reject(addr, msg.address, str(exc))
+                self._refuse(addr, msg.address, exc)
                 return
             self._apply(param.key, value)
             return
         if msg.address == p.SUBSCRIBE:
-            ttl = self.settings.subscription_ttl_s
-            if msg.args and isinstance(msg.args[0], (int, float)) and 0 < msg.args[0] <= 60:
-                ttl = float(msg.args[0])
+            try:
+                ttl = p.coerce_wire_ttl(msg, self.settings.subscription_ttl_s)
+            except p.ValidationError as exc:
+                self._refuse(addr, msg.address, exc)  # not subscribed: the sender must know
+                return
             new = addr not in self.subscribers
             self.subscribers[addr] = time.monotonic() + ttl
             self._send(addr, p.SESSION, (("s", self.session),))
@@ -241,9 +293,9 @@ class LedSimulator:
             self._dump(addr)
         elif msg.address == p.PRESET_RECALL:
             try:
-                number = p.validate_preset(msg.args[0] if len(msg.args) == 1 else msg.args)
+                number = p.coerce_wire_preset(msg)
             except p.ValidationError as exc:
-                self._reject(addr, msg.address, str(exc))
+                self._refuse(addr, msg.address, exc)
                 return
             preset = self.presets.get(number)
             if preset is None:
@@ -255,9 +307,9 @@ class LedSimulator:
             self._push(p.STATUS_PRESET, (("i", number),))
         elif msg.address == p.PRESET_SAVE:
             try:
-                number = p.validate_preset(msg.args[0] if len(msg.args) == 1 else msg.args)
+                number = p.coerce_wire_preset(msg)
             except p.ValidationError as exc:
-                self._reject(addr, msg.address, str(exc))
+                self._refuse(addr, msg.address, exc)
                 return
             self.presets[number] = {k: self.state.values[k] for k in
                                     ("brightness_nits", "colour_temperature_k", "gamma")}
@@ -269,8 +321,10 @@ class LedSimulator:
 
     def _handle_fault(self, msg: OscMessage, addr: Addr) -> None:
         arg = msg.args[0] if msg.args else 0
-        if not isinstance(arg, (int, float)) or isinstance(arg, bool):
-            self._reject(addr, msg.address, "one numeric argument expected")
+        if len(msg.args) > 1 or msg.type_tags[:1] not in ("", "i", "f") or \
+                not isinstance(arg, (int, float)) or isinstance(arg, bool):
+            self.counters.wrong_type += 1
+            self._reject(addr, msg.address, "one numeric argument ('i' or 'f') expected")
             return
         if msg.address == FAULT_PANELS:
             self.state.panels_offline = max(0, min(self.settings.panels_total, int(arg)))

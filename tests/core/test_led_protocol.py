@@ -1,4 +1,5 @@
 import math
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -88,10 +89,53 @@ def test_encode_uses_declared_type_tag() -> None:
 @given(st.sampled_from(sorted(p.BY_ADDRESS)),
        st.lists(st.one_of(st.integers(-(2**31), 2**31 - 1), st.floats(allow_nan=True),
                           st.text(max_size=10), st.booleans()), max_size=3))
-def test_coerce_wire_only_raises_validation_error(address: str, args: list) -> None:
+def test_coerce_wire_only_raises_validation_error(address: str, args: list[Any]) -> None:
     param = p.BY_ADDRESS[address]
     try:
         value = p.coerce_wire(param, OscMessage(address, tuple(args)))
     except p.ValidationError:
         return
     assert param.validate(value) == value
+
+
+@pytest.mark.parametrize("key,tags,args,expected", [
+    ("brightness_nits", "f", (800.0,), 800.0),
+    ("brightness_nits", "i", (800,), 800.0),  # i for f: tolerated
+    ("colour_temperature_k", "i", (3200,), 3200),
+    ("blackout", "T", (True,), True),
+    ("freeze", "F", (False,), False),
+    ("blackout", "i", (1,), True),
+    ("test_pattern", "S", ("grid",), "grid"),  # symbol for string
+])
+def test_wire_type_tags_accepted(key: str, tags: str, args: tuple[Any, ...],
+                                 expected: object) -> None:
+    param = p.PARAMS[key]
+    assert p.coerce_wire(param, OscMessage(param.address, args, tags)) == expected
+
+
+@pytest.mark.parametrize("key,tags,args", [
+    ("colour_temperature_k", "f", (5600.0,)),  # f for i: refused, never rounded
+    ("blackout", "f", (1.0,)),
+    ("brightness_nits", "d", (800.0,)),
+    ("brightness_nits", "s", ("800",)),
+    ("test_pattern", "i", (1,)),
+    ("gamma", "ff", (2.2, 2.2)),
+])
+def test_wire_type_tags_refused(key: str, tags: str, args: tuple[Any, ...]) -> None:
+    param = p.PARAMS[key]
+    with pytest.raises(p.WireTypeError, match="OSC type|exactly one"):
+        p.coerce_wire(param, OscMessage(param.address, args, tags))
+
+
+def test_wire_preset_and_ttl() -> None:
+    assert p.coerce_wire_preset(OscMessage(p.PRESET_RECALL, (2,), "i")) == 2
+    with pytest.raises(p.WireTypeError, match="got 'f'"):
+        p.coerce_wire_preset(OscMessage(p.PRESET_RECALL, (2.0,), "f"))
+    with pytest.raises(p.ValidationError, match="1..128"):
+        p.coerce_wire_preset(OscMessage(p.PRESET_RECALL, (500,), "i"))
+    assert p.coerce_wire_ttl(OscMessage(p.SUBSCRIBE, (), ""), 5.0) == 5.0
+    assert p.coerce_wire_ttl(OscMessage(p.SUBSCRIBE, (10,), "i")) == 10.0
+    for args, tags in (((0.0,), "f"), ((60.5,), "f"), ((math.inf,), "f"), (("x",), "s"),
+                       ((1.0, 2.0), "ff")):
+        with pytest.raises(p.ValidationError):
+            p.coerce_wire_ttl(OscMessage(p.SUBSCRIBE, args, tags))
