@@ -26,7 +26,11 @@ TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 
 @dataclass(frozen=True)
 class PoolJobState:
-    """Where one pool job stands; ``elapsed_s`` is run time so far (0 while pending)."""
+    """Where one pool job stands.
+
+    ``elapsed_s`` is run time so far: 0 while pending, and never time the job spent suspended
+    (Slurm's SUSPENDED), since that is what :func:`cost_cny` bills.
+    """
 
     job_id: str
     state: str
@@ -63,7 +67,16 @@ class PoolBackend(Protocol):
 
 
 def cost_cny(elapsed_s: float, gpus: int, cost_per_gpu_hour_cny: float) -> float:
-    """Rent of ``gpus`` GPUs for ``elapsed_s`` seconds, billed by the second."""
+    """Rent of ``gpus`` GPUs for ``elapsed_s`` seconds, billed by the second.
+
+    Args:
+        elapsed_s: run time as :class:`PoolJobState` reports it (suspended time left out).
+        gpus: GPUs the job holds.
+        cost_per_gpu_hour_cny: the pool's price.
+
+    Returns:
+        The cost in CNY; 0 for a negative run time.
+    """
     return max(elapsed_s, 0.0) / 3600.0 * gpus * cost_per_gpu_hour_cny
 
 

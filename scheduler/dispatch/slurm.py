@@ -9,11 +9,15 @@ cluster the machine is a submit host of, and needs no Python binding to Slurm's 
   GPUs are ``--gres=gpu:N``, ordering is ``--dependency=afterok:A:B`` with
   ``--kill-on-invalid-dep=yes`` (a job whose dependency failed is cancelled, not left pending
   forever), chunk arrays are ``--array=0-(N-1)``.
-- ``poll``: ``squeue --json --states=all``; Slurm 22.05 (Debian bookworm) keeps finished jobs
-  there for ``MinJobAge`` seconds. Ids it no longer knows are looked up in accounting
-  (``sacct --parsable2``) when the cluster has it, and left out otherwise
-  (docs/decisions/0060-slurm-job-state-without-slurmdbd.md).
-- ``cancel``: ``scancel``.
+- ``poll``: ``squeue --json --states=all --me --jobs=IDS``: only this user's jobs, only the
+  ids asked for, where the version's ``--json`` honours those filters (see :meth:`SlurmPool.poll`);
+  finished jobs stay there for ``MinJobAge`` seconds. Ids it no longer knows are looked up in
+  accounting (``sacct --parsable2``) when the cluster has it, and left out otherwise
+  (docs/decisions/0060-slurm-job-state-without-slurmdbd.md). The JSON of Slurm 22.05
+  (OpenAPI v0.0.38), 23.02 (data_parser v0.0.39), 23.11 (v0.0.40) and 24.05 (v0.0.41) is read:
+  plain numbers or ``{set, infinite, number}``, a raw wait status or ``{status, return_code,
+  signal}`` as the exit code, a state string or a list of state flags.
+- ``cancel``: ``scancel``; a job that already ended is no error, and keeps the state it ended in.
 
 Every failed Slurm command raises :class:`PoolError` with the command, its exit code and stderr.
 See docs/slurm-pool.md for the mapping and scripts/slurm-up.sh for a single-node Slurm to test on.
@@ -46,13 +50,17 @@ __all__ = [
     "SlurmPool",
     "cost_cny",
     "decode_exit_code",
+    "job_exit_code",
     "job_script",
     "pool_state",
+    "squeue_command",
 ]
 
 log = logging.getLogger(__name__)
 
 _JOB_ID = re.compile(r"^[0-9]+(_[0-9]+)?$")
+_NO_VAL = 0xFFFFFFFE  # Slurm's "not set" for a uint32 (22.05 prints it as a plain number)
+_INFINITE = 0xFFFFFFFF
 
 #: Slurm job states (base states, and the flag names squeue and sacct print in their place)
 #: to the pool's five. DEADLINE means Slurm removed the job because it could not end before its
@@ -207,6 +215,7 @@ class SlurmPool:
         self.bin_dir = Path(bin_dir) if bin_dir is not None else None
         self.timeout_s = timeout_s
         self._accounting: bool | None = None  # unknown until sacct first answers
+        self._suspended: dict[str, float] = {}  # job id -> suspend_time, while seen SUSPENDED
 
     # --- PoolBackend ------------------------------------------------------------------------
 
@@ -286,7 +295,13 @@ class SlurmPool:
         An array is PENDING until a task starts, RUNNING while any task is pending or running,
         then COMPLETED if every task completed, else FAILED if one failed, else CANCELLED; its
         ``elapsed_s`` is the sum of its tasks' run times (what the pool bills) and its exit
-        code the largest of its tasks'. ``"<array>_<task>"`` polls one task.
+        code the largest of its tasks'. ``"<array>_<task>"`` polls one task. Run time never
+        counts time a job spent SUSPENDED.
+
+        The command asks for these ids of this user only (``--me --jobs=IDS``). Slurm
+        24.05.1 and later apply both to ``--json``; 23.02 to 24.05.0 load only the user's jobs
+        (one id: only that job) and ignore the rest of the filter; 22.05 lists every job in
+        the cluster whatever the options. The answer is filtered here in every case.
 
         Args:
             job_ids: ids returned by :meth:`submit` (or array task ids).
@@ -303,12 +318,17 @@ class SlurmPool:
             _check_id(job_id, "poll")
         if not job_ids:
             return {}
-        # 22.05 ignores squeue's filters with --json (newer versions honour them, and then
-        # need --states=all to list finished jobs), so every job is listed and filtered here.
-        cmd = ["squeue", "--json", "--states=all"]
-        text = self._run(cmd)
+        cmd = squeue_command(job_ids)
         try:
-            rows = _squeue_rows(json.loads(text), time.time())
+            text = self._run(cmd)
+        except PoolError as exc:
+            # One id the controller has forgotten: 23.02 and later load just that job, and
+            # fail. Accounting may still know it.
+            if "invalid job id" not in exc.stderr.lower():
+                raise
+            text = '{"jobs": []}'
+        try:
+            rows = _squeue_rows(json.loads(text), time.time(), self._suspended)
         except (ValueError, KeyError, TypeError) as exc:
             raise PoolError(cmd, 0, f"unreadable squeue --json output: {exc}") from exc
         found = _states(rows, job_ids)
@@ -319,6 +339,12 @@ class SlurmPool:
 
     def cancel(self, job_id: str) -> None:
         """Cancel a pending or running job (``scancel``); no error when it already ended.
+
+        A job that ended before the cancel keeps the state it ended in: the next
+        :meth:`poll` reports it COMPLETED or FAILED with its exit code and run time, not
+        CANCELLED. ``scancel`` itself says nothing and exits 0 for such a job (it ignores
+        "already completing or completed" and "invalid job id" for SIGKILL); a wrapper or
+        ``--verbose`` that turns them into errors is tolerated too.
 
         Args:
             job_id: a job, array or array task id.
@@ -331,8 +357,9 @@ class SlurmPool:
         try:
             self._run(["scancel", job_id])
         except PoolError as exc:
-            if "invalid job id" in exc.stderr.lower():
-                return  # aged out of the controller: it ended long ago
+            said = exc.stderr.lower()
+            if "invalid job id" in said or "already completing or completed" in said:
+                return  # it ended: aged out of the controller, or still listed as ended
             raise
 
     # --- helpers ----------------------------------------------------------------------------
@@ -384,6 +411,20 @@ def _check_id(job_id: str, what: str) -> None:
         raise ValueError(f"{what}: {job_id!r} is not a Slurm job id (expected 123 or 123_4)")
 
 
+def squeue_command(job_ids: Sequence[str]) -> list[str]:
+    """The ``squeue`` command :meth:`SlurmPool.poll` runs for ``job_ids``.
+
+    Args:
+        job_ids: job, array or array task ids (already checked).
+
+    Returns:
+        ``squeue --json --states=all --me --jobs=A,B``: every state (24.05.1 and later apply
+        squeue's default of pending and running only to ``--json`` too), this user's jobs,
+        these ids (sorted, each once).
+    """
+    return ["squeue", "--json", "--states=all", "--me", f"--jobs={','.join(sorted(set(job_ids)))}"]
+
+
 def _deadline_options(name: str, deadline_utc: datetime) -> list[str]:
     """``--deadline`` plus a time limit that lets the job start before it, in minutes."""
     if deadline_utc.tzinfo is None:
@@ -398,27 +439,105 @@ def _deadline_options(name: str, deadline_utc: datetime) -> list[str]:
     return [f"--deadline={local}", f"--time={max(1, math.ceil(left_s / 60))}", "--time-min=1"]
 
 
-def _squeue_rows(doc: Mapping[str, Any], now_s: float) -> list[_Row]:
-    """Rows from ``squeue --json`` (OpenAPI v0.0.38 in Slurm 22.05; later ones likewise)."""
+def _squeue_rows(doc: Mapping[str, Any], now_s: float,
+                 suspended: dict[str, float] | None = None) -> list[_Row]:
+    """Rows from ``squeue --json`` of Slurm 22.05 to 24.05 (see the module docstring).
+
+    Args:
+        doc: the parsed JSON.
+        now_s: the time now (UNIX seconds): run time of a running job is counted to it.
+        suspended: job id -> ``suspend_time`` of jobs seen SUSPENDED, kept by the caller
+            between polls: a job that ends while suspended keeps the suspend time it was
+            suspended at, and is billed its run time before the suspension only.
+
+    Returns:
+        One row per job or array task, in the pool's terms.
+    """
     rows = []
     for job in doc["jobs"]:
-        state = pool_state(_text(job["job_state"]))
-        start_s, end_s = _number(job.get("start_time")), _number(job.get("end_time"))
-        if state == "PENDING" or start_s <= 0:
-            elapsed_s = 0.0
-        elif state == "RUNNING":
-            elapsed_s = max(now_s - start_s, 0.0)
-        else:
-            elapsed_s = max(end_s - start_s, 0.0)
-        exit_code = None
-        if state in ("COMPLETED", "FAILED"):
-            exit_code = decode_exit_code(int(_number(job.get("exit_code"))))
-        array_job = int(_number(job.get("array_job_id")))
-        task = job.get("array_task_id")
-        task_id = None if task is None else str(int(_number(task)))
-        rows.append(_Row(str(job["job_id"]), str(array_job) if array_job else None,
-                         task_id if array_job else None, state, elapsed_s, exit_code))
+        shown, base = _state_words(job["job_state"])
+        state = pool_state(shown)
+        job_id = str(int(_required(job.get("job_id"), "job_id")))
+        elapsed_s = _run_time(job, base, state, now_s, job_id, suspended)
+        exit_code = job_exit_code(job.get("exit_code")) if state in ("COMPLETED", "FAILED") \
+            else None
+        array_job = int(_number(job.get("array_job_id")) or 0)
+        task = _number(job.get("array_task_id"))
+        task_id = str(int(task)) if array_job and task is not None else None
+        rows.append(_Row(job_id, str(array_job) if array_job else None, task_id, state,
+                         elapsed_s, exit_code))
     return rows
+
+
+#: States whose run time is counted to now (``end_time`` is then the expected end, not the
+#: end): Slurm's IS_JOB_RUNNING, and the flags 22.05 and 23.02 print in place of RUNNING.
+_RUNNING_WORDS = frozenset({"RUNNING", "CONFIGURING", "SIGNALING", "STOPPED", "RESIZING"})
+
+
+def _run_time(job: Mapping[str, Any], base: str, state: str, now_s: float, job_id: str,
+              suspended: dict[str, float] | None) -> float:
+    """Seconds the job ran, suspended time not counted (squeue's ``job_time_used``).
+
+    ``base`` is the base state where the JSON gives it (23.11+), else the shown one.
+
+    Slurm keeps ``pre_sus_time`` (run time before the last suspension) and ``suspend_time``
+    (when it was last suspended or resumed): a suspended job has run ``pre_sus_time``; one
+    resumed since has run that plus the time from the resume to now (or to its end).
+    """
+    start_s = _number(job.get("start_time")) or 0.0
+    if state == "PENDING" or start_s <= 0:
+        return 0.0
+    pre_sus_s = _number(job.get("pre_sus_time")) or 0.0
+    suspend_s = _number(job.get("suspend_time")) or 0.0
+    seen_at = suspended.pop(job_id, None) if suspended is not None else None
+    if base == "SUSPENDED":
+        if suspended is not None:
+            suspended[job_id] = suspend_s
+        return max(pre_sus_s, 0.0)
+    if state in TERMINAL and seen_at is not None and seen_at == suspend_s:
+        # Seen suspended and not resumed since (a resume moves suspend_time), so it ended
+        # while suspended (cancelled, deadline): end_time - suspend_time is no run time.
+        return max(pre_sus_s, 0.0)
+    end_s = _number(job.get("end_time")) or 0.0
+    if base in _RUNNING_WORDS or end_s <= 0:
+        end_s = now_s
+    if suspend_s > 0:
+        return max(end_s - suspend_s + pre_sus_s, 0.0)
+    return max(end_s - start_s, 0.0)
+
+
+def job_exit_code(value: Any) -> int | None:
+    """The exit code of a job from ``squeue --json``, in every shape Slurm gives it.
+
+    - 22.05 (v0.0.38): the raw wait status as an integer (``exit 3`` is 768).
+    - 23.02 (v0.0.39): the raw wait status as ``{set, infinite, number}``.
+    - 23.11 and 24.05 (v0.0.40, v0.0.41): ``{status, return_code: {set, infinite, number},
+      signal: {id: {set, infinite, number}, name}}``; with ``+complex`` the numbers are
+      plain or null.
+
+    Args:
+        value: the job's ``exit_code`` field.
+
+    Returns:
+        The process's exit status, or 128 + the signal number when a signal ended it;
+        None when Slurm has none (NO_VAL: ``set`` false or null; status PENDING or INVALID),
+        never 0 in its place.
+    """
+    if isinstance(value, Mapping) and not {"return_code", "signal", "status"}.isdisjoint(value):
+        status = value.get("status")
+        statuses = {str(s) for s in status} if isinstance(status, list) else {str(status)}
+        signal_field = value.get("signal")
+        signal = _number(signal_field.get("id")) if isinstance(signal_field, Mapping) else None
+        if signal:
+            return 128 + int(signal)
+        if statuses & {"PENDING", "INVALID"}:
+            return None
+        code = _number(value.get("return_code"))
+        return None if code is None else int(code)
+    raw = _number(value)
+    if raw is None or int(raw) in (_NO_VAL, _INFINITE):
+        return None
+    return decode_exit_code(int(raw))
 
 
 def _sacct_rows(text: str) -> list[_Row]:
@@ -482,17 +601,45 @@ def _fold(job_id: str, tasks: list[_Row]) -> PoolJobState:
                         exit_code)
 
 
-def _number(value: Any) -> float:
-    """A number from squeue's JSON, which later Slurm versions wrap as {"set", "number"}."""
-    if isinstance(value, dict):
-        return float(value.get("number", 0)) if value.get("set", True) else 0.0
-    return float(value) if isinstance(value, int | float) else 0.0
+def _number(value: Any) -> float | None:
+    """A number from squeue's JSON, None where Slurm has none (NO_VAL, INFINITE).
+
+    Plain in 22.05 and with ``+complex`` (null: unset, ``"Infinity"``), else
+    ``{"set": bool, "infinite": bool, "number": n}`` where ``set`` false means NO_VAL.
+    """
+    if isinstance(value, Mapping):
+        if value.get("infinite") or not value.get("set", "number" in value):
+            return None
+        value = value.get("number")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
-def _text(value: Any) -> str:
-    """A job state from squeue's JSON: a string in 22.05, a list of names in later versions."""
-    if isinstance(value, list):
-        # Later versions list the base state first, then flags such as COMPLETING.
-        names = [str(v) for v in value]
-        return "COMPLETING" if "COMPLETING" in names else (names[0] if names else "")
-    return str(value)
+def _required(value: Any, key: str) -> float:
+    number = _number(value)
+    if number is None:
+        raise ValueError(f"job without a {key}: {value!r}")
+    return number
+
+
+#: The flags job_state_string() (src/common/slurm_protocol_defs.c) prints in place of the base
+#: state, in its order: what 22.05 and 23.02 print, and what a 23.11+ list is read as.
+_SHOWN_FLAGS = ("COMPLETING", "STAGE_OUT", "CONFIGURING", "RESIZING", "REQUEUED", "REQUEUE_FED",
+                "REQUEUE_HOLD", "SPECIAL_EXIT", "STOPPED", "REVOKED", "RESV_DEL_HOLD",
+                "SIGNALING")
+
+
+def _state_words(value: Any) -> tuple[str, str]:
+    """A job state from squeue's JSON: a string up to 23.02, a list of flags from 23.11.
+
+    Returns:
+        ``(shown, base)``: the state as job_state_string() shows it (a flag such as
+        COMPLETING or REQUEUED wins over the base state, so a job being requeued is not
+        taken for ended), and the base state where the list gives it (else ``shown``).
+    """
+    if not isinstance(value, list):
+        return str(value), str(value)
+    names = [str(v) for v in value]
+    base = names[0] if names else ""
+    return next((f for f in _SHOWN_FLAGS if f in names), base), base

@@ -15,8 +15,11 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from scheduler.dispatch.pool import TERMINAL, PoolJobState, open_backend
 from scheduler.dispatch.slurm import (
@@ -27,12 +30,17 @@ from scheduler.dispatch.slurm import (
     _states,
     cost_cny,
     decode_exit_code,
+    job_exit_code,
     job_script,
     pool_state,
+    squeue_command,
 )
 from tests.conftest import IN_CI, REPO
+from tests.dispatch.fixtures.slurm import make_fixtures
 
 SLURM_DIR = Path(os.environ.get("STAGECTL_SLURM_DIR", "/tmp/stagectl-slurm"))
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "slurm"
+VERSIONS = ("22.05", "23.02", "23.11", "24.05")
 SLURM_CONF = SLURM_DIR / "etc" / "slurm.conf"
 PY = sys.executable
 
@@ -163,6 +171,79 @@ def test_cancel_running_and_pending(pool: SlurmPool, submit: Submit) -> None:
     pool.cancel(running)  # already ended: no error
 
 
+def test_cancel_of_a_finished_job_keeps_its_end_state(pool: SlurmPool, submit: Submit) -> None:
+    done = submit([PY, "-c", "pass"])
+    failed = submit([PY, "-c", "import sys; sys.exit(2)"])
+    before = {j: wait(pool, j) for j in (done, failed)}
+    pool.cancel(done)  # scancel of an ended job: no error
+    pool.cancel(failed)
+    pool.cancel(f"{done}_0")  # not an array task: Slurm says invalid job id, also no error
+    after = pool.poll([done, failed])
+    assert after == before
+    assert (after[done].state, after[done].exit_code) == ("COMPLETED", 0)
+    assert (after[failed].state, after[failed].exit_code) == ("FAILED", 2)
+
+
+def test_poll_asks_the_real_squeue_for_our_ids_only(slurm_conf: Path, submit: Submit,
+                                                    tmp_path: Path) -> None:
+    """The options SlurmPool passes are accepted by the live squeue, and are what it sent."""
+    log = tmp_path / "argv.log"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("squeue", "sacct", "scancel"):
+        real = shutil.which(name)
+        assert real is not None
+        wrapper = bin_dir / name
+        wrapper.write_text(f'#!/bin/sh\necho "{name} $*" >> {log}\nexec {real} "$@"\n')
+        wrapper.chmod(0o755)
+    logged = SlurmPool(slurm_conf=slurm_conf, bin_dir=bin_dir, timeout_s=20)
+    first = submit([PY, "-c", "pass"])
+    second = submit([PY, "-c", "import sys; sys.exit(4)"])
+    states = {j: wait(logged, j) for j in (first, second)}
+    assert states[second].exit_code == 4
+    calls = [line.split() for line in log.read_text().splitlines() if line.startswith("squeue")]
+    assert calls and all(c[:-1] == ["squeue", "--json", "--states=all", "--me"] for c in calls)
+    assert {c[-1] for c in calls} == {f"--jobs={first}", f"--jobs={second}"}
+    both = logged.poll([second, first])
+    assert both == states
+    last = log.read_text().splitlines()[-1].split()
+    assert last[-1] == f"--jobs={','.join(sorted([first, second]))}"
+
+
+def _shape(value: Any) -> Any:
+    """The JSON type of ``value``, recursively: what a fixture must share with live output."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(v) for v in value[:1]]
+    return type(value).__name__
+
+
+#: The fields of a job that the parser reads.
+READ_FIELDS = ("job_id", "job_state", "array_job_id", "array_task_id", "start_time", "end_time",
+               "exit_code", "suspend_time", "pre_sus_time")
+
+
+def test_live_squeue_json_has_the_shape_of_its_fixture(slurm_conf: Path, pool: SlurmPool,
+                                                       submit: Submit) -> None:
+    """The live Slurm's JSON (22.05 in CI) has the types its version's fixture has."""
+    env = {**os.environ, "SLURM_CONF": str(slurm_conf)}
+    release = subprocess.run(["squeue", "--version"], env=env, capture_output=True, text=True,
+                             check=True).stdout.split()[1]
+    version = ".".join(release.split(".")[:2])
+    if version not in VERSIONS:
+        pytest.skip(f"no fixture for Slurm {release}")
+    job = submit([PY, "-c", "import sys; sys.exit(2)"])
+    assert wait(pool, job).exit_code == 2
+    live = json.loads(subprocess.run(squeue_command([job]), env=env, capture_output=True,
+                                     text=True, check=True).stdout)
+    ours = next(j for j in live["jobs"] if str(j["job_id"]) == job)
+    recorded = next(j for j in fixture(version)["jobs"] if j["job_id"] == 102)  # FAILED, exit 2
+    assert {k: _shape(ours[k]) for k in READ_FIELDS} == {k: _shape(recorded[k])
+                                                         for k in READ_FIELDS}
+    assert ours["exit_code"] == recorded["exit_code"]  # both exit 2 by then
+
+
 def test_array_runs_every_task(pool: SlurmPool, submit: Submit, tmp_path: Path) -> None:
     script = ("import os, pathlib, time; time.sleep(1); "
               "pathlib.Path('chunk-' + os.environ['SLURM_ARRAY_TASK_ID']).write_text('ok')")
@@ -286,6 +367,169 @@ def test_sacct_rows_for_jobs_the_controller_forgot() -> None:
     assert states["41"] == PoolJobState("41", "COMPLETED", 12.0, 0)
     assert states["42"] == PoolJobState("42", "CANCELLED", 3.0, None)
     assert states["43"] == PoolJobState("43", "FAILED", 11.0, 2)
+
+
+# --- offline: squeue --json of Slurm 22.05, 23.02, 23.11, 24.05 (fixtures/slurm/) ------------
+
+T = make_fixtures.T
+NOW = T + 300
+
+#: id -> (state, elapsed_s, exit_code) at T + 300, the same for every version's shape.
+EXPECTED: dict[str, tuple[str, float, int | None]] = {
+    "101": ("COMPLETED", 10.0, 0),
+    "102": ("FAILED", 5.0, 2),
+    "103": ("CANCELLED", 7.0, None),
+    "104": ("FAILED", 60.0, 128 + 15),     # TIMEOUT
+    "105": ("FAILED", 20.0, 128 + 125),    # OUT_OF_MEMORY, sacct's 0:125
+    "106": ("FAILED", 3.0, 128 + 11),      # SIGSEGV with a core dump
+    "107": ("FAILED", 0.0, None),          # NO_VAL: unknown, not 0
+    "108": ("PENDING", 0.0, None),
+    "109": ("RUNNING", 200.0, None),
+    "110": ("RUNNING", 40.0, None),        # SUSPENDED: the 40 s before, not 300
+    "111": ("RUNNING", 240.0, None),       # 40 s, suspended, resumed at T+100
+    "112": ("COMPLETED", 90.0, 0),         # 40 s + T+100..T+150
+    "113": ("CANCELLED", 200.0, None),     # ended suspended, never seen so: Slurm's formula
+    "120": ("RUNNING", 60.0, None),        # array: 4 + 6 + 50
+    "120_0": ("COMPLETED", 4.0, 0),
+    "120_1": ("FAILED", 6.0, 3),
+    "120_2": ("RUNNING", 50.0, None),
+    "122": ("FAILED", 6.0, 3),
+    "130": ("RUNNING", 8.0, None),         # FAILED + COMPLETING: epilog still running
+}
+
+
+def fixture(version: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((FIXTURES / version / "squeue.json").read_text())
+    return doc
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_squeue_json_of_each_release(version: str) -> None:
+    states = _states(_squeue_rows(fixture(version), NOW), EXPECTED)
+    got = {j: (s.state, s.elapsed_s, s.exit_code) for j, s in states.items()}
+    assert got == EXPECTED
+    assert "900" not in _states(_squeue_rows(fixture(version), NOW), EXPECTED)
+
+
+@pytest.mark.parametrize("version", ["23.11", "24.05"])
+def test_failed_job_on_new_slurm_reports_its_exit_code_not_zero(version: str) -> None:
+    job = next(j for j in fixture(version)["jobs"] if j["job_id"] == 102)
+    assert job["exit_code"]["return_code"] == {"set": True, "infinite": False, "number": 2}
+    assert job_exit_code(job["exit_code"]) == 2
+    unset = {"status": "PENDING", "return_code": {"set": False, "infinite": False, "number": 0},
+             "signal": {"id": {"set": False, "infinite": False, "number": 0}, "name": ""}}
+    assert job_exit_code(unset) is None
+
+
+def test_exit_code_shapes_and_no_val() -> None:
+    assert job_exit_code(768) == 3                        # 22.05
+    assert job_exit_code(0xFFFFFFFE) is None              # 22.05 NO_VAL as a plain number
+    assert job_exit_code({"set": True, "infinite": False, "number": 9}) == 128 + 9  # 23.02
+    assert job_exit_code({"set": False, "infinite": False, "number": 0}) is None
+    assert job_exit_code({"set": False, "infinite": True, "number": 0}) is None
+    # v0.0.41 +complex: plain numbers, null when unset, "Infinity"
+    assert job_exit_code({"status": "ERROR", "return_code": 2,
+                          "signal": {"id": None, "name": None}}) == 2
+    assert job_exit_code({"status": "SIGNALED", "return_code": None,
+                          "signal": {"id": 15, "name": "TERM"}}) == 128 + 15
+    assert job_exit_code({"status": "PENDING", "return_code": None,
+                          "signal": {"id": None, "name": None}}) is None
+    assert job_exit_code(None) is None and job_exit_code("Infinity") is None
+    # status as a list of flags is read too
+    assert job_exit_code({"status": ["ERROR"], "return_code": {"set": True, "number": 1},
+                          "signal": {"id": {"set": False, "number": 0}, "name": ""}}) == 1
+
+
+@given(st.integers(min_value=0, max_value=0xFFFF))
+def test_verbose_exit_code_agrees_with_the_raw_status(raw: int) -> None:
+    """v0.0.40's decoded shape (make_fixtures.exit_verbose, from Slurm's DUMP_FUNC) and the
+    raw status 22.05 and 23.02 print give the same exit code."""
+    verbose = job_exit_code(make_fixtures.exit_verbose(raw))
+    if raw & 0x7F == 0x7F:  # stopped, not ended: Slurm says INVALID
+        assert verbose is None
+    else:
+        assert verbose == decode_exit_code(raw) == job_exit_code(raw)
+
+
+def _shown_suspended(version: str, job: dict[str, Any]) -> dict[str, Any]:
+    """The job as squeue showed it while suspended (before it was cancelled at T+200)."""
+    return {**job, "job_state": ["SUSPENDED"] if version in ("23.11", "24.05") else "SUSPENDED"}
+
+
+def _fake_squeue(folder: Path, doc: dict[str, Any], log: Path) -> Path:
+    """A bin folder whose squeue logs its argv and prints ``doc``; sacct knows nothing."""
+    folder.mkdir(exist_ok=True)
+    (folder / "answer.json").write_text(json.dumps(doc))
+    for name, body in (("squeue", f"cat {folder / 'answer.json'}"),
+                       ("sacct", "echo 'sacct: error: accounting storage is disabled' >&2; "
+                                 "exit 1")):
+        path = folder / name
+        path.write_text(f'#!/bin/sh\necho "{name} $*" >> {log}\n{body}\n')
+        path.chmod(0o755)
+    return folder
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_suspended_time_is_not_billed(version: str, tmp_path: Path) -> None:
+    doc = fixture(version)
+    price, gpus = 36.0, 2
+    rows = _states(_squeue_rows(doc, NOW), ["110", "111", "112"])
+    assert cost_cny(rows["110"].elapsed_s, gpus, price) == pytest.approx(40 / 3600 * 2 * 36.0)
+    assert cost_cny(rows["111"].elapsed_s, gpus, price) == pytest.approx(240 / 3600 * 2 * 36.0)
+    assert cost_cny(rows["112"].elapsed_s, gpus, price) == pytest.approx(90 / 3600 * 2 * 36.0)
+    # A job cancelled while suspended: Slurm's end_time - suspend_time would bill the 170 s it
+    # spent suspended. SlurmPool remembers when it saw the job suspended.
+    earlier = {**doc, "jobs": [_shown_suspended(version, j) if j["job_id"] == 113 else j
+                               for j in doc["jobs"]]}
+    log = tmp_path / "argv.log"
+    bin_dir = _fake_squeue(tmp_path / "bin", earlier, log)
+    pool = SlurmPool(bin_dir=bin_dir)
+    assert pool.poll(["113"])["113"] == PoolJobState("113", "RUNNING", 30.0, None)
+    _fake_squeue(bin_dir, doc, log)
+    ended = pool.poll(["113"])["113"]
+    assert ended == PoolJobState("113", "CANCELLED", 30.0, None)
+    assert cost_cny(ended.elapsed_s, gpus, price) == pytest.approx(30 / 3600 * 2 * 36.0)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_poll_command_names_our_job_ids_only(version: str, tmp_path: Path) -> None:
+    log = tmp_path / "argv.log"
+    pool = SlurmPool(bin_dir=_fake_squeue(tmp_path / "bin", fixture(version), log))
+    got = pool.poll(["102", "120", "101", "120_1"])
+    assert log.read_text().splitlines() == ["squeue --json --states=all --me "
+                                            "--jobs=101,102,120,120_1"]
+    assert list(got) == ["102", "120", "101", "120_1"]  # only what was asked, 900 never
+    assert got["102"].exit_code == 2 and got["120_1"].exit_code == 3
+    assert squeue_command(["7", "7", "3_1"]) == ["squeue", "--json", "--states=all", "--me",
+                                                  "--jobs=3_1,7"]
+
+
+def test_one_forgotten_id_goes_to_accounting(tmp_path: Path) -> None:
+    """23.02+ load a single --jobs id directly, and fail for one the controller forgot."""
+    bin_dir = _fake_slurm(
+        tmp_path / "bin",
+        squeue="echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1",
+        sacct="echo '77|77|FAILED|2:0|9'")
+    assert SlurmPool(bin_dir=bin_dir).poll(["77"]) == {"77": PoolJobState("77", "FAILED", 9.0, 2)}
+
+
+def test_cancel_of_an_ended_job_is_no_error(tmp_path: Path) -> None:
+    log = tmp_path / "scancel.log"
+    bin_dir = _fake_slurm(
+        tmp_path / "bin",
+        scancel=f'echo "$*" >> {log}; case "$*" in '
+                "5) echo 'scancel: error: Kill job error on job id 5: "
+                "Job/step already completing or completed' >&2; exit 1;; "
+                "6) echo 'scancel: error: Kill job error on job id 6: "
+                "Invalid job id specified' >&2; exit 1;; "
+                "7) exit 0;; "
+                "*) echo 'scancel: error: Access/permission denied' >&2; exit 1;; esac")
+    pool = SlurmPool(bin_dir=bin_dir)
+    for job_id in ("5", "6", "7"):
+        pool.cancel(job_id)
+    with pytest.raises(PoolError, match="permission denied"):
+        pool.cancel("8")
+    assert log.read_text().split() == ["5", "6", "7", "8"]
 
 
 def _fake_slurm(folder: Path, **scripts: str) -> Path:
