@@ -546,3 +546,48 @@ def test_take_export_names_an_opentrackio_tracker_as_it_named_itself(
     assert ot_doc["static"]["tracker"] == static["static"]["tracker"]
     assert ot_doc["lens"]["rawEncoders"] == {"zoom": 3000}
     assert old_doc["static"]["tracker"] == {"model": "FreeD D1"}  # a header without a profile
+
+
+def _bound(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def test_cli_tracking_inspect_shows_every_segmented_sample() -> None:
+    import subprocess
+    import sys
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stagectl", "tracking", "inspect", "--port", str(port),
+         "--protocol", "opentrackio", "--host", "127.0.0.1", "--json", "--duration", "4"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not _bound(port):
+            assert proc.poll() is None and time.monotonic() < deadline, "inspect did not start"
+            time.sleep(0.05)
+        doc = example("complete_static_example")
+        seq = 65500  # the datagram counter wraps during the stream
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            for i in range(48):
+                doc["timing"]["sequenceNumber"] = 1000 + i
+                grams = reference_segments(json_like_camdkit(doc), seq)
+                seq += len(grams)
+                for g in grams:
+                    tx.sendto(g, ("127.0.0.1", port))
+                time.sleep(0.002)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    seen = [json.loads(line)["sequence"] for line in out.splitlines() if line.strip()]
+    assert sorted(seen) == list(range(1000, 1048))  # 48 of 48
