@@ -591,3 +591,21 @@ def test_cli_tracking_inspect_shows_every_segmented_sample() -> None:
     assert proc.returncode == 0, err
     seen = [json.loads(line)["sequence"] for line in out.splitlines() if line.strip()]
     assert sorted(seen) == list(range(1000, 1048))  # 48 of 48
+
+
+def test_take_manager_records_the_freed_profile(tmp_path: Path) -> None:
+    from drivers.tracking.device import TrackingSource
+    from drivers.tracking.timecode import RATES, StageClock
+    from stagectl.engine.takes import TakeManager, read_take
+
+    clock = StageClock(RATES["25"])
+    sources = [TrackingSource("cam-a", "freed", clock, port=0, freed_profile="stype"),
+               TrackingSource("ot", "opentrackio", clock, port=0)]
+    manager = TakeManager("t", "Asia/Shanghai", 25.0, tmp_path, sources)
+    info = manager.start("A1", 1)
+    manager.stop()
+    header, _ = read_take(Path(info["path"]))
+    assert header["sources"] == {
+        "cam-a": {"protocol": "freed", "port": 0, "freed_profile": "stype"},
+        "ot": {"protocol": "opentrackio", "port": 0},
+    }
