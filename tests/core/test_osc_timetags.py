@@ -2,7 +2,8 @@
 
 Every datagram here is built byte by byte from the OSC 1.0 layout (``#bundle``, a 64-bit NTP
 time tag: seconds since 1900-01-01 and a 32-bit fraction, then int32-sized elements), or by
-liblo's ``oscsend`` (a third-party sender); none comes from our own encoder. The simulator is
+liblo (``oscsend``, and the library itself through ctypes for bundles: a third-party sender
+with its own NTP clock); none comes from our own encoder. The simulator is
 reached over real loopback UDP; replies are read from the socket.
 
 Timing assertions are orderings and generous bounds ("not yet at +100 ms", "applied by
@@ -12,6 +13,8 @@ Timing assertions are orderings and generous bounds ("not yet at +100 ms", "appl
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import struct
 import subprocess
 import time
@@ -32,7 +35,7 @@ from drivers.osc import (
     schedule,
     unix_to_ntp,
 )
-from tests.conftest import require_tool
+from tests.conftest import IN_CI, require_tool
 
 NTP_EPOCH_TO_UNIX_S = 2_208_988_800  # 70 years, 17 of them leap years, in seconds
 
@@ -378,3 +381,90 @@ async def test_oscsend_over_udp_f_for_i_counted(sim: LedSimulator) -> None:
     assert await proc.wait() == 0
     await until(lambda: sim.counters.wrong_type == 1)
     assert sim.values["colour_temperature_k"] == 6500 and sim.counters.rejected == 1
+
+
+# ---- bundles and time tags built by liblo (the C library behind oscsend) ----------------------
+
+
+class LoTimetag(ctypes.Structure):
+    """liblo's ``lo_timetag``: NTP seconds since 1900 and a 1/2^32 s fraction."""
+
+    _fields_ = [("sec", ctypes.c_uint32), ("frac", ctypes.c_uint32)]
+
+
+def _liblo() -> ctypes.CDLL:
+    name = ctypes.util.find_library("lo")
+    if name is None:
+        message = "liblo is not installed (Debian: apt-get install liblo7)"
+        if IN_CI:
+            pytest.fail(f"CI=true: {message}")
+        pytest.skip(message)
+    lib = ctypes.CDLL(name)
+    lib.lo_timetag_now.argtypes = [ctypes.POINTER(LoTimetag)]
+    lib.lo_bundle_new.argtypes = [LoTimetag]
+    lib.lo_bundle_new.restype = ctypes.c_void_p
+    lib.lo_message_new.restype = ctypes.c_void_p
+    lib.lo_message_add_float.argtypes = [ctypes.c_void_p, ctypes.c_float]
+    lib.lo_message_add_int32.argtypes = [ctypes.c_void_p, ctypes.c_int32]
+    lib.lo_bundle_add_message.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+    lib.lo_bundle_add_bundle.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    lib.lo_bundle_length.argtypes = [ctypes.c_void_p]
+    lib.lo_bundle_length.restype = ctypes.c_size_t
+    lib.lo_bundle_serialise.argtypes = [ctypes.c_void_p, ctypes.c_void_p,
+                                        ctypes.POINTER(ctypes.c_size_t)]
+    lib.lo_bundle_serialise.restype = ctypes.c_void_p
+    lib.lo_bundle_free_recursive.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+def liblo_in(lib: ctypes.CDLL, seconds: float) -> LoTimetag:
+    """liblo's own "now" (lo_timetag_now) plus ``seconds``."""
+    now = LoTimetag()
+    lib.lo_timetag_now(ctypes.byref(now))
+    total = (now.sec << 32 | now.frac) + int(seconds * 2**32)
+    return LoTimetag(total >> 32, total & 0xFFFF_FFFF)
+
+
+def liblo_bundle(lib: ctypes.CDLL, timetag: LoTimetag, floats: dict[str, float],
+                 inner: tuple[LoTimetag, dict[str, float]] | None = None) -> bytes:
+    """A bundle serialised by liblo: ``/address f value`` messages, optionally one inside."""
+
+    def build(tt: LoTimetag, messages: dict[str, float]) -> int:
+        b = lib.lo_bundle_new(tt)
+        for address, value in messages.items():
+            m = lib.lo_message_new()
+            lib.lo_message_add_float(m, value)
+            lib.lo_bundle_add_message(b, address.encode(), m)
+        return int(b)
+
+    outer = build(timetag, floats)
+    if inner is not None:
+        lib.lo_bundle_add_bundle(outer, build(*inner))
+    try:
+        size = ctypes.c_size_t(lib.lo_bundle_length(outer))
+        buffer = ctypes.create_string_buffer(size.value)
+        lib.lo_bundle_serialise(outer, buffer, ctypes.byref(size))
+        return buffer.raw[:size.value]
+    finally:
+        lib.lo_bundle_free_recursive(outer)
+
+
+async def test_liblo_bundle_in_the_future_applies_at_its_time(sim: LedSimulator,
+                                                              client: Client) -> None:
+    lib = _liblo()
+    applied = record_applies(sim)
+    sent = time.time()
+    send(client, liblo_bundle(lib, liblo_in(lib, 0.3), {"/led/gamma": 2.2},
+                              inner=(liblo_in(lib, 0.4), {"/led/brightness": 700.0})))
+    await until(lambda: sim.counters.bundles_held == 2)
+    await until(lambda: sim.values["brightness_nits"] == 700.0, timeout=sent + 1.2 - time.time())
+    assert [(k, v) for _, k, v in applied] == [("gamma", 2.2), ("brightness_nits", 700.0)]
+    assert applied[0][0] >= sent + 0.3 - 0.002 and applied[1][0] >= sent + 0.4 - 0.002
+    assert client.errors() == []
+
+
+async def test_liblo_immediate_bundle_applies_at_once(sim: LedSimulator, client: Client) -> None:
+    lib = _liblo()
+    send(client, liblo_bundle(lib, LoTimetag(0, 1), {"/led/gamma": 2.6}))  # LO_TT_IMMEDIATE
+    await until(lambda: sim.values["gamma"] == 2.6)
+    assert sim.counters.bundles_held == 0 and client.errors() == []
