@@ -215,7 +215,6 @@ class SlurmPool:
         self.bin_dir = Path(bin_dir) if bin_dir is not None else None
         self.timeout_s = timeout_s
         self._accounting: bool | None = None  # unknown until sacct first answers
-        self._suspended: dict[str, float] = {}  # job id -> suspend_time, while seen SUSPENDED
 
     # --- PoolBackend ------------------------------------------------------------------------
 
@@ -328,7 +327,7 @@ class SlurmPool:
                 raise
             text = '{"jobs": []}'
         try:
-            rows = _squeue_rows(json.loads(text), time.time(), self._suspended)
+            rows = _squeue_rows(json.loads(text), time.time())
         except (ValueError, KeyError, TypeError) as exc:
             raise PoolError(cmd, 0, f"unreadable squeue --json output: {exc}") from exc
         found = _states(rows, job_ids)
@@ -439,16 +438,12 @@ def _deadline_options(name: str, deadline_utc: datetime) -> list[str]:
     return [f"--deadline={local}", f"--time={max(1, math.ceil(left_s / 60))}", "--time-min=1"]
 
 
-def _squeue_rows(doc: Mapping[str, Any], now_s: float,
-                 suspended: dict[str, float] | None = None) -> list[_Row]:
+def _squeue_rows(doc: Mapping[str, Any], now_s: float) -> list[_Row]:
     """Rows from ``squeue --json`` of Slurm 22.05 to 24.05 (see the module docstring).
 
     Args:
         doc: the parsed JSON.
         now_s: the time now (UNIX seconds): run time of a running job is counted to it.
-        suspended: job id -> ``suspend_time`` of jobs seen SUSPENDED, kept by the caller
-            between polls: a job that ends while suspended keeps the suspend time it was
-            suspended at, and is billed its run time before the suspension only.
 
     Returns:
         One row per job or array task, in the pool's terms.
@@ -458,7 +453,7 @@ def _squeue_rows(doc: Mapping[str, Any], now_s: float,
         shown, base = _state_words(job["job_state"])
         state = pool_state(shown)
         job_id = str(int(_required(job.get("job_id"), "job_id")))
-        elapsed_s = _run_time(job, base, state, now_s, job_id, suspended)
+        elapsed_s = _run_time(job, base, state, now_s)
         exit_code = job_exit_code(job.get("exit_code")) if state in ("COMPLETED", "FAILED") \
             else None
         array_job = int(_number(job.get("array_job_id")) or 0)
@@ -474,29 +469,24 @@ def _squeue_rows(doc: Mapping[str, Any], now_s: float,
 _RUNNING_WORDS = frozenset({"RUNNING", "CONFIGURING", "SIGNALING", "STOPPED", "RESIZING"})
 
 
-def _run_time(job: Mapping[str, Any], base: str, state: str, now_s: float, job_id: str,
-              suspended: dict[str, float] | None) -> float:
+def _run_time(job: Mapping[str, Any], base: str, state: str, now_s: float) -> float:
     """Seconds the job ran, suspended time not counted (squeue's ``job_time_used``).
 
-    ``base`` is the base state where the JSON gives it (23.11+), else the shown one.
+    ``base`` is the base state where the JSON gives it (23.11+), else the shown one;
+    ``state`` the pool's.
 
     Slurm keeps ``pre_sus_time`` (run time before the last suspension) and ``suspend_time``
     (when it was last suspended or resumed): a suspended job has run ``pre_sus_time``; one
-    resumed since has run that plus the time from the resume to now (or to its end).
+    resumed since has run that plus the time from the resume to now (or to its end). A job
+    cancelled while suspended gets ``end_time = suspend_time`` (``_job_signal`` in
+    src/slurmctld/job_mgr.c), so it too has run ``pre_sus_time``.
     """
     start_s = _number(job.get("start_time")) or 0.0
     if state == "PENDING" or start_s <= 0:
         return 0.0
     pre_sus_s = _number(job.get("pre_sus_time")) or 0.0
     suspend_s = _number(job.get("suspend_time")) or 0.0
-    seen_at = suspended.pop(job_id, None) if suspended is not None else None
     if base == "SUSPENDED":
-        if suspended is not None:
-            suspended[job_id] = suspend_s
-        return max(pre_sus_s, 0.0)
-    if state in TERMINAL and seen_at is not None and seen_at == suspend_s:
-        # Seen suspended and not resumed since (a resume moves suspend_time), so it ended
-        # while suspended (cancelled, deadline): end_time - suspend_time is no run time.
         return max(pre_sus_s, 0.0)
     end_s = _number(job.get("end_time")) or 0.0
     if base in _RUNNING_WORDS or end_s <= 0:
