@@ -213,9 +213,11 @@ class TrackingSource(Device):
         snap = self.ingest.snapshot(now)
         lost = snap.lost - self._window[0]
         received = snap.received - self._window[1]
-        self._recent_errors = snap.error_count - self._window[2]
+        # a network may deliver a datagram twice (the spec: process one): not a bad packet
+        bad = snap.error_count - snap.errors.get("duplicate", 0)
+        self._recent_errors = bad - self._window[2]
         self._recent_loss_pct = 100.0 * lost / max(1, lost + received)
-        self._window = (snap.lost, snap.received, snap.error_count)
+        self._window = (snap.lost, snap.received, bad)
         last = self.last_sample
         self._report({
             "protocol": self.protocol,

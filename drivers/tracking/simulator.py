@@ -290,6 +290,7 @@ class TrackingSimulator:
             )
         self.timecode_rate = timecode_rate
         self.builder = opentrackio.SampleBuilder(source_number=source_number, sample_rate=self.rate)
+        self.segmenter = opentrackio.Segmenter(encoding=encoding, mtu=mtu)
         self.report = SimulatorReport(protocol)
         self._rng = random.Random(seed)
         self._burst_left = 0
@@ -316,9 +317,7 @@ class TrackingSimulator:
             zoom_norm=pose.zoom_norm,
             focus_norm=pose.focus_norm,
         )
-        return opentrackio.encode_sample(
-            sample, sequence=index & 0xFFFF, encoding=self.encoding, mtu=self.mtu
-        )
+        return self.segmenter.encode(sample)  # one sequence number per packet
 
     def _freed(self, index: int, pose: CameraPose) -> bytes:
         pan, tilt, roll = stage_to_freed_angles(pose.rotation_deg, self.axis_map)

@@ -87,7 +87,7 @@ async def test_opentrackio_segmented_with_a_lost_segment(sender: socket.socket) 
         for d in docs:
             d["custom"] = {"pad": "z" * 2500}
         grams = [
-            opentrackio.encode_sample(d, sequence=i, encoding="cbor", mtu=1200)
+            opentrackio.encode_sample(d, sequence=3 * i, encoding="cbor", mtu=1200)  # 3 packets
             for i, d in enumerate(docs)
         ]
         assert all(len(g) == 3 for g in grams)
