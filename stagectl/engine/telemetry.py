@@ -395,5 +395,8 @@ class MqttTelemetry:
 
 async def _until_disconnected(client: aiomqtt.Client) -> None:
     """Return never; raise MqttError when ``client`` loses its connection."""
-    async for _ in client.messages:  # nothing is subscribed: this only waits
-        pass
+    try:
+        async for _ in client.messages:  # nothing is subscribed: this only waits
+            pass
+    except aiomqtt.MqttError as exc:
+        raise aiomqtt.MqttError(f"connection lost ({exc.__cause__ or exc})") from exc

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -43,8 +44,8 @@ def telemetry_of(stage: StageHarness) -> MqttTelemetry:
     return stage.engine.telemetry
 
 
-def wait_idle(telemetry: MqttTelemetry) -> None:
-    wait_until(lambda: telemetry.idle, "the MQTT publisher to connect and drain")
+def wait_idle(telemetry: MqttTelemetry, timeout_s: float = 10.0) -> None:
+    wait_until(lambda: telemetry.idle, "the MQTT publisher to connect and drain", timeout_s)
     time.sleep(0.2)  # the last publish is in flight
 
 
@@ -368,3 +369,30 @@ def test_a_publisher_that_never_reaches_a_broker_backs_off_and_stops(
     assert 2 <= failures <= 8, failures
     assert telemetry.counters["bad_messages"] == 19
     assert not telemetry.connected
+
+
+def test_a_frozen_broker_holds_nothing_and_ends_with_the_newest_values(
+        broker: Mosquitto) -> None:
+    """SIGSTOP the broker: the engine answers, the publisher gives up and, resumed, catches up."""
+    broker.start()
+    assert broker.proc is not None
+    config = free_port_config(stage="frozen", mqtt=True, mqtt_broker=f"127.0.0.1:{broker.port}")
+    base = "stagectl/frozen"
+    topics = {f"{base}/engine/status", f"{base}/led-main/state", f"{base}/led-main/health"}
+    with StageHarness(config) as stage:
+        telemetry = telemetry_of(stage)
+        wait_idle(telemetry)
+        broker.proc.send_signal(signal.SIGSTOP)
+        try:
+            set_brightness(config, 250)  # answered: nothing in the engine waits for MQTT
+            # a publish times out (5 s) or the keepalive (10 s) does
+            wait_until(lambda: not telemetry.connected, "the publisher to give up", 40)
+            set_brightness(config, 260)
+        finally:
+            broker.proc.send_signal(signal.SIGCONT)
+        wait_idle(telemetry, 30)
+        found = retained(broker.port, f"{base}/#", topics)
+        status, state = found[f"{base}/engine/status"], found[f"{base}/led-main/state"]
+        assert state["brightness_nits"] == 260
+        assert is_live(state, status) and is_live(found[f"{base}/led-main/health"], status)
+        assert telemetry.counters["connect_failures"] >= 1
