@@ -282,6 +282,7 @@ async def test_nested_bundles_apply_in_time_order(sim: LedSimulator, client: Cli
     if time.time() < now + 0.2:  # false only if this machine stalled for 100 ms
         assert sim.values["gamma"] == 2.4 and sim.held_bundles == 2
     await until(lambda: sim.values["gamma"] == 2.6, timeout=now + 1.2 - time.time())
+    await until(lambda: len(client.pushes("/led/gamma")) == 3)  # the pushes are in flight
     assert [round(float(str(v)), 3) for (v,) in client.pushes("/led/gamma")] == [2.4, 2.2, 2.6]
 
 
