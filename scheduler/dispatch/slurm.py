@@ -10,8 +10,9 @@ cluster the machine is a submit host of, and needs no Python binding to Slurm's 
   ``--kill-on-invalid-dep=yes`` (a job whose dependency failed is cancelled, not left pending
   forever), chunk arrays are ``--array=0-(N-1)``.
 - ``poll``: ``squeue --json --states=all --me --jobs=IDS``: only this user's jobs, only the
-  ids asked for, where the version's ``--json`` honours those filters (see :meth:`SlurmPool.poll`);
-  finished jobs stay there for ``MinJobAge`` seconds. Ids it no longer knows are looked up in
+  ids asked for, as far as the version's ``--json`` honours those filters; before 23.02, whose
+  ``--json`` honours none, squeue's text output (see :meth:`SlurmPool.poll`). Finished jobs
+  stay there for ``MinJobAge`` seconds. Ids it no longer knows are looked up in
   accounting (``sacct --parsable2``) when the cluster has it, and left out otherwise
   (docs/decisions/0060-slurm-job-state-without-slurmdbd.md). The JSON of Slurm 22.05
   (OpenAPI v0.0.38), 23.02 (data_parser v0.0.39), 23.11 (v0.0.40) and 24.05 (v0.0.41) is read:
@@ -46,6 +47,7 @@ __all__ = [
     "PoolBackend",
     "PoolError",
     "PoolJobState",
+    "SQUEUE_TEXT_FORMAT",
     "SlurmBackend",
     "SlurmPool",
     "cost_cny",
@@ -215,6 +217,7 @@ class SlurmPool:
         self.bin_dir = Path(bin_dir) if bin_dir is not None else None
         self.timeout_s = timeout_s
         self._accounting: bool | None = None  # unknown until sacct first answers
+        self._text_mode: bool | None = None  # unknown until squeue --version answers
 
     # --- PoolBackend ------------------------------------------------------------------------
 
@@ -299,8 +302,10 @@ class SlurmPool:
 
         The command asks for these ids of this user only (``--me --jobs=IDS``). Slurm
         24.05.1 and later apply both to ``--json``; 23.02 to 24.05.0 load only the user's jobs
-        (one id: only that job) and ignore the rest of the filter; 22.05 lists every job in
-        the cluster whatever the options. The answer is filtered here in every case.
+        (one id: only that job) and ignore the rest of the filter. 22.05's ``--json`` lists
+        every job in the cluster whatever the options, so before 23.02 squeue's text output
+        is read instead (:func:`squeue_command` with ``text=True``), which applies them. The
+        answer is filtered to ``job_ids`` here in every case.
 
         Args:
             job_ids: ids returned by :meth:`submit` (or array task ids).
@@ -317,19 +322,21 @@ class SlurmPool:
             _check_id(job_id, "poll")
         if not job_ids:
             return {}
-        cmd = squeue_command(job_ids)
+        text_mode = self._json_ignores_filters()
+        cmd = squeue_command(job_ids, text=text_mode)
         try:
-            text = self._run(cmd)
+            out = self._run(cmd)
         except PoolError as exc:
-            # One id the controller has forgotten: 23.02 and later load just that job, and
-            # fail. Accounting may still know it.
+            # A single id the controller has forgotten: squeue loads just that job, and
+            # fails. Accounting may still know it.
             if "invalid job id" not in exc.stderr.lower():
                 raise
-            text = '{"jobs": []}'
+            out = ""
         try:
-            rows = _squeue_rows(json.loads(text), time.time())
+            rows = (_squeue_text_rows(out) if text_mode
+                    else _squeue_rows(json.loads(out or '{"jobs": []}'), time.time()))
         except (ValueError, KeyError, TypeError) as exc:
-            raise PoolError(cmd, 0, f"unreadable squeue --json output: {exc}") from exc
+            raise PoolError(cmd, 0, f"unreadable squeue output: {exc}") from exc
         found = _states(rows, job_ids)
         missing = [j for j in job_ids if j not in found]
         if missing:
@@ -362,6 +369,18 @@ class SlurmPool:
             raise
 
     # --- helpers ----------------------------------------------------------------------------
+
+    def _json_ignores_filters(self) -> bool:
+        """True for Slurm before 23.02, whose ``squeue --json`` applies no filter at all.
+
+        Asked once (``squeue --version``, e.g. ``slurm 22.05.8``); an answer that names no
+        version counts as a newer Slurm.
+        """
+        if self._text_mode is None:
+            found = re.search(r"(\d+)\.(\d+)", self._run(["squeue", "--version"]))
+            self._text_mode = found is not None and \
+                (int(found.group(1)), int(found.group(2))) < (23, 2)
+        return self._text_mode
 
     def _sacct_rows(self, job_ids: list[str]) -> list[_Row]:
         """Finished jobs the controller has forgotten, from accounting when there is one."""
@@ -410,18 +429,32 @@ def _check_id(job_id: str, what: str) -> None:
         raise ValueError(f"{what}: {job_id!r} is not a Slurm job id (expected 123 or 123_4)")
 
 
-def squeue_command(job_ids: Sequence[str]) -> list[str]:
+#: ``squeue --Format`` where ``--json`` applies no filter (before 23.02): raw job id, array job
+#: id, array task id (``N/A``, a task, or the pending tasks' range), state as
+#: job_state_string() prints it, run time (job_time_used(): suspended time left out) and the
+#: raw wait status (``%d``: NO_VAL is -2), "|"-separated at full width (src/squeue/print.c).
+SQUEUE_TEXT_FORMAT = "jobid:0|,arrayjobid:0|,arraytaskid:0|,state:0|,timeused:0|,exit_code:0"
+
+
+def squeue_command(job_ids: Sequence[str], *, text: bool = False) -> list[str]:
     """The ``squeue`` command :meth:`SlurmPool.poll` runs for ``job_ids``.
 
     Args:
         job_ids: job, array or array task ids (already checked).
+        text: squeue's text output (``--Format``) instead of ``--json``: for Slurm before
+            23.02, whose ``--json`` ignores ``--me`` and ``--jobs``.
 
     Returns:
         ``squeue --json --states=all --me --jobs=A,B``: every state (24.05.1 and later apply
         squeue's default of pending and running only to ``--json`` too), this user's jobs,
-        these ids (sorted, each once).
+        these ids (sorted, each once); with ``text``, ``--noheader`` and
+        ``--Format=SQUEUE_TEXT_FORMAT`` in place of ``--json``.
     """
-    return ["squeue", "--json", "--states=all", "--me", f"--jobs={','.join(sorted(set(job_ids)))}"]
+    ids = f"--jobs={','.join(sorted(set(job_ids)))}"
+    if text:
+        return ["squeue", "--noheader", "--states=all", "--me", ids,
+                f"--Format={SQUEUE_TEXT_FORMAT}"]
+    return ["squeue", "--json", "--states=all", "--me", ids]
 
 
 def _deadline_options(name: str, deadline_utc: datetime) -> list[str]:
@@ -528,6 +561,38 @@ def job_exit_code(value: Any) -> int | None:
     if raw is None or int(raw) in (_NO_VAL, _INFINITE):
         return None
     return decode_exit_code(int(raw))
+
+
+def _squeue_text_rows(text: str) -> list[_Row]:
+    """Rows from ``squeue --noheader --Format=SQUEUE_TEXT_FORMAT`` (Slurm before 23.02)."""
+    rows = []
+    for line in text.splitlines():
+        fields = [f.strip() for f in line.split("|")]
+        if len(fields) < 6:
+            continue
+        job_id, array_job, task, state_text, used, exit_text = fields[:6]
+        state = pool_state(state_text)
+        array_job_id = task_id = None
+        if task != "N/A":  # an array: a task, or the record of its tasks not started yet
+            array_job_id, task_id = array_job, (task if task.isdigit() else None)
+        exit_code = None
+        if state in ("COMPLETED", "FAILED") and re.fullmatch(r"-?[0-9]+", exit_text):
+            exit_code = job_exit_code(int(exit_text) & 0xFFFFFFFF)
+        elapsed_s = 0.0 if state == "PENDING" else _clock_s(used)
+        rows.append(_Row(job_id, array_job_id, task_id, state, elapsed_s, exit_code))
+    return rows
+
+
+def _clock_s(text: str) -> float:
+    """Seconds from squeue's ``[days-][hours:]minutes:seconds``; 0 for ``INVALID``."""
+    days, _, clock = text.rpartition("-")
+    parts = clock.split(":")
+    if not (days == "" or days.isdigit()) or not all(p.isdigit() for p in parts):
+        return 0.0
+    seconds = 0
+    for part in parts:
+        seconds = seconds * 60 + int(part)
+    return float(seconds + int(days or 0) * 86400)
 
 
 def _sacct_rows(text: str) -> list[_Row]:

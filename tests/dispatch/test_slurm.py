@@ -23,10 +23,12 @@ from hypothesis import strategies as st
 
 from scheduler.dispatch.pool import TERMINAL, PoolJobState, open_backend
 from scheduler.dispatch.slurm import (
+    SQUEUE_TEXT_FORMAT,
     PoolError,
     SlurmPool,
     _sacct_rows,
     _squeue_rows,
+    _squeue_text_rows,
     _states,
     cost_cny,
     decode_exit_code,
@@ -201,13 +203,14 @@ def test_poll_asks_the_real_squeue_for_our_ids_only(slurm_conf: Path, submit: Su
     second = submit([PY, "-c", "import sys; sys.exit(4)"])
     states = {j: wait(logged, j) for j in (first, second)}
     assert states[second].exit_code == 4
-    calls = [line.split() for line in log.read_text().splitlines() if line.startswith("squeue")]
-    assert calls and all(c[:-1] == ["squeue", "--json", "--states=all", "--me"] for c in calls)
-    assert {c[-1] for c in calls} == {f"--jobs={first}", f"--jobs={second}"}
+    text = logged._json_ignores_filters()  # 22.05 in CI: squeue's text output
+    calls = {tuple(line.split()[1:]) for line in log.read_text().splitlines()
+             if line.startswith("squeue") and "--version" not in line}
+    assert calls == {tuple(squeue_command([j], text=text)[1:]) for j in (first, second)}
     both = logged.poll([second, first])
     assert both == states
     last = log.read_text().splitlines()[-1].split()
-    assert last[-1] == f"--jobs={','.join(sorted([first, second]))}"
+    assert last == squeue_command([first, second], text=text)
 
 
 def _shape(value: Any) -> Any:
@@ -451,17 +454,28 @@ def test_verbose_exit_code_agrees_with_the_raw_status(raw: int) -> None:
         assert verbose == decode_exit_code(raw) == job_exit_code(raw)
 
 
-def _fake_squeue(folder: Path, doc: dict[str, Any], log: Path) -> Path:
-    """A bin folder whose squeue logs its argv and prints ``doc``; sacct knows nothing."""
+def _fake_squeue(folder: Path, version: str, log: Path) -> Path:
+    """A bin folder whose squeue is Slurm ``version``'s: it logs its argv and prints that
+    version's fixture (22.05: the text one, since SlurmPool reads text there); sacct knows
+    nothing."""
     folder.mkdir(exist_ok=True)
-    (folder / "answer.json").write_text(json.dumps(doc))
-    for name, body in (("squeue", f"cat {folder / 'answer.json'}"),
+    answer = FIXTURES / version / ("squeue.txt" if version == "22.05" else "squeue.json")
+    squeue = (f'if [ "$1" = --version ]; then echo "slurm {version}.8"; exit 0; fi\n'
+              f'echo "squeue $*" >> {log}\ncat {answer}')
+    for name, body in (("squeue", squeue),
                        ("sacct", "echo 'sacct: error: accounting storage is disabled' >&2; "
                                  "exit 1")):
         path = folder / name
-        path.write_text(f'#!/bin/sh\necho "{name} $*" >> {log}\n{body}\n')
+        path.write_text(f'#!/bin/sh\n{body}\n')
         path.chmod(0o755)
     return folder
+
+
+def test_squeue_text_of_22_05() -> None:
+    """Before 23.02 SlurmPool reads squeue's text output, which applies --me and --jobs."""
+    rows = _squeue_text_rows((FIXTURES / "22.05" / "squeue.txt").read_text())
+    states = _states(rows, EXPECTED)
+    assert {j: (s.state, s.elapsed_s, s.exit_code) for j, s in states.items()} == EXPECTED
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -473,7 +487,7 @@ def test_suspended_time_is_not_billed(version: str, tmp_path: Path) -> None:
         assert cost_cny(rows[job_id].elapsed_s, gpus, price) == \
             pytest.approx(ran_s / 3600 * gpus * price), job_id
     # Through SlurmPool.poll too (a suspended job's run time does not depend on now).
-    pool = SlurmPool(bin_dir=_fake_squeue(tmp_path / "bin", doc, tmp_path / "argv.log"))
+    pool = SlurmPool(bin_dir=_fake_squeue(tmp_path / "bin", version, tmp_path / "argv.log"))
     polled = pool.poll(["110", "113"])
     assert polled["110"] == PoolJobState("110", "RUNNING", 40.0, None)
     assert polled["113"] == PoolJobState("113", "CANCELLED", 30.0, None)
@@ -482,10 +496,17 @@ def test_suspended_time_is_not_billed(version: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("version", VERSIONS)
 def test_poll_command_names_our_job_ids_only(version: str, tmp_path: Path) -> None:
     log = tmp_path / "argv.log"
-    pool = SlurmPool(bin_dir=_fake_squeue(tmp_path / "bin", fixture(version), log))
+    pool = SlurmPool(bin_dir=_fake_squeue(tmp_path / "bin", version, log))
     got = pool.poll(["102", "120", "101", "120_1"])
-    assert log.read_text().splitlines() == ["squeue --json --states=all --me "
-                                            "--jobs=101,102,120,120_1"]
+    pool.poll(["102"])
+    ids = "--jobs=101,102,120,120_1"
+    if version == "22.05":  # --json would list the whole cluster: text, which filters
+        assert log.read_text().splitlines() == [
+            f"squeue --noheader --states=all --me {ids} --Format={SQUEUE_TEXT_FORMAT}",
+            f"squeue --noheader --states=all --me --jobs=102 --Format={SQUEUE_TEXT_FORMAT}"]
+    else:
+        assert log.read_text().splitlines() == [f"squeue --json --states=all --me {ids}",
+                                                "squeue --json --states=all --me --jobs=102"]
     assert list(got) == ["102", "120", "101", "120_1"]  # only what was asked, 900 never
     assert got["102"].exit_code == 2 and got["120_1"].exit_code == 3
     assert squeue_command(["7", "7", "3_1"]) == ["squeue", "--json", "--states=all", "--me",
@@ -496,7 +517,8 @@ def test_one_forgotten_id_goes_to_accounting(tmp_path: Path) -> None:
     """23.02+ load a single --jobs id directly, and fail for one the controller forgot."""
     bin_dir = _fake_slurm(
         tmp_path / "bin",
-        squeue="echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1",
+        squeue='[ "$1" = --version ] && echo "slurm 23.11.10" && exit 0; '
+               "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1",
         sacct="echo '77|77|FAILED|2:0|9'")
     assert SlurmPool(bin_dir=bin_dir).poll(["77"]) == {"77": PoolJobState("77", "FAILED", 9.0, 2)}
 
