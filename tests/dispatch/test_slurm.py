@@ -478,6 +478,22 @@ def test_squeue_text_of_22_05() -> None:
     assert {j: (s.state, s.elapsed_s, s.exit_code) for j, s in states.items()} == EXPECTED
 
 
+def test_squeue_text_run_times_and_arrays() -> None:
+    """_print_secs's formats, INVALID, a pending array's task range, NO_VAL printed as -2."""
+    rows = _squeue_text_rows("5|5|N/A|COMPLETED|1-02:03:04|0\n"
+                             "6|6|N/A|FAILED|2:00:00|-2\n"
+                             "7|7|N/A|RUNNING|INVALID|0\n"
+                             "9|8|0|COMPLETED|0:03|0\n"
+                             "8|8|1-4%2|PENDING|0:00|0\n"
+                             "short|line\n")
+    states = _states(rows, ["5", "6", "7", "8", "8_0"])
+    assert states["5"] == PoolJobState("5", "COMPLETED", 93784.0, 0)
+    assert states["6"] == PoolJobState("6", "FAILED", 7200.0, None)
+    assert states["7"] == PoolJobState("7", "RUNNING", 0.0, None)
+    assert states["8"] == PoolJobState("8", "RUNNING", 3.0, None)
+    assert states["8_0"] == PoolJobState("8_0", "COMPLETED", 3.0, 0)
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_suspended_time_is_not_billed(version: str, tmp_path: Path) -> None:
     doc = fixture(version)
