@@ -69,12 +69,19 @@ class LedSimSettings:
     max_held_messages: int = 1024
 
 
+ERROR_REPLIES_PER_S = 20  # /led/error answers per sender per second; the rest are counted
+ERROR_SENDERS_KEPT = 256  # senders whose answer budget is remembered
+
+
 @dataclass
 class SimCounters:
     """What the simulator saw on the wire.
 
-    ``rejected`` counts every refusal answered with ``/led/error``; ``malformed``, ``unknown``,
-    ``wrong_type`` and ``bundles_refused`` say why (each is also in ``rejected``).
+    ``rejected`` counts every refusal; ``malformed``, ``unknown``, ``wrong_type`` and
+    ``bundles_refused`` say why (each is also in ``rejected``). Each is answered with
+    ``/led/error`` unless the sender has had :data:`ERROR_REPLIES_PER_S` answers in the last
+    second (``errors_unanswered``): a spoofed flood must not turn the processor into an
+    amplifier aimed at someone else.
     """
 
     received: int = 0
@@ -84,6 +91,7 @@ class SimCounters:
     wrong_type: int = 0
     bundles_held: int = 0
     bundles_refused: int = 0
+    errors_unanswered: int = 0
     sent: int = 0
 
 
@@ -137,6 +145,7 @@ class LedSimulator:
     def __init__(self, settings: LedSimSettings) -> None:
         self.settings = settings
         self.counters = SimCounters()
+        self._error_budget: dict[Addr, tuple[float, int]] = {}  # sender: (second, answered)
         self.session = secrets.token_hex(4)
         self.state = _State(values=dict(DEFAULTS), temperature_c=settings.ambient_c)
         self.state.output_nits = float(DEFAULTS["brightness_nits"])
@@ -249,7 +258,17 @@ class LedSimulator:
 
     def _reject(self, addr: Addr, address: str, reason: str) -> None:
         self.counters.rejected += 1
-        self._send(addr, p.ERROR, (("s", address), ("s", reason)))
+        now = time.monotonic()
+        second, count = self._error_budget.get(addr, (now, 0))
+        if now - second >= 1.0:
+            second, count = now, 0
+        if count >= ERROR_REPLIES_PER_S:
+            self.counters.errors_unanswered += 1
+            return
+        if addr not in self._error_budget and len(self._error_budget) >= ERROR_SENDERS_KEPT:
+            self._error_budget.clear()  # bounded: a spoofer cycling sources starts them afresh
+        self._error_budget[addr] = (second, count + 1)
+        self._send(addr, p.ERROR, (("s", address), ("s", reason[:200])))
 
     def _refuse(self, addr: Addr, address: str, exc: p.ValidationError) -> None:
         if isinstance(exc, p.WireTypeError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
@@ -11,7 +12,7 @@ import pytest
 
 from drivers.device import Backoff, DeviceEvent, Health
 from drivers.led.driver import OscLedProcessor
-from drivers.led.simulator import LedSimSettings, LedSimulator
+from drivers.led.simulator import ERROR_REPLIES_PER_S, LedSimSettings, LedSimulator
 from drivers.osc import encode_message
 from tests.conftest import require_tool
 
@@ -233,3 +234,25 @@ def test_simulator_runs_standalone_as_a_process() -> None:
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+async def test_a_garbage_flood_gets_a_bounded_number_of_error_replies(sim: LedSimulator) -> None:
+    """/led/error answers are capped per sender: a spoofed flood is not amplified."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    sock.bind(("127.0.0.1", 0))
+    try:
+        for _ in range(200):
+            sock.sendto(b"\x00garbage", sim.address)
+        await until(lambda: sim.counters.rejected >= 200)
+        replies = 0
+        while True:
+            try:
+                sock.recv(2048)
+                replies += 1
+            except BlockingIOError:
+                break
+        assert replies == ERROR_REPLIES_PER_S  # the rest counted, not sent
+        assert sim.counters.errors_unanswered == 200 - ERROR_REPLIES_PER_S
+    finally:
+        sock.close()
