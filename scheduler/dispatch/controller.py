@@ -1137,6 +1137,10 @@ class Controller:
             pool = self.pools.get(a.resource)
             if pool is not None and a.pool_job_id:
                 pool.backend.cancel(a.pool_job_id)
+                # left running: the next poll ends it with the time it really ran (billed)
+                # and its exit code, even if it had already finished (task.attempt_id below)
+                cancelled += 1
+                continue
             self._end_attempt(a, "CANCELLED", error="job cancelled")
             cancelled += 1
         rows = []

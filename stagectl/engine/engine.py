@@ -387,6 +387,7 @@ class Engine:
                        "mqtt": None if self.telemetry is None else {
                            "broker": f"{self.telemetry.host}:{self.telemetry.port}",
                            "connected": self.telemetry.connected,
+                           "session": self.telemetry.session,
                            "counters": dict(self.telemetry.counters)}},
             "devices": [d.snapshot() for d in self.devices.values()],
         }

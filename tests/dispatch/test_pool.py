@@ -145,3 +145,34 @@ def test_pool_job_completed_without_outputs_fails(tmp_path: Path) -> None:
     output = str(tmp_path / "out" / "unwritten" / "unwritten.0001.png")
     assert any(f"pool job 1 reported success but declared output {output} is missing or "
                "empty" in r for r in status["reasons"]), status["reasons"]
+
+
+def test_cancelling_a_job_bills_the_time_its_pool_attempts_ran(tmp_path: Path) -> None:
+    """A cancelled pool job ran for a while: that time is money spent, not 0."""
+    price = 3600.0  # 1 CNY per GPU-second: the bill is readable
+    cfg = ControllerConfig(
+        bind=f"tcp://127.0.0.1:{free_port()}", plan_time_limit_s=0.3, pool_poll_s=0.2,
+        replan_min_interval_s=0.2,
+        pools=(PoolConfig(id="hpc", backend="local", max_slots=1, vram_gb=80, speed=2.0,
+                          cost_per_gpu_hour_cny=price, workdir=str(ROOT)),))
+    ctl = Controller(tmp_path / "farm.sqlite", cfg)
+    thread = threading.Thread(target=ctl.serve, name="controller-under-test")
+    thread.start()
+    job = work_job("long", tmp_path / "out", 1, 1, chunk=1, sleep=30, vram_gb=64)
+    try:
+        with FarmClient(cfg.bind, timeout_s=5) as client:
+            client.request("submit", jobs=[job.to_wire()])
+            wait_for(lambda: client.request("cost")["spent_cny"] >= 1.0, 30)  # ran >= 1 s
+            client.request("cancel_job", job="long")
+            def pool_idle() -> bool:
+                return not any(n["busy"] for n in client.request("nodes")["nodes"]
+                               if n.get("pool"))
+            wait_for(pool_idle, 10)
+            cost = client.request("cost")
+            events = client.request("events", limit=100)["events"]
+    finally:
+        ctl.stop()
+        thread.join(timeout=10)
+    assert any(e["kind"] == "job_cancelled" for e in events)
+    assert 1.0 <= cost["spent_cny"] < 30.0  # billed for the time it ran, then stopped
+    assert cost["forecast_cny"] == pytest.approx(cost["spent_cny"])
