@@ -20,6 +20,16 @@ from stagectl.harness import StageHarness, free_port, free_port_config
 from tests.conftest import require_tool
 
 
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 5 s; waits for the process either way."""
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 class Mosquitto:
     """A mosquitto on a fixed free loopback port that a test can stop and start again.
 
@@ -59,12 +69,7 @@ class Mosquitto:
         """SIGTERM (it saves its database, if any) and wait."""
         if self.proc is None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop_process(self.proc)
         if self.proc.stderr:
             self.proc.stderr.close()
         self.proc = None

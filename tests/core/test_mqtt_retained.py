@@ -27,7 +27,7 @@ from stagectl.engine import telemetry as telemetry_module
 from stagectl.engine.telemetry import MqttTelemetry, is_live
 from stagectl.harness import LoopThread, StageHarness, free_port_config
 from tests.conftest import REPO, require_tool
-from tests.core.test_mqtt import Mosquitto
+from tests.core.test_mqtt import Mosquitto, stop_process
 
 Message = tuple[str, bool, bytes]  # topic, retained flag, payload
 
@@ -96,12 +96,7 @@ class MosquittoSub:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop_process(self.proc)
         self._file.close()
 
     @property

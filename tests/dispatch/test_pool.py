@@ -6,6 +6,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -70,30 +71,37 @@ def test_cost_is_run_time_times_price() -> None:
     assert cost_cny(-5, 1, 30.0) == 0.0
 
 
-def test_controller_runs_tasks_on_the_pool_and_accounts_cost(tmp_path: Path) -> None:
-    price = 36.0
+@contextmanager
+def pool_controller(tmp_path: Path, price: float, max_slots: int = 1) -> Iterator[FarmClient]:
+    """A controller with one local pool (``price`` CNY per GPU-hour), and a client to it."""
     cfg = ControllerConfig(
         bind=f"tcp://127.0.0.1:{free_port()}", plan_time_limit_s=0.3, pool_poll_s=0.2,
         replan_min_interval_s=0.2,
-        pools=(PoolConfig(id="hpc", backend="local", max_slots=2, vram_gb=80, speed=2.0,
-                          cost_per_gpu_hour_cny=price, workdir=str(ROOT)),))
+        pools=(PoolConfig(id="hpc", backend="local", max_slots=max_slots, vram_gb=80,
+                          speed=2.0, cost_per_gpu_hour_cny=price, workdir=str(ROOT)),))
     ctl = Controller(tmp_path / "farm.sqlite", cfg)
     thread = threading.Thread(target=ctl.serve, name="controller-under-test")
     thread.start()
-    out = tmp_path / "out"
-    job = work_job("pooled", out, 1, 4, chunk=2, sleep=0.3, vram_gb=64)
     try:
         with FarmClient(cfg.bind, timeout_s=5) as client:
-            client.request("submit", jobs=[job.to_wire()])
-
-            def done() -> bool:
-                return client.request("status")["jobs"][0]["state"] == "done"
-            wait_for(done, 30)
-            cost = client.request("cost")
-            events = client.request("events", limit=100)["events"]
+            yield client
     finally:
         ctl.stop()
         thread.join(timeout=10)
+
+
+def test_controller_runs_tasks_on_the_pool_and_accounts_cost(tmp_path: Path) -> None:
+    price = 36.0
+    out = tmp_path / "out"
+    job = work_job("pooled", out, 1, 4, chunk=2, sleep=0.3, vram_gb=64)
+    with pool_controller(tmp_path, price, max_slots=2) as client:
+        client.request("submit", jobs=[job.to_wire()])
+
+        def done() -> bool:
+            return client.request("status")["jobs"][0]["state"] == "done"
+        wait_for(done, 30)
+        cost = client.request("cost")
+        events = client.request("events", limit=100)["events"]
     frames_exactly_once(out, [job])
     assert sum(e["kind"] == "pool_submitted" for e in events) == 2
     assert cost["spent_cny"] > 0
@@ -149,30 +157,17 @@ def test_pool_job_completed_without_outputs_fails(tmp_path: Path) -> None:
 
 def test_cancelling_a_job_bills_the_time_its_pool_attempts_ran(tmp_path: Path) -> None:
     """A cancelled pool job ran for a while: that time is money spent, not 0."""
-    price = 3600.0  # 1 CNY per GPU-second: the bill is readable
-    cfg = ControllerConfig(
-        bind=f"tcp://127.0.0.1:{free_port()}", plan_time_limit_s=0.3, pool_poll_s=0.2,
-        replan_min_interval_s=0.2,
-        pools=(PoolConfig(id="hpc", backend="local", max_slots=1, vram_gb=80, speed=2.0,
-                          cost_per_gpu_hour_cny=price, workdir=str(ROOT)),))
-    ctl = Controller(tmp_path / "farm.sqlite", cfg)
-    thread = threading.Thread(target=ctl.serve, name="controller-under-test")
-    thread.start()
     job = work_job("long", tmp_path / "out", 1, 1, chunk=1, sleep=30, vram_gb=64)
-    try:
-        with FarmClient(cfg.bind, timeout_s=5) as client:
-            client.request("submit", jobs=[job.to_wire()])
-            wait_for(lambda: client.request("cost")["spent_cny"] >= 1.0, 30)  # ran >= 1 s
-            client.request("cancel_job", job="long")
-            def pool_idle() -> bool:
-                return not any(n["busy"] for n in client.request("nodes")["nodes"]
-                               if n.get("pool"))
-            wait_for(pool_idle, 10)
-            cost = client.request("cost")
-            events = client.request("events", limit=100)["events"]
-    finally:
-        ctl.stop()
-        thread.join(timeout=10)
+    with pool_controller(tmp_path, 3600.0) as client:  # 1 CNY per GPU-second
+        client.request("submit", jobs=[job.to_wire()])
+        wait_for(lambda: client.request("cost")["spent_cny"] >= 1.0, 30)  # ran >= 1 s
+        client.request("cancel_job", job="long")
+
+        def pool_idle() -> bool:
+            return not any(n["busy"] for n in client.request("nodes")["nodes"] if n.get("pool"))
+        wait_for(pool_idle, 10)
+        cost = client.request("cost")
+        events = client.request("events", limit=100)["events"]
     assert any(e["kind"] == "job_cancelled" for e in events)
     assert 1.0 <= cost["spent_cny"] < 30.0  # billed for the time it ran, then stopped
     assert cost["forecast_cny"] == pytest.approx(cost["spent_cny"])
