@@ -11,12 +11,17 @@ import re
 
 from gui import i18n
 from gui.i18n import language, tr
+from gui.messages import value_label
+from stagectl.messages import safety_words
 
 ARM_STATES: tuple[str, ...] = ("IDLE", "MOVING", "HOMING", "STOPPING", "ESTOP", "FAULT",
                                "DISCONNECTED")
 ROLES: tuple[str, ...] = ("operator", "engineer", "producer", "viewer")
 CONSOLE_ESTOP_REASON = "console E-STOP"  # the reason this console sends (audit log: English)
 ENGINE_ESTOP_REASON = "e-stop pressed"  # the engine's reason when none is given
+
+# the shared state words (stagectl.messages.SAFETY_WORDS) behind the safety bar's symbols
+_WORDS = safety_words({"armed": "●", "disarmed": "○", "estop": "▲", "talent": "◆", "clear": "◇"})
 
 STRINGS: dict[str, dict[str, str]] = {
     "estop": {"en": "E-STOP", "zh": "急停"},
@@ -31,12 +36,12 @@ STRINGS: dict[str, dict[str, str]] = {
     "safety_reset": {"en": "Reset", "zh": "复位"},
     "arm_colon": {"en": ": ", "zh": "："},
     # the safety bar's state words (symbol + word: tellable apart without colour)
-    "armed": {"en": "● ARMED", "zh": "● 运动已使能"},
-    "disarmed": {"en": "○ DISARMED", "zh": "○ 运动未使能"},
-    "latched": {"en": "▲ E-STOP LATCHED", "zh": "▲ 急停未复位"},
+    "armed": _WORDS["armed"],
+    "disarmed": _WORDS["disarmed"],
+    "latched": _WORDS["estop"],
+    "talent_present": _WORDS["talent"],
+    "talent_clear": _WORDS["clear"],
     "not_latched": {"en": "no e-stop", "zh": "无急停"},
-    "talent_present": {"en": "◆ TALENT ON STAGE", "zh": "◆ 演员在台上"},
-    "talent_clear": {"en": "◇ stage clear", "zh": "◇ 台上无人"},
     "safety_unknown": {"en": "? UNKNOWN — engine not connected",
                        "zh": "？状态未知（引擎未连接）"},
     # the same words as gui.controls' console_engine_offline
@@ -65,11 +70,6 @@ STRINGS: dict[str, dict[str, str]] = {
     "arm_list_sep": {"en": ", ", "zh": "、"},
     "arm_unknown_value": {"en": "unknown", "zh": "未知"},
     # roles (``estop_by`` is "user (role)")
-    "arm_role_operator": {"en": "operator", "zh": "操作员"},
-    "arm_role_engineer": {"en": "engineer", "zh": "工程师"},
-    "arm_role_producer": {"en": "producer", "zh": "制片"},
-    "arm_role_viewer": {"en": "viewer", "zh": "访客"},
-    "arm_role_system": {"en": "system", "zh": "系统"},
     "reason_console_estop": {"en": "console E-STOP", "zh": "控制台急停"},
     "reason_engine_estop": {"en": "e-stop pressed", "zh": "按下急停"},
     # arm panel
@@ -123,8 +123,7 @@ def tr_arm_state(state: object) -> str:
 
 def tr_role(role: str) -> str:
     """A role (wire name) for display; an unknown one is shown as sent."""
-    key = f"arm_role_{role}"
-    return tr(key) if key in i18n.STRINGS else role
+    return value_label("role", role)
 
 
 def tr_estop_by(by: object) -> str:

@@ -37,10 +37,6 @@ i18n.add_strings({
     "console_unknown_interlock": {"en": "The engine did not report interlock {interlock}",
                                   "zh": "引擎未报告所需的联锁状态"},
     "console_nobody": {"en": "nobody", "zh": "无"},
-    "role_operator": {"en": "operator", "zh": "操作员"},
-    "role_engineer": {"en": "engineer", "zh": "工程师"},
-    "role_producer": {"en": "producer", "zh": "制片"},
-    "role_viewer": {"en": "viewer", "zh": "访客"},
 })
 
 # English templates of the problems this module makes (the ``message`` of each).
@@ -54,16 +50,12 @@ _ENGLISH: dict[str, str] = {
 
 
 def role_label(role: str) -> str:
-    """A role (``operator``...) in the console's language.
+    """A role (``operator``...) in the console's language; an unknown one as sent.
 
-    The engine's value labels (``stagectl.messages.value_label``, shared with the dashboard)
-    are used; a role they do not know is shown from the console's strings, else as sent.
+    The labels are the engine's value labels (``stagectl.messages.VALUE_LABELS``), shared
+    with the dashboard.
     """
-    label = value_label("role", role)
-    if label != role:
-        return label
-    key = f"role_{role}"
-    return tr(key) if key in i18n.STRINGS else role
+    return value_label("role", role)
 
 
 def _problem(code: str, **params: Any) -> dict[str, Any]:

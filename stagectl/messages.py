@@ -97,6 +97,7 @@ VALUE_LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "engineer": ("engineer", "工程师"),
         "producer": ("producer", "制片"),
         "viewer": ("viewer", "访客"),
+        "system": ("system", "系统"),  # the audit's user and role for the engine's own acts
     },
     "state": _ARM_STATES,
     "was": _ARM_STATES,
@@ -280,6 +281,24 @@ def catalogue() -> dict[str, tuple[str, str]]:
 
 def _index(lang: str) -> int:
     return 1 if lang == "zh" else 0
+
+
+# The stage's safety state in the words every screen shows (the console's safety bar and the
+# terminal dashboard each put their own symbol in front): (English, Chinese).
+SAFETY_WORDS: dict[str, tuple[str, str]] = {
+    "estop": ("E-STOP LATCHED", "急停未复位"),
+    "armed": ("ARMED", "运动已使能"),
+    "disarmed": ("DISARMED", "运动未使能"),
+    "talent": ("TALENT ON STAGE", "演员在台上"),
+    "clear": ("stage clear", "台上无人"),
+}
+
+
+def safety_words(symbols: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """``{state: {lang: "<symbol> <word>"}}`` for each state in ``symbols`` (a string table)."""
+    return {state: {lang: f"{symbol} {word}"
+                    for lang, word in zip(LANGUAGES, SAFETY_WORDS[state], strict=True)}
+            for state, symbol in symbols.items()}
 
 
 def value_label(kind: str, value: object, lang: str) -> str:

@@ -56,12 +56,13 @@ EVENTS_KEPT = 50
 
 # ---- words ---------------------------------------------------------------------------------
 
+# the band's state words behind an ASCII symbol (tellable apart without colour)
+BAND_SYMBOLS = {"estop": "[X]", "armed": "[!]", "disarmed": "[-]", "talent": "[T]",
+                "clear": "[ ]"}
+
 STRINGS: dict[str, dict[str, str]] = {
-    "band_estop": {"en": "[X] E-STOP LATCHED", "zh": "[X] 急停未复位"},
-    "band_armed": {"en": "[!] ARMED", "zh": "[!] 运动已使能"},
-    "band_disarmed": {"en": "[-] DISARMED", "zh": "[-] 运动未使能"},
-    "band_talent": {"en": "[T] TALENT ON STAGE", "zh": "[T] 演员在台上"},
-    "band_clear": {"en": "[ ] stage clear", "zh": "[ ] 台上无人"},
+    **{f"band_{state}": words
+       for state, words in messages.safety_words(BAND_SYMBOLS).items()},
     "band_unknown": {"en": "[?] UNKNOWN — engine not answering",
                      "zh": "[?] 未知——引擎无响应"},
     "detail_estop": {"en": "reason: {reason} · by {by} · reset, then arm",
