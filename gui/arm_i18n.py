@@ -44,9 +44,6 @@ STRINGS: dict[str, dict[str, str]] = {
     "not_latched": {"en": "no e-stop", "zh": "无急停"},
     "safety_unknown": {"en": "? UNKNOWN — engine not connected",
                        "zh": "？状态未知（引擎未连接）"},
-    # the same words as gui.controls' console_engine_offline
-    "engine_not_live_tip": {"en": "The engine is not connected; this control is unavailable",
-                            "zh": "引擎未连接，无法操作"},
     "state_not_known_tip": {"en": "Waiting for the engine's current state",
                             "zh": "正在等待引擎的当前状态"},
     "latched_tip": {"en": "E-STOP by {by}: {reason}", "zh": "急停操作人：{by}；原因：{reason}"},

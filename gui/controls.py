@@ -251,7 +251,7 @@ def gate(widget: QWidget, controls: ControlsLike | None, cmd: str, device: str |
     """
     tip = ""
     if not live:  # the engine's interlock data is as old as the link: say only that
-        tip = tr("engine_not_live_tip")
+        tip = tr("console_engine_offline")
     elif controls is not None and controls.blocked(cmd, device) is not None:
         tip = strip_cli_hints(controls.reason(cmd, device) or "") or cmd  # role, interlock
     elif not known:

@@ -105,7 +105,7 @@ def test_not_live_greys_every_readout_and_disables_every_control(qtbot: QtBot,
     buttons = [*gated(panel).values(), *panel.jog_buttons.values(), panel.stop_button]
     for button in buttons:
         assert not button.isEnabled()
-        assert button.toolTip() == i18n.tr("engine_not_live_tip")
+        assert button.toolTip() == i18n.tr("console_engine_offline")
     for button in buttons:
         qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     assert sent == []

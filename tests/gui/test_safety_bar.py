@@ -167,7 +167,7 @@ def test_not_live_shows_unknown_never_the_last_state_and_keeps_estop(qtbot: QtBo
     assert bar.talent_label.isHidden()
     for name, button in buttons(bar).items():
         assert not button.isEnabled(), name
-        assert button.toolTip() == i18n.tr("engine_not_live_tip"), name
+        assert button.toolTip() == i18n.tr("console_engine_offline"), name
     assert bar.estop_button.isEnabled()
     qtbot.mouseClick(bar.estop_button, Qt.MouseButton.LeftButton)
     assert sent == [("estop", {"reason": "console E-STOP"})]
