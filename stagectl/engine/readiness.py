@@ -41,6 +41,16 @@ PSEUDO_COMMANDS: dict[str, tuple[str, frozenset[str]]] = {
 }
 
 
+def command_table() -> dict[str, dict[str, Any]]:
+    """Every command's (and pseudo-command's) roles and needs, as ``controls`` shows them."""
+    commands: dict[str, dict[str, Any]] = {
+        c.name: {"roles": sorted(c.roles), "needs": list(c.needs)} for c in COMMANDS.values()}
+    for name, (base, roles) in PSEUDO_COMMANDS.items():
+        if base in COMMANDS:
+            commands[name] = {"roles": sorted(roles), "needs": []}
+    return commands
+
+
 class Readiness:
     """Controls and cue readiness for one engine.
 
@@ -55,6 +65,7 @@ class Readiness:
         self._last_cues: dict[str, Any] | None = None
         self.evaluations = 0
         self._ignored = frozenset(n for n, d in engine.devices.items() if d.kind == "tracking")
+        self._commands = command_table()  # fixed once the engine is built: computed once
 
     # ---- inputs --------------------------------------------------------------------------
 
@@ -85,12 +96,6 @@ class Readiness:
         """Every command's roles and needs, and each interlock's state now."""
         engine = self.engine
         safety = engine.safety
-        commands: dict[str, dict[str, Any]] = {
-            c.name: {"roles": sorted(c.roles), "needs": list(c.needs)}
-            for c in COMMANDS.values()}
-        for name, (base, roles) in PSEUDO_COMMANDS.items():
-            if base in COMMANDS:
-                commands[name] = {"roles": sorted(roles), "needs": []}
         devices: dict[str, dict[str, Message | None]] = {}
         any_resettable = False
         for device in motion_devices(engine.devices.values()):
@@ -113,7 +118,7 @@ class Readiness:
             if nxt is None else None
         interlocks["previous_cue"] = msg("start_of_list") \
             if cues.current is None or cues.current == 0 else None
-        return {"commands": commands, "interlocks": interlocks, "devices": devices}
+        return {"commands": self._commands, "interlocks": interlocks, "devices": devices}
 
     def current_controls(self) -> dict[str, Any]:
         """The controls now; GO's readiness as of the last cue evaluation."""
