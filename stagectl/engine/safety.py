@@ -327,13 +327,12 @@ class Safety:
         """Raise (and audit) when an interlock forbids ``what`` on ``device``."""
         problems = self.motion_problems(device)
         if problems:
-            self.refuse(what, user, role, "; ".join(p["message"] for p in problems),
-                        device.name)
-            interlock = "estop" if self.estop_latched else "not_armed" if not self.armed \
-                else "talent_on_stage" if self.talent_on_stage else "device"
-            raise CommandFailure("interlock", f"{what} refused: "
-                                 f"{'; '.join(p['message'] for p in problems)}",
-                                 device=device.name, interlock=interlock, problems=problems)
+            why = "; ".join(p["message"] for p in problems)
+            self.refuse(what, user, role, why, device.name)
+            # the first problem names the interlock (stage ones come first, in priority order)
+            interlock = problems[0]["params"].get("interlock", "device")
+            raise CommandFailure("interlock", f"{what} refused: {why}", device=device.name,
+                                 interlock=interlock, problems=problems)
 
     def refuse(self, what: str, user: str, role: str, reason: str,
                device: str | None = None, details: dict[str, Any] | None = None) -> None:
