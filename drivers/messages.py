@@ -35,6 +35,7 @@ DRIVER_MESSAGES: dict[str, tuple[str, str]] = {
     "why_subscribed": ("subscription answered", "订阅已应答"),
     "why_first_sample": ("first sample on udp port {port}", "UDP 端口 {port} 收到首个数据"),
     "why_telemetry": ("telemetry received", "收到遥测数据"),
+    "why_http_answered": ("the processor's API answered", "处理器接口已应答"),
     # LED processor (drivers/led/driver.py)
     "led_stopping": ("engine stopping; wall left as is (holding its current look)",
                      "引擎正在停止，屏幕保持当前画面"),

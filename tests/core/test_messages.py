@@ -30,6 +30,7 @@ CJK = "\u3400-\u4dbf\u4e00-\u9fff"
 # What may stay in Latin letters inside Chinese text (docs/i18n-glossary.md, "What stays
 # English"): units, protocol and signal names, the product name, URL schemes, axis letters.
 ALLOWED_LATIN = ("°C", "K", "Hz", "ms", "mm", "fps", "UDP", "OSC", "JSON", "ZeroMQ", "MQTT",
+                 "HTTP", "IP", "VMP", "Live Control", "Tessera", "HELIOS", "NovaStar", "COEX",
                  "FreeD", "OpenTrackIO", "LED", "SDI", "ST", "stagectl", "udp", "X", "Y", "Z", "S")
 _ALLOWED = re.compile("(?<![A-Za-z])(?:" + "|".join(map(re.escape, ALLOWED_LATIN))
                       + ")(?![A-Za-z])")
