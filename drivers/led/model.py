@@ -195,8 +195,17 @@ class LedDevice(Device):
                 and self.capabilities.supports(k)]
 
     def adopt_reported(self) -> dict[str, Any]:
-        """Make the reported settings the desired state (accept another client's changes)."""
-        adopted = {k: self.reported[k] for k in self.settable_keys()}
+        """Make the reported settings the desired state (accept another client's changes).
+
+        A reported value the model cannot command (a vendor-only test pattern such as
+        ``tessera:smpte-bars``, a brightness above the wall's maximum) is left out.
+        """
+        adopted: dict[str, Any] = {}
+        for key in self.settable_keys():
+            try:
+                adopted[key] = self.validate(key, self.reported[key])
+            except (p.ValidationError, Unsupported):
+                continue
         self.desired.update(adopted)
         self._emit("desired", adopted)
         return adopted
