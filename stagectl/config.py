@@ -147,37 +147,98 @@ class MqttSection(_Model):
         return _check_address(value)
 
 
+LED_DRIVERS = ("osc", "tessera", "helios", "novastar")
+# The fastest poll each vendor API tolerates (docs/protocols/*-http.md, novastar-coex.md):
+# Tessera: never faster than Companion's 1 s whole-tree poll; HELIOS and NovaStar: 0.5 s.
+MIN_POLL_INTERVAL_S = {"tessera": 1.0, "helios": 0.5, "novastar": 0.5}
+_VENDOR_ONLY = {"websocket": "helios", "screens": "novastar", "brightness_write": "novastar",
+                "group_cabinets": "novastar"}
+
+
 class LedDeviceConfig(_Model):
-    """An LED processor driven over OSC."""
+    """An LED processor: stagectl OSC, or a vendor API (Tessera, HELIOS, NovaStar COEX).
+
+    ``address`` is host:port: the OSC processor's UDP port, or the vendor API's HTTP port
+    (Tessera and HELIOS 80, NovaStar 8001 on real processors). Credentials (HELIOS auth) are
+    never in this file: ``credentials_file`` or ``credentials_env`` names where the
+    ``user:password`` line is.
+    """
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     kind: Literal["led"]
-    driver: Literal["osc"] = "osc"
+    driver: Literal["osc", "tessera", "helios", "novastar"] = "osc"
     address: str
     max_brightness_nits: float = Field(default=1500.0, gt=0, le=10000)
-    timeout_s: float = Field(default=1.5, gt=0, le=60)
+    timeout_s: float | None = Field(default=None, gt=0, le=60)
+    poll_interval_s: float = Field(default=1.0, gt=0, le=60)
+    request_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    credentials_file: str | None = None
+    credentials_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    auth: Literal["basic", "digest"] = "basic"
+    websocket: bool | None = None
+    screens: list[str] | None = None
+    brightness_write: Literal["screen", "cabinet"] | None = None
+    group_cabinets: dict[str, list[int]] | None = None
 
     @field_validator("address")
     @classmethod
     def _address(cls, value: str) -> str:
         return _check_address(value)
 
+    @model_validator(mode="after")
+    def _driver_keys(self) -> LedDeviceConfig:
+        for key, vendor in _VENDOR_ONLY.items():
+            if getattr(self, key) is not None and self.driver != vendor:
+                raise ValueError(f"{key} is a {vendor} setting; this device's driver is "
+                                 f"{self.driver!r}")
+        if self.driver == "osc":
+            if self.credentials_file or self.credentials_env:
+                raise ValueError("credentials are for the vendor HTTP drivers, not osc")
+        else:
+            floor = MIN_POLL_INTERVAL_S[self.driver]
+            if self.poll_interval_s < floor:
+                raise ValueError(f"poll_interval_s {self.poll_interval_s:g} is faster than "
+                                 f"the {self.driver} API allows (at least {floor:g} s)")
+        if self.credentials_file and self.credentials_env:
+            raise ValueError("give credentials_file or credentials_env, not both")
+        return self
+
+    @property
+    def link_timeout_s(self) -> float:
+        """Silence after which the link is lost (OSC 1.5 s; HTTP 3 polls, at least 3 s)."""
+        if self.timeout_s is not None:
+            return self.timeout_s
+        return 1.5 if self.driver == "osc" else max(3.0, 3 * self.poll_interval_s)
+
 
 class LedSimulatorConfig(_Model):
-    """A simulated LED processor that ``stagectl sim`` starts."""
+    """A simulated LED processor that ``stagectl sim`` starts (OSC or a vendor API)."""
 
     name: str = Field(min_length=1)
     kind: Literal["led"]
+    protocol: Literal["osc", "tessera", "helios", "novastar"] = "osc"
     listen: str
     panels: int = Field(default=240, ge=1, le=100000)
     max_brightness_nits: float = Field(default=1500.0, gt=0, le=10000)
     latency_ms: float = Field(default=2.0, ge=0, le=1000)
     ramp_nits_per_s: float = Field(default=3000.0, gt=0)
+    groups: int = Field(default=4, ge=0, le=64)
+    credentials_file: str | None = None
+    credentials_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    auth: Literal["basic", "digest"] = "basic"
 
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
         return _check_address(value)
+
+    @model_validator(mode="after")
+    def _protocol_keys(self) -> LedSimulatorConfig:
+        if self.protocol == "osc" and (self.credentials_file or self.credentials_env):
+            raise ValueError("credentials are for the vendor HTTP simulators, not osc")
+        if self.credentials_file and self.credentials_env:
+            raise ValueError("give credentials_file or credentials_env, not both")
+        return self
 
 
 class TrackingDeviceConfig(_Model):

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from drivers.arm.simulator import ArmSimSettings, ArmSimulator
+from drivers.led.http import read_credentials
+from drivers.led.simhttp import VendorSimSettings
 from drivers.led.simulator import LedSimSettings, LedSimulator
 from drivers.tracking.simulator import Faults, TrackingSimulator
 from drivers.transport import parse_address
@@ -42,9 +45,27 @@ class Simulator(Protocol):
         ...
 
 
+# protocol word -> (module, class) of the vendor simulators
+LED_VENDOR_SIMULATORS = {
+    "tessera": ("drivers.led.tessera.simulator", "TesseraSimulator"),
+    "helios": ("drivers.led.helios.simulator", "HeliosSimulator"),
+    "novastar": ("drivers.led.novastar.simulator", "NovastarSimulator"),
+}
+
+
 def _build_led(cfg: Any) -> Simulator:
     assert isinstance(cfg, LedSimulatorConfig)
     host, port = parse_address(cfg.listen)
+    if cfg.protocol != "osc":
+        module, cls = LED_VENDOR_SIMULATORS[cfg.protocol]
+        simulator = getattr(importlib.import_module(module), cls)
+        sim: Simulator = simulator(VendorSimSettings(
+            name=cfg.name, host=host, port=port, panels_total=cfg.panels,
+            max_brightness_nits=cfg.max_brightness_nits, latency_ms=cfg.latency_ms,
+            ramp_nits_per_s=cfg.ramp_nits_per_s, groups=cfg.groups,
+            credentials=read_credentials(cfg.credentials_file, cfg.credentials_env),
+            auth=cfg.auth))
+        return sim
     return LedSimulator(LedSimSettings(
         name=cfg.name, host=host, port=port, panels_total=cfg.panels,
         max_brightness_nits=cfg.max_brightness_nits, latency_ms=cfg.latency_ms,

@@ -19,8 +19,9 @@ import re
 import time
 from typing import Any
 
-from drivers.device import Backoff, CommandError, Device, Problem
+from drivers.device import Backoff, CommandError, Problem
 from drivers.led import protocol as p
+from drivers.led.model import Capabilities, LedDevice, Unsupported, feature_of
 from drivers.messages import Message, message
 from drivers.osc import (
     BundleHold,
@@ -37,6 +38,13 @@ REJECTED_SOURCES_NAMED = 16  # distinct impostor sources announced as events; la
 MAX_ALERTS, ALERT_CHARS = 32, 200  # what one alerts report may hold (one datagram, bounded)
 _PANELS_ALERT = re.compile(r"panels offline: (\d+)$")
 _TEMPERATURE_ALERT = re.compile(r"over temperature: (-?\d+(?:\.\d+)?) C$")
+# simulator faults (docs/protocols/led-osc.md): name -> OSC address
+SIM_FAULTS = {"panels_offline": "/sim/fault/panels_offline", "mute": "/sim/fault/mute",
+              "temperature_offset": "/sim/fault/temperature_offset"}
+OSC_CAPABILITIES = Capabilities("osc", unsupported={
+    "input": "the stagectl LED OSC address space has no input selection",
+    "group_brightness": "the stagectl LED OSC address space has no groups",
+})
 
 
 def alert_message(text: str) -> Message:
@@ -50,7 +58,7 @@ def alert_message(text: str) -> Message:
     return message("led_alert", text=text)
 
 
-class OscLedProcessor(Device):
+class OscLedProcessor(LedDevice):
     """An LED processor reached over OSC.
 
     Args:
@@ -60,7 +68,7 @@ class OscLedProcessor(Device):
         max_brightness_nits: the wall's limit; commands above it are refused before sending.
     """
 
-    kind = "led"
+    capabilities = OSC_CAPABILITIES
 
     def __init__(self, name: str, remote: Addr, *, timeout_s: float = 1.5,
                  keepalive_s: float = 0.5, max_brightness_nits: float = p.MAX_BRIGHTNESS_NITS,
@@ -81,6 +89,9 @@ class OscLedProcessor(Device):
 
     def validate(self, key: str, value: object) -> Any:
         """Validate one parameter against the address-space table and the wall's limit."""
+        why = self.capabilities.unsupported.get(feature_of(key)) if isinstance(key, str) else None
+        if why is not None:
+            raise Unsupported(self.name, feature_of(key), why, self.capabilities.vendor)
         param = p.PARAMS.get(key)
         if param is None:
             raise p.ValidationError(key, value, "one of " + ", ".join(p.PARAMS), self.name)
@@ -138,7 +149,7 @@ class OscLedProcessor(Device):
 
     async def recall_preset(self, number: object) -> int:
         """Recall a preset 1..128 (an action: it is not kept as desired state)."""
-        preset = p.validate_preset(number, self.name)
+        preset = self.validate_preset(number)
         if not self.online:
             raise CommandError(self.name, f"cannot recall preset {preset}: "
                                f"{self.health.reason or 'offline'}", "device_offline")
@@ -150,12 +161,13 @@ class OscLedProcessor(Device):
         """Send an arbitrary OSC message (simulator fault injection, diagnostics)."""
         self._transport.send(encode_message(address, args))
 
-    def adopt_reported(self) -> dict[str, Any]:
-        """Make the reported settings the desired state (accept another client's changes)."""
-        adopted = {k: self.reported[k] for k in p.PARAMS if k in self.reported}
-        self.desired.update(adopted)
-        self._emit("desired", adopted)
-        return adopted
+    async def inject_fault(self, fault: str, value: float) -> None:
+        """Send a simulator fault (``/sim/fault/...``); only the OSC simulator's are known."""
+        address = SIM_FAULTS.get(fault)
+        if address is None:
+            raise CommandError(self.name, f"the OSC simulator has no fault {fault!r}; it has "
+                               + ", ".join(SIM_FAULTS), "invalid_value")
+        self.send_raw(address, (("f", float(value)),))
 
     # ---- receive ----------------------------------------------------------------------
 

@@ -38,7 +38,6 @@ from typing import Any
 import aiohttp
 
 from drivers.device import Backoff, CommandError, Health, Problem, problem_dicts
-from drivers.led import protocol as p
 from drivers.led.model import LedDevice
 from drivers.messages import message
 
@@ -411,7 +410,6 @@ class HttpLedProcessor(LedDevice):
 
     async def recall_preset(self, number: object) -> int:
         """Recall a preset (an action: not kept as desired state)."""
-        self.require("preset_recall")
         preset = self.validate_preset(number)
         if not self.online:
             raise CommandError(self.name, f"cannot recall preset {preset}: "
@@ -428,10 +426,6 @@ class HttpLedProcessor(LedDevice):
                                "led_refused") from None
         self.counters["commands_sent"] += 1
         return preset
-
-    def validate_preset(self, number: object) -> int:
-        """A preset number this processor can recall (default 1..128)."""
-        return p.validate_preset(number, self.name)
 
     @abstractmethod
     async def _recall(self, number: int) -> None:

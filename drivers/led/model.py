@@ -32,7 +32,6 @@ from drivers.led import protocol as p
 INPUT = "input"
 GROUP_PREFIX = "group_brightness."
 PRESET_RECALL = "preset_recall"
-PRESET_SAVE = "preset_save"
 GROUP_BRIGHTNESS = "group_brightness"
 # reported only (status a processor may or may not give)
 TEMPERATURE = "temperature"
@@ -40,8 +39,8 @@ PANELS = "panels"
 ALERTS = "alerts"
 BRIGHTNESS_OUTPUT = "brightness_output"
 
-FEATURES: tuple[str, ...] = (*p.PARAMS, INPUT, GROUP_BRIGHTNESS, PRESET_RECALL, PRESET_SAVE,
-                             TEMPERATURE, PANELS, ALERTS, BRIGHTNESS_OUTPUT)
+FEATURES: tuple[str, ...] = (*p.PARAMS, INPUT, GROUP_BRIGHTNESS, PRESET_RECALL, TEMPERATURE,
+                             PANELS, ALERTS, BRIGHTNESS_OUTPUT)
 """Every feature a driver may lack: the settable keys, the actions and the status reports."""
 
 VENDORS: dict[str, str] = {
@@ -187,6 +186,11 @@ class LedDevice(Device):
         why = self.capabilities.unsupported.get(feature)
         if why is not None:
             raise Unsupported(self.name, feature, why, self.capabilities.vendor)
+
+    def validate_preset(self, number: object) -> int:
+        """A preset number this processor can recall (default 1..128)."""
+        self.require(PRESET_RECALL)
+        return p.validate_preset(number, self.name)
 
     def settable_keys(self) -> list[str]:
         """Reported keys that are desired-state keys (what :meth:`adopt_reported` takes)."""

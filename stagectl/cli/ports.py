@@ -58,7 +58,7 @@ def simulator_endpoints(config: StageConfig) -> list[Endpoint]:
     for sim in config.simulators:
         if isinstance(sim, LedSimulatorConfig):
             host, port = parse_address(sim.listen)
-            found.append(Endpoint(sim.name, "udp", host, port))
+            found.append(Endpoint(sim.name, "udp" if sim.protocol == "osc" else "tcp", host, port))
         elif isinstance(sim, ArmSimulatorConfig):
             found += [_zmq(sim.command, sim.name), _zmq(sim.telemetry, sim.name)]
     return [e for e in found if e is not None and e.port != 0]

@@ -6,6 +6,8 @@ turns that into a structured error reply. Nothing here touches sockets.
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from drivers.device import CommandError, Device
 from drivers.led import protocol as ledp
-from drivers.led.driver import OscLedProcessor
+from drivers.led.model import GROUP_PREFIX, LedDevice, Unsupported
 
 if TYPE_CHECKING:
     from stagectl.engine.engine import Engine
@@ -91,9 +93,9 @@ def _device(engine: Engine, args: dict[str, Any], kind: str) -> Device:
     return device
 
 
-def _led(engine: Engine, args: dict[str, Any]) -> OscLedProcessor:
+def _led(engine: Engine, args: dict[str, Any]) -> LedDevice:
     device = _device(engine, args, "led")
-    assert isinstance(device, OscLedProcessor)
+    assert isinstance(device, LedDevice)
     return device
 
 
@@ -119,7 +121,7 @@ async def _led_set(engine: Engine, args: dict[str, Any]) -> Any:
     key = args.get("key")
     if not isinstance(key, str):
         raise CommandFailure("bad_request", "led.set needs a 'key' string; one of "
-                             + ", ".join(ledp.PARAMS))
+                             + ", ".join((*ledp.PARAMS, "input", GROUP_PREFIX + "<group>")))
     if "value" not in args:
         raise CommandFailure("bad_request", f"led.set {key} needs a 'value'")
     value = await device.set(key, args["value"])
@@ -127,7 +129,7 @@ async def _led_set(engine: Engine, args: dict[str, Any]) -> Any:
             "note": "" if device.online else "device offline: applied when it reconnects"}
 
 
-@command("led.preset", CONTROL, "Recall an LED preset 1..128: args device?, number.")
+@command("led.preset", CONTROL, "Recall an LED preset: args device?, number.")
 async def _led_preset(engine: Engine, args: dict[str, Any]) -> Any:
     device = _led(engine, args)
     number = await device.recall_preset(args.get("number"))
@@ -140,20 +142,20 @@ async def _led_adopt(engine: Engine, args: dict[str, Any]) -> Any:
     return {"device": device.name, "desired": device.adopt_reported()}
 
 
-FAULTS = {"panels_offline": "/sim/fault/panels_offline", "mute": "/sim/fault/mute",
-          "temperature_offset": "/sim/fault/temperature_offset"}
+FAULT_NAME = re.compile(r"^[a-z][a-z_]{0,31}$")
 
 
 @command("sim.fault", ENGINEER, "Inject a simulator fault: args device?, fault, value.")
 async def _sim_fault(engine: Engine, args: dict[str, Any]) -> Any:
     device = _led(engine, args)
     fault, value = args.get("fault"), args.get("value", 1)
-    if fault not in FAULTS:
-        raise CommandFailure("invalid_value", f"fault must be one of {', '.join(FAULTS)}",
-                             value=fault)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not isinstance(fault, str) or not FAULT_NAME.match(fault):
+        raise CommandFailure("invalid_value", "fault must be a fault name such as "
+                             "panels_offline, mute or temperature_offset", value=fault)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value):
         raise CommandFailure("invalid_value", "fault value must be a number", value=value)
-    device.send_raw(FAULTS[fault], (("f", float(value)),))
+    await device.inject_fault(fault, float(value))
     return {"device": device.name, "fault": fault, "value": value}
 
 
@@ -177,6 +179,9 @@ def failure_from(exc: Exception) -> CommandFailure:
                               expected=getattr(exc, "expected", None))
     if isinstance(exc, ValueError):
         return CommandFailure("invalid_value", str(exc))
+    if isinstance(exc, Unsupported):
+        return CommandFailure("unsupported", str(exc), device=exc.device, feature=exc.feature,
+                              vendor=exc.vendor)
     if isinstance(exc, CommandError):
         return CommandFailure(exc.code, str(exc), device=exc.device)
     return CommandFailure("internal", f"{type(exc).__name__}: {exc}")

@@ -31,7 +31,7 @@ from drivers.arm.driver import ArmRefused, ZmqArm
 from drivers.arm.motion import LimitError
 from drivers.device import Device
 from drivers.led import protocol as ledp
-from drivers.led.driver import OscLedProcessor
+from drivers.led.model import LedDevice, Unsupported
 from drivers.messages import Message, as_message
 from drivers.tracking.timecode import parse_timecode, timecode_to_frames
 from stagectl.config import format_validation_error
@@ -296,15 +296,16 @@ class CueList:
                                     reason=as_message(led.health.reason)
                                     or msg("not_connected")))
             else:
-                assert isinstance(led, OscLedProcessor)
+                assert isinstance(led, LedDevice)
                 try:
                     if cue.led.preset is not None:
-                        actions.append(("preset", led, ledp.validate_preset(cue.led.preset,
-                                                                          led.name)))
+                        actions.append(("preset", led, led.validate_preset(cue.led.preset)))
                     for key in ("brightness_nits", "colour_temperature_k"):
                         value = getattr(cue.led, key)
                         if value is not None:
                             actions.append(("set", led, key, led.validate(key, value)))
+                except Unsupported as exc:
+                    problems.append(msg("led_value_invalid", device=led.name, reason=str(exc)))
                 except ledp.ValidationError as exc:
                     problems.append(msg("led_value_out_of_range", device=led.name,
                                         param=exc.param, value=exc.value,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib
 import logging
 import time
 from collections import Counter
@@ -34,6 +35,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from drivers.device import Device, DeviceEvent
 from drivers.led.driver import OscLedProcessor
+from drivers.led.http import read_credentials
 from drivers.steps import finish_async
 from drivers.tracking.device import TrackingSource
 from drivers.tracking.timecode import RATES, StageClock
@@ -73,10 +75,37 @@ LAG_STALL_S = 0.02  # ... and a wake-up this late counts as a stall (``loop_stal
 _gc_frozen = False
 
 
+# driver word -> (module, class) of the vendor HTTP drivers, imported when a stage uses one
+LED_VENDOR_DRIVERS = {
+    "tessera": ("drivers.led.tessera.driver", "TesseraProcessor"),
+    "helios": ("drivers.led.helios.driver", "HeliosProcessor"),
+    "novastar": ("drivers.led.novastar.driver", "NovastarProcessor"),
+}
+
+
 def _build_led(cfg: Any, engine: Engine) -> Device:
     assert isinstance(cfg, LedDeviceConfig)
-    return OscLedProcessor(cfg.name, parse_address(cfg.address), timeout_s=cfg.timeout_s,
-                           max_brightness_nits=cfg.max_brightness_nits)
+    if cfg.driver == "osc":
+        return OscLedProcessor(cfg.name, parse_address(cfg.address),
+                               timeout_s=cfg.link_timeout_s,
+                               max_brightness_nits=cfg.max_brightness_nits)
+    module, cls = LED_VENDOR_DRIVERS[cfg.driver]
+    driver = getattr(importlib.import_module(module), cls)
+    host, port = parse_address(cfg.address)
+    try:
+        credentials = read_credentials(cfg.credentials_file, cfg.credentials_env)
+    except ValueError as exc:
+        raise ValueError(f"{cfg.name}: {exc}") from None
+    options: dict[str, Any] = {}
+    for key in ("websocket", "screens", "brightness_write", "group_cabinets"):
+        if getattr(cfg, key) is not None:
+            options[key] = getattr(cfg, key)
+    device: Device = driver(
+        cfg.name, f"http://{host}:{port}", max_brightness_nits=cfg.max_brightness_nits,
+        poll_interval_s=cfg.poll_interval_s, timeout_s=cfg.link_timeout_s,
+        request_timeout_s=cfg.request_timeout_s, credentials=credentials, auth=cfg.auth,
+        **options)
+    return device
 
 
 def _build_tracking(cfg: Any, engine: Engine) -> Device:
