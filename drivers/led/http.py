@@ -29,6 +29,7 @@ round trip takes more than half the interval, the interval doubles (up to
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import time
@@ -240,18 +241,18 @@ class HttpLedProcessor(LedDevice):
     # ---- Device hooks -----------------------------------------------------------------
 
     async def _open(self) -> None:
-        auth: aiohttp.BasicAuth | None = None
+        headers = {"User-Agent": "stagectl"}
         middlewares: tuple[Any, ...] = ()
         if self._credentials is not None:
             user, password = self._credentials
             if self._auth == "digest":
                 middlewares = (aiohttp.DigestAuthMiddleware(user, password),)
-            else:
-                auth = aiohttp.BasicAuth(user, password)
+            else:  # RFC 7617; the header lives only in this session, never in a message
+                token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+                headers["Authorization"] = f"Basic {token}"
         connector = aiohttp.TCPConnector(limit=2, force_close=False, enable_cleanup_closed=True)
-        self._session = aiohttp.ClientSession(auth=auth, connector=connector,
-                                              middlewares=middlewares,
-                                              headers={"User-Agent": "stagectl"})
+        self._session = aiohttp.ClientSession(connector=connector, middlewares=middlewares,
+                                              headers=headers)
         self._writer = asyncio.create_task(self._write_loop(), name=f"led-writer-{self.name}")
 
     async def _close(self) -> None:
