@@ -151,6 +151,7 @@ class HttpLedProcessor(LedDevice):
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
+        self._polling = False  # a poll holds the lock (a write may preempt it)
         self._last_ok = 0.0
         self._failures = 0
         self._last_problem: Problem | None = None
@@ -285,6 +286,12 @@ class HttpLedProcessor(LedDevice):
     def _send_desired(self, values: dict[str, Any]) -> None:
         self._pending.update(values)
         self._wake.set()
+        poller = self._poller
+        if self._polling and poller is not None and not poller.done():
+            # a command never waits behind a poll (a whole Tessera tree can take tens of ms):
+            # the poll in flight is dropped, its connection closed, and the next one follows
+            poller.cancel()
+            self.counters["polls_preempted"] += 1
 
     async def safe_shutdown(self) -> None:
         """An LED wall is safe when it holds its picture: nothing is changed on exit."""
@@ -316,9 +323,15 @@ class HttpLedProcessor(LedDevice):
         started = time.monotonic()
         try:
             async with self._lock:
-                if not self._connected.is_set():
-                    await self._connect()
-                await self._poll()
+                self._polling = True
+                try:
+                    if not self._connected.is_set():
+                        await self._connect()
+                    await self._poll()
+                finally:
+                    self._polling = False
+        except asyncio.CancelledError:
+            return  # preempted by a write, or the device is closing
         except ReplyError as exc:
             self._failed(exc.problem, "poll")
             return
