@@ -136,7 +136,7 @@ async def test_every_supported_key_reaches_the_vendor_tree_and_comes_back(h: Har
                           and d.reported.get("blackout") is False)
     for name, mode in (("grid", 20), ("ramp", 35), ("off", 35)):
         await d.set("test_pattern", name)
-        assert await wait_for(lambda n=name: d.reported.get("test_pattern") == n), name
+        assert await wait_for(lambda: d.reported.get("test_pattern") == name), name  # noqa: B023
         assert sim.pattern["mode"] == mode
     assert sim.pattern["parameters"]["state"] == 0  # off: the last mode, state 0
     assert d.health.state == Health.ONLINE

@@ -8,8 +8,8 @@ What the driver sends and expects is ``docs/protocols/novastar-coex.md``; in sho
 - topology (screens, canvases, input sources, identity) is read at connect and every 60 s;
   ``randomPassword`` in ``device/hw`` is dropped on receipt (:func:`parse.parse_hw`);
 - the fast tier (``displayparams``, ``display/state``, ``preset``) every ``poll_interval_s``;
-  the status tier (``monitor/info``, ``cabinet/count``, ``hw/lock``, ``device/input``) every
-  10 s; one request at a time;
+  the status tier (``monitor/info``, ``cabinet/count``, ``hw/lock``, ``device/input`` for the
+  test pattern, ``screen`` for the layers' input) every 10 s; one request at a time;
 - brightness is written in percent (0..100) and read as a fraction (0..1) of the wall's
   ``max_brightness_nits``; a Success envelope does not prove a write happened, so every write
   is read back and a mismatch is refused as ``write not honoured``;
@@ -204,7 +204,7 @@ class NovastarProcessor(HttpLedProcessor):
         await self._topology()
         self._next_status = 0.0
 
-    async def _topology(self) -> None:
+    async def _read_screens(self) -> None:
         screens = parse.parse_screens(await self.call("GET", "/screen"))
         listed = {s.id: s for s in screens}
         if self.screens_wanted is None:
@@ -213,6 +213,10 @@ class NovastarProcessor(HttpLedProcessor):
         else:
             self._screens = [listed[s] for s in self.screens_wanted if s in listed]
             self._missing = [s for s in self.screens_wanted if s not in listed]
+        self._report_input()
+
+    async def _topology(self) -> None:
+        await self._read_screens()
         sources = await self.call("GET", "/device/input/sources", optional=True)
         if sources is not None:
             self._sources = parse.parse_sources(sources)
@@ -344,6 +348,7 @@ class NovastarProcessor(HttpLedProcessor):
 
     async def _status(self) -> None:
         self._next_status = time.monotonic() + self.status_interval_s
+        await self._read_screens()  # small: the layers' input, and screens gone or back
         monitor = await self.call("GET", "/device/monitor/info",
                                   params={"isNeedCabinetInfo": "0"}, optional=True)
         if monitor is not None:
@@ -526,7 +531,7 @@ class NovastarProcessor(HttpLedProcessor):
             await self.call("PUT", "/screen/layer/input",
                             {"screenID": screen.id,
                              "layers": [{"id": layer, "source": source.group_id}]})
-        await self._topology()
+        await self._read_screens()
 
     async def _write_groups(self, groups: dict[str, Any]) -> list[tuple[str, Any, Any]]:
         for key, nits in groups.items():
