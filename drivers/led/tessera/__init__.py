@@ -1,0 +1,1 @@
+"""Brompton Tessera over its HTTP IP-control API: driver, simulator, reply parsers."""
