@@ -424,7 +424,8 @@ class NovastarSimulator(VendorSimulator):
         if "canvasIDs" in body and body["canvasIDs"] not in (None, []):
             given = body["canvasIDs"]
             if not isinstance(given, list) or any(
-                    isinstance(c, bool) or c not in self.canvas_modes for c in given):
+                    isinstance(c, bool) or not isinstance(c, int) or c not in self.canvas_modes
+                    for c in given):
                 raise SimError(1, "InvalidParam", "unknown_canvas")
             canvases = [int(c) for c in given]
         else:
@@ -434,7 +435,7 @@ class NovastarSimulator(VendorSimulator):
 
     def _apply_preset(self, body: dict[str, Any]) -> None:
         sid = body.get("screenID", body.get("screenId"))
-        if sid is not None and sid not in {s["id"] for s in self.screens}:
+        if sid is not None and not any(s["id"] == sid for s in self.screens):
             raise SimError(1, "InvalidParam", "unknown_screen")
         number = body.get("sequenceNumber")
         if isinstance(number, bool) or not isinstance(number, int) or \
@@ -490,7 +491,8 @@ class NovastarSimulator(VendorSimulator):
 
     def _set_cabinet_brightness(self, body: dict[str, Any]) -> None:
         ids, ratio = body.get("idList"), _number(body.get("ratio"))
-        if not isinstance(ids, list) or not ids or ratio is None or not 0.0 <= ratio <= 1.0:
+        if not isinstance(ids, list) or not ids or ratio is None or not 0.0 <= ratio <= 1.0 \
+                or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
             raise SimError(1, "InvalidParam", "cabinet_brightness")
         chosen = set(self.cabinet_ids) if ALL_CABINETS in ids else set(ids)
         if not chosen <= set(self.cabinet_ids):
