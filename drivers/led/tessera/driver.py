@@ -280,7 +280,7 @@ class TesseraProcessor(HttpLedProcessor):
         elif key.startswith(GROUP_PREFIX):
             group = key[len(GROUP_PREFIX):]
             leaf = (*tp.GROUP_ITEMS, group, "brightness")
-            level = tp.brightness(await self._put(leaf, value), leaf)
+            level = round(tp.as_number(await self._put(leaf, value), leaf, 0.0, 10000.0), 1)
             self._check_echo(key, value, level, abs(level - value) < 0.05)
         else:  # validate() lets nothing else through
             raise ReplyError(Problem(f"{key} has no Tessera path", "vendor_error",

@@ -404,8 +404,8 @@ def parse_tree(tree: Any) -> TreeState:
             state.groups.append(gid)
             level = child(group, "brightness")
             if level is not None:
-                out[f"group_brightness.{gid}"] = brightness(
-                    level, (*GROUP_ITEMS, gid, "brightness"))
+                out[f"group_brightness.{gid}"] = round(as_number(
+                    level, (*GROUP_ITEMS, gid, "brightness"), 0.0, 10000.0), 1)
     elif items is not None:
         raise malformed(_where(GROUP_ITEMS), "groups/items is not an object")
     value = child(tree, *PRESET_NUMBER)
