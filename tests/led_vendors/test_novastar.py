@@ -104,6 +104,8 @@ async def test_every_supported_key_reaches_the_vendor_tree_and_comes_back(h: Har
     await d.set("test_pattern", "red")
     await d.set("input", "HDMI 2.0")
     assert await wait_for(lambda: d.reported.get("input") == "HDMI 2.0")
+    with pytest.raises(ValueError, match="an input the processor lists"):
+        await d.set("input", "SDI 9")
     _, params = await h.api("GET", "/screen/displayparams")
     entry = params["data"]["list"][0]
     assert entry["brightness"] == pytest.approx(0.5)  # 750 of 1500 nits, read as a fraction
@@ -207,11 +209,12 @@ async def test_group_brightness_through_configured_cabinets() -> None:
         assert h.sim.wall.values["group_brightness.1"] == 300.0
         assert h.sim.wall.values["group_brightness.2"] == 1000.0
         assert {h.sim.cabinet_ratio[c] for c in cabinets["1"]} == {0.2}
-        with pytest.raises(Exception, match="group_brightness"):
+        with pytest.raises(ValueError, match="group_brightness"):
             await d.set("group_brightness.bad group", 10.0)
-        await d.set("group_brightness.7", 10.0)  # a group with no cabinets configured
-        assert await wait_for(lambda: any("group_brightness.7" in m["message"]
-                                          for m in h.messages("led_refused")))
+        before = d.counters["http_requests"]
+        with pytest.raises(ValueError, match="configured in group_cabinets"):
+            await d.set("group_brightness.7", 10.0)  # a group with no cabinets configured
+        assert d.counters["http_requests"] == before
     finally:
         await stop(h)
 
@@ -434,3 +437,26 @@ async def test_two_screens_only_the_configured_one() -> None:
         assert d.reported["panels_online"] == 120  # this screen's cabinets
     finally:
         await stop(h)
+
+
+async def test_busy_at_connect_waits_out_the_back_off() -> None:
+    """Code 5 on the very first request: offline as ``processor_busy`` and no request for 5 s
+    (the back-off holds across reconnect attempts), then online."""
+    sim = NovastarSimulator(settings())
+    await sim.start()
+    sim.fault("busy", 1)
+    d = NovastarProcessor("wall", sim.url, poll_interval_s=0.5, timeout_s=1.2,
+                          request_timeout_s=0.5)
+    try:
+        await d.start()
+        assert await wait_for(lambda: d.health.problems
+                              and d.health.problems[0]["code"] == "processor_busy", 3.0)
+        assert not d.online
+        first = min(t for t, _m, _r in sim.requests)
+        sim.fault("busy", 0)
+        assert await d.wait_online(8.0)
+        later = sorted(t for t, _m, _r in sim.requests if t > first)
+        assert later and later[0] - first >= 4.9
+    finally:
+        await d.stop()
+        await sim.stop()

@@ -121,7 +121,7 @@ class NovastarProcessor(HttpLedProcessor):
         self._busy_until = 0.0
         self._next_status = 0.0
         self._next_topology = 0.0
-        self._uptime: float | None = None
+        self._uptimes: dict[str, float] = {}
         self._percent_logged = False
         self._panels_max = 0
         self._locked: str | None = None
@@ -182,6 +182,8 @@ class NovastarProcessor(HttpLedProcessor):
                 self._absent.add(path)
                 return None
             raise
+        if method != "GET":
+            self._locked = None  # a write went through: nobody holds the lock now
         if isinstance(reply, dict) and reply.get("code") == 200 and \
                 not self.counters["code_200_seen"]:
             log.info("%s: the processor answers code 200 for success", self.name)
@@ -199,8 +201,9 @@ class NovastarProcessor(HttpLedProcessor):
     # ---- topology ---------------------------------------------------------------------
 
     async def _connect(self) -> None:
+        if self._busy():
+            raise ReplyError(Problem("processor busy; backing off", "processor_busy"))
         self._absent.clear()
-        self._busy_until = 0.0
         await self._topology()
         self._next_status = 0.0
 
@@ -226,19 +229,21 @@ class NovastarProcessor(HttpLedProcessor):
             self.info = {k: v for k, v in identity.items()
                          if k in ("model", "serial", "firmware", "name")}
             self._report({"processor": dict(self.info)})
-            self._check_uptime(uptime)
+            self._check_uptime("device/hw uptime", uptime)
         if self.group_cabinets or self.brightness_write == "cabinet":
             await self._read_cabinets()
         self._report_input()
         self._next_topology = time.monotonic() + self.topology_interval_s
         self._update_vendor_problems()
 
-    def _check_uptime(self, uptime: float | None) -> None:
+    def _check_uptime(self, source: str, uptime: float | None) -> None:
+        """A restart is an uptime going backwards (each source against itself)."""
         if uptime is None:
             return
-        old = self._uptime
-        self._uptime = uptime
+        old = self._uptimes.get(source)
+        self._uptimes[source] = uptime
         if old is not None and uptime + 2.0 < old:
+            self._uptimes = {source: uptime}
             self._next_topology = 0.0
             self._restarted(f"up {old:.0f} s", f"up {uptime:.0f} s")
 
@@ -357,7 +362,7 @@ class NovastarProcessor(HttpLedProcessor):
                 self._report({"temperature_c": info.temperature_c})
             self._temperature_alarm = info.temperature_alarm
             self._monitor_alerts = info.alerts
-            self._check_uptime(info.runtime_s)
+            self._check_uptime("monitor/info runtime", info.runtime_s)
         counts = await self.call("GET", "/screen/cabinet/count", optional=True)
         if counts is not None:
             per_screen = parse.parse_cabinet_count(counts)
@@ -419,6 +424,19 @@ class NovastarProcessor(HttpLedProcessor):
         self.set_vendor_problems(problems)
 
     # ---- writes -----------------------------------------------------------------------
+
+    def validate(self, key: str, value: object) -> Any:
+        """The model's checks, then this processor's: a configured group, a listed input."""
+        normalised = super().validate(key, value)
+        if key.startswith(GROUP_PREFIX) and key[len(GROUP_PREFIX):] not in self.group_cabinets:
+            raise p.ValidationError(key, value, "a group configured in group_cabinets ("
+                                    + ", ".join(sorted(self.group_cabinets)) + ")", self.name)
+        if key == "input" and self._sources and \
+                normalised not in {s.name for s in self._sources}:
+            raise p.ValidationError(key, value, "an input the processor lists ("
+                                    + clip(", ".join(s.name for s in self._sources), 120) + ")",
+                                    self.name)
+        return normalised
 
     async def _write(self, values: dict[str, Any]) -> None:
         self._require_screens()
