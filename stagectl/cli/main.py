@@ -229,12 +229,23 @@ def serve(config: ConfigOpt = DEFAULT_CONFIG, verbose: bool = False) -> None:
 
 # ---- status / watch ------------------------------------------------------------------------
 
+LED_GROUP_PREFIX = "group_brightness."  # drivers.led.model.GROUP_PREFIX
+LED_BRIEF_GROUPS = 8  # group values shown per LED wall in the table (all of them in --json)
+
+
 def _brief_state(dev: dict[str, Any]) -> str:
     state = dev.get("state", {})
     if dev.get("kind") == "led":
-        keys = ("brightness_nits", "colour_temperature_k", "blackout", "freeze",
-                "test_pattern", "preset")
-        return "  ".join(f"{k}={state[k]}" for k in keys if k in state)
+        led_keys = ("brightness_nits", "colour_temperature_k", "blackout", "freeze",
+                    "test_pattern", "input", "preset")
+        brief = "  ".join(f"{k}={state[k]}" for k in led_keys if k in state)
+        groups = [f"{k[len(LED_GROUP_PREFIX):]}:{v}" for k, v in state.items()
+                  if isinstance(k, str) and k.startswith(LED_GROUP_PREFIX)]
+        if groups:
+            more = f" (+{len(groups) - LED_BRIEF_GROUPS})" if len(groups) > LED_BRIEF_GROUPS \
+                else ""
+            brief += f"  groups={','.join(groups[:LED_BRIEF_GROUPS])}{more}"
+        return brief
     if dev.get("kind") == "arm":
         joints = " ".join(f"{v:.1f}" for v in state.get("joints_deg") or [])
         fault = f"  fault={state['fault']}" if state.get("fault") else ""
@@ -251,9 +262,14 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, json_out: JsonOpt = False,
     """Devices, health and key state from the running engine."""
     cfg = _load(config)
     result = _call(cfg, "status", role=role or "viewer")
-    devices = [{"name": d["name"], "kind": d["kind"], "health": d["health"],
-                "health_reason": d.get("health_reason", ""), "state": d["state"],
-                "desired": d.get("desired", {})} for d in result["devices"]]
+    devices = []
+    for d in result["devices"]:
+        entry = {"name": d["name"], "kind": d["kind"], "health": d["health"],
+                 "health_reason": d.get("health_reason", ""), "state": d["state"],
+                 "desired": d.get("desired", {})}
+        if isinstance(d.get("capabilities"), dict):  # LED walls: what the processor can do
+            entry["capabilities"] = d["capabilities"]
+        devices.append(entry)
     if json_out:
         out.print_json(json.dumps({"stage": result.get("stage"), "devices": devices}))
         return
@@ -262,9 +278,42 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, json_out: JsonOpt = False,
         table.add_column(col)
     colours = {"online": "green", "degraded": "yellow", "offline": "red"}
     for d in devices:
-        table.add_row(d["name"], d["kind"], f"[{colours.get(d['health'], '')}]{d['health']}[/]",
-                      d["health_reason"], _brief_state(d))
+        lines = [escape(_brief_state(d))]
+        if d["kind"] == "led":
+            lines = [escape(line) for line in _led_lines(d)] + lines
+            unsupported = _led_unsupported(d)
+            if unsupported:
+                lines.append(f"[dim]{escape(unsupported)}[/]")
+        table.add_row(escape(str(d["name"])), escape(str(d["kind"])),
+                      f"[{colours.get(d['health'], '')}]{escape(str(d['health']))}[/]",
+                      escape(str(d["health_reason"])), "\n".join(lines))
     out.print(table)
+
+
+def _led_lines(dev: dict[str, Any]) -> list[str]:
+    """``vendor: Brompton Tessera (tessera)`` and the processor's identity, when known."""
+    caps = dev.get("capabilities")
+    lines: list[str] = []
+    if isinstance(caps, dict):
+        vendor, protocol = str(caps.get("vendor") or ""), str(caps.get("protocol") or "")
+        lines.append(f"vendor: {vendor} ({protocol})" if vendor and vendor != protocol
+                     else f"vendor: {protocol or '?'}")
+    identity = (dev.get("state") or {}).get("processor")
+    if isinstance(identity, dict):
+        fields = [f"{k} {identity[k]}" for k in ("model", "firmware", "serial", "name")
+                  if identity.get(k) not in (None, "")]
+        if fields:
+            lines.append("processor: " + ", ".join(str(f) for f in fields))
+    return lines
+
+
+def _led_unsupported(dev: dict[str, Any]) -> str:
+    """``unsupported: input, group_brightness`` (empty when the processor lacks nothing)."""
+    caps = dev.get("capabilities")
+    unsupported = caps.get("unsupported") if isinstance(caps, dict) else None
+    if not isinstance(unsupported, dict) or not unsupported:
+        return ""
+    return "unsupported: " + ", ".join(str(k) for k in unsupported)
 
 
 @app.command()
@@ -292,6 +341,10 @@ def watch(config: ConfigOpt = DEFAULT_CONFIG, json_out: JsonOpt = False,
 
 
 # ---- led -----------------------------------------------------------------------------------
+#
+# Every wall (stagectl OSC, Brompton Tessera, Megapixel HELIOS, NovaStar COEX) takes the same
+# commands; what its processor cannot do is refused by the engine before anything is sent
+# (code ``unsupported``) and printed as such, and ``stagectl status`` lists it per wall.
 
 LED_KEYS = {
     "brightness": "brightness_nits", "brightness_nits": "brightness_nits",
@@ -301,8 +354,21 @@ LED_KEYS = {
     "test_pattern": "test_pattern", "pattern": "test_pattern",
     "frame_rate": "output_frame_rate_hz", "output_frame_rate_hz": "output_frame_rate_hz",
     "genlock_source": "genlock_source", "genlock_phase": "genlock_phase_deg",
-    "genlock_phase_deg": "genlock_phase_deg",
+    "genlock_phase_deg": "genlock_phase_deg", "input": "input",
 }
+# keys whose value is the processor's own words: never read as a number or a flag
+LED_TEXT_KEYS = {"input", "test_pattern", "genlock_source"}
+# The faults the stagectl simulators know (each simulator refuses a name it does not have).
+LED_FAULTS: dict[str, tuple[str, ...]] = {
+    "every simulator": ("panels_offline", "mute", "temperature_offset"),
+    "vendor simulators": ("html", "redirect", "malformed", "http_error", "restart"),
+    "Tessera": ("ip_control_disabled", "no_project", "failover", "panel_errors"),
+    "HELIOS": ("websocket_off", "alert"),
+    "NovaStar": ("locked", "busy"),
+}
+LED_FAULT_HELP = "Fault name: " + "; ".join(
+    f"{who}: {', '.join(names)}" for who, names in LED_FAULTS.items()) + \
+    " (a simulator refuses a name it does not know)."
 
 
 def _parse_value(text: str) -> Any:
@@ -319,32 +385,70 @@ def _parse_value(text: str) -> Any:
     return text
 
 
+def _led_key(key: str) -> str:
+    """The desired-state key for what the operator typed (exit 2 for an unknown one)."""
+    if key.lower().startswith(LED_GROUP_PREFIX):
+        group = key[len(LED_GROUP_PREFIX):]  # the processor's group id, as typed
+        if not group:
+            _fail("group_brightness needs a group: group_brightness.<group id>, "
+                  "e.g. group_brightness.2", 2)
+        return LED_GROUP_PREFIX + group
+    canonical = LED_KEYS.get(key.lower())
+    if canonical is None:
+        _fail(f"unknown LED parameter {key!r}; one of "
+              f"{', '.join(sorted(set(LED_KEYS)))}, {LED_GROUP_PREFIX}<group>", 2)
+    return canonical
+
+
+def _led_call(cfg: StageConfig, cmd: str, args: dict[str, Any], role: str | None) -> Any:
+    """:func:`_call` for LED commands; a feature the processor lacks is said as such (exit 1).
+
+    The engine refuses it before anything is sent; that is the processor's limit, not a fault
+    of the wall or of the input, so it exits 1 like any other refusal.
+    """
+    try:
+        with EngineClient(cfg, ClientIdentity.from_env(role)) as client:
+            return client.call(cmd, args)
+    except EngineUnavailable as exc:
+        _fail(str(exc), 1)
+    except EngineError as exc:
+        if exc.code == "unsupported":
+            vendor = exc.details.get("vendor") or "this processor"
+            feature = exc.details.get("feature") or args.get("key") or cmd
+            _fail(f"{exc} [unsupported]\n{vendor} cannot do {feature}: nothing was sent "
+                  "(the processor is not faulty; `stagectl status` lists what each wall "
+                  "cannot do)", 1)
+        _fail(f"{exc} [{exc.code}]{_hints(exc.details.get('problems'))}",
+              2 if exc.code in BAD_INPUT_CODES else 1)
+
+
 def _led_set(config: Path, device: str | None, key: str, value: Any, json_out: bool,
              role: str | None) -> None:
     cfg = _load(config)
     args: dict[str, Any] = {"key": key, "value": value}
     if device:
         args["device"] = device
-    result = _call(cfg, "led.set", args, role)
+    result = _led_call(cfg, "led.set", args, role)
     if json_out:
         out.print_json(json.dumps(result))
     else:
         note = f" ({result['note']})" if result.get("note") else ""
-        out.print(f"{result['device']}: {result['key']} = {result['value']}{note}")
+        out.print(f"{result['device']}: {result['key']} = {result['value']}{note}",
+                  markup=False, highlight=False)
 
 
 @led_app.command("set")
 def led_set(key: Annotated[str, typer.Argument(help="brightness (nits), colour_temperature "
                                                "(K), gamma, blackout, freeze, test_pattern, "
-                                               "frame_rate, genlock_source, genlock_phase")],
+                                               "frame_rate, genlock_source, genlock_phase, "
+                                               "input, group_brightness.<group> (nits)")],
             value: Annotated[str, typer.Argument(help="New value.")],
             config: ConfigOpt = DEFAULT_CONFIG, device: DeviceOpt = None,
             json_out: JsonOpt = False, role: RoleOpt = None) -> None:
     """Set one LED parameter, e.g. `stagectl led set brightness 1200`."""
-    canonical = LED_KEYS.get(key.lower())
-    if canonical is None:
-        _fail(f"unknown LED parameter {key!r}; one of {', '.join(sorted(set(LED_KEYS)))}", 2)
-    _led_set(config, device, canonical, _parse_value(value), json_out, role)
+    canonical = _led_key(key)
+    parsed: Any = value if canonical in LED_TEXT_KEYS else _parse_value(value)
+    _led_set(config, device, canonical, parsed, json_out, role)
 
 
 def _on_off(value: str) -> bool:
@@ -373,8 +477,27 @@ def led_freeze(state: Annotated[str, typer.Argument(help="on or off")],
 def led_pattern(name: Annotated[str, typer.Argument(help="Test pattern, or off.")],
                 config: ConfigOpt = DEFAULT_CONFIG, device: DeviceOpt = None,
                 json_out: JsonOpt = False, role: RoleOpt = None) -> None:
-    """Show a named test pattern (`off` ends it)."""
+    """Show a named test pattern (`off` ends it); `stagectl status --json` lists each wall's."""
     _led_set(config, device, "test_pattern", name, json_out, role)
+
+
+@led_app.command("input")
+def led_input(name: Annotated[str, typer.Argument(
+                  help="The processor's input in its own words: sdi:1 (Tessera), sdi1 "
+                       "(HELIOS), an input name (NovaStar).")],
+              config: ConfigOpt = DEFAULT_CONFIG, device: DeviceOpt = None,
+              json_out: JsonOpt = False, role: RoleOpt = None) -> None:
+    """Switch the processor's input, e.g. `stagectl led input sdi:1`."""
+    _led_set(config, device, "input", name, json_out, role)
+
+
+@led_app.command("group")
+def led_group(group: Annotated[str, typer.Argument(help="The processor's group id.")],
+              nits: Annotated[float, typer.Argument(help="Brightness in nits.")],
+              config: ConfigOpt = DEFAULT_CONFIG, device: DeviceOpt = None,
+              json_out: JsonOpt = False, role: RoleOpt = None) -> None:
+    """Set one group's brightness, e.g. `stagectl led group 2 800`."""
+    _led_set(config, device, LED_GROUP_PREFIX + group, nits, json_out, role)
 
 
 @led_app.command("preset")
@@ -386,7 +509,7 @@ def led_preset(number: Annotated[int, typer.Argument(help="Preset 1..128.")],
     args: dict[str, Any] = {"number": number}
     if device:
         args["device"] = device
-    result = _call(cfg, "led.preset", args, role)
+    result = _led_call(cfg, "led.preset", args, role)
     if json_out:
         out.print_json(json.dumps(result))
     else:
@@ -398,17 +521,18 @@ def led_adopt(config: ConfigOpt = DEFAULT_CONFIG, device: DeviceOpt = None,
               json_out: JsonOpt = False, role: RoleOpt = None) -> None:
     """Accept changes made by another controller as the engine's desired state."""
     cfg = _load(config)
-    result = _call(cfg, "led.adopt", {"device": device} if device else {}, role)
+    result = _led_call(cfg, "led.adopt", {"device": device} if device else {}, role)
     if json_out:
         out.print_json(json.dumps(result))
     else:
-        out.print(f"{result['device']}: desired state now {result['desired']}")
+        out.print(f"{result['device']}: desired state now {result['desired']}",
+                  markup=False, highlight=False)
 
 
 @led_app.command("fault")
-def led_fault(fault: Annotated[str, typer.Argument(
-                  help="panels_offline, mute or temperature_offset")],
-              value: Annotated[float, typer.Argument(help="Fault value (0 clears).")],
+def led_fault(fault: Annotated[str, typer.Argument(help=LED_FAULT_HELP)],
+              value: Annotated[float, typer.Argument(
+                  help="Fault value (0 clears; http_error takes a status code).")],
               config: ConfigOpt = DEFAULT_CONFIG, device: DeviceOpt = None,
               role: RoleOpt = "engineer") -> None:
     """Inject a fault into a simulated processor (engineer role)."""
@@ -416,8 +540,9 @@ def led_fault(fault: Annotated[str, typer.Argument(
     args: dict[str, Any] = {"fault": fault, "value": value}
     if device:
         args["device"] = device
-    result = _call(cfg, "sim.fault", args, role)
-    out.print(f"{result['device']}: fault {result['fault']} = {result['value']:g}")
+    result = _led_call(cfg, "sim.fault", args, role)
+    out.print(f"{result['device']}: fault {result['fault']} = {result['value']:g}",
+              markup=False, highlight=False)
 
 
 # ---- keys ----------------------------------------------------------------------------------
