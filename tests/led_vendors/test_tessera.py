@@ -241,13 +241,28 @@ async def test_another_controllers_change_shows_within_a_second() -> None:
     async with simulator() as sim, driver(sim.url) as dev:
         assert dev.poll_interval_s == 1.0
         await wait_for(lambda: "brightness_nits" in dev.reported)
-        await asyncio.sleep(0.2)
-        sim.wall.set({"brightness_nits": 444.0, "freeze": True})  # the front panel
-        assert await wait_for(lambda: dev.reported.get("brightness_nits") == 444.0
-                              and dev.reported.get("freeze") is True, 1.5)
-        status, _ = await companion_get(sim, "/api/groups/items/2/brightness?set=321")
-        assert status == 200
-        assert await wait_for(lambda: dev.reported.get("group_brightness.2") == 321.0, 1.5)
+        companion_polls: list[int] = []
+
+        async def companion() -> None:  # Companion polls GET /api/ every 1000 ms beside us
+            while True:
+                companion_polls.append((await companion_get(sim, "/api/"))[0])
+                await asyncio.sleep(1.0)
+
+        poller = asyncio.create_task(companion())
+        try:
+            await asyncio.sleep(0.2)
+            sim.wall.set({"brightness_nits": 444.0, "freeze": True})  # the front panel
+            assert await wait_for(lambda: dev.reported.get("brightness_nits") == 444.0
+                                  and dev.reported.get("freeze") is True, 1.5)
+            status, _ = await companion_get(sim, "/api/groups/items/2/brightness?set=321")
+            assert status == 200
+            assert await wait_for(lambda: dev.reported.get("group_brightness.2") == 321.0,
+                                  1.5)
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+        assert companion_polls and set(companion_polls) == {200}
 
 
 # ---- 3. Companion's exact wire forms --------------------------------------------------
@@ -409,7 +424,8 @@ async def test_ip_control_disabled_then_enabled_reapplies_desired_state() -> Non
 
 async def test_no_project_loaded_degrades_and_reapplies_when_loaded() -> None:
     """``No project loaded`` (API 3.1 p.3): degraded, polling goes on (``system`` still
-    answers), and the look is re-applied once a project is loaded."""
+    answers), commands are held as desired state, and the look is applied once a project is
+    loaded."""
     async with simulator() as sim, driver(sim.url, FastTessera, poll_interval_s=0.3) as dev:
         await dev.set("gamma", 2.6)
         assert await wait_for(lambda: dev.reported.get("gamma") == 2.6)
@@ -417,9 +433,11 @@ async def test_no_project_loaded_degrades_and_reapplies_when_loaded() -> None:
         assert await wait_for(lambda: dev.health.state == Health.DEGRADED)
         assert dev.health.problems[0]["code"] == "no_project_loaded"
         assert dev.online
-        seen = events(dev)
+        sent = len(puts(sim))
         await dev.set("brightness_nits", 333.0)
-        assert await wait_for(lambda: any(e["code"] == "led_refused" for e in seen))
+        await asyncio.sleep(0.4)
+        assert len(puts(sim)) == sent and dev.counters["held_no_project"] == 1
+        assert dev.desired["brightness_nits"] == 333.0
         sim.wall.set({"gamma": 2.2, "brightness_nits": 1000.0})  # the project loads another look
         sim.fault("no_project", 0)
         assert await wait_for(lambda: dev.health.state == Health.ONLINE)
@@ -443,6 +461,7 @@ async def test_errors_in_either_form_are_the_processors_refusals(errors_as_200: 
         sim.fault("no_project", 1)
         assert await wait_for(lambda: dev.health.state == Health.DEGRADED)
         assert dev.health.problems[0]["code"] == "no_project_loaded"
+        assert dev.reported["processor"]["model"] == "sx40"  # system/ still answers
         sim.fault("no_project", 0)
         assert await wait_for(lambda: dev.health.state == Health.ONLINE)
         assert dev.counters["vendor_errors"] >= 3
@@ -566,6 +585,46 @@ async def test_hostile_replies_are_named_problems_never_crashes() -> None:
         assert dev.counters["parser_errors"] == 0
     finally:
         await dev.stop()
+        await runner.cleanup()
+
+
+async def test_a_path_the_firmware_lacks_becomes_unsupported_on_that_device() -> None:
+    """``Path not found`` / ``Not supported`` (API 3.1 p.3) on a write: the feature is not on
+    this processor or firmware; it is shown as unsupported, and not sent again."""
+    freeze_puts: list[str] = []
+    level = {"brightness": 200.0}
+
+    async def answer(request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
+        if request.method == "PUT" and request.path.endswith("/freeze/enabled"):
+            freeze_puts.append(request.path)
+            return aiohttp.web.json_response({"response-code": "PathNotFound"}, status=404)
+        if request.method == "PUT" and request.path.endswith("/brightness"):
+            level["brightness"] = (await request.json())["data"]
+            return aiohttp.web.json_response(level)
+        return aiohttp.web.json_response({"api": {"output": {"global-colour": level},
+                                                  "system": {"uptime": "00d 00h 10m 00s"}}})
+
+    app = aiohttp.web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    runner = aiohttp.web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with driver(f"http://127.0.0.1:{port}") as dev:
+            seen = events(dev)
+            await dev.set("freeze", True)
+            assert await wait_for(lambda: any(e["code"] == "led_refused" for e in seen))
+            assert "PathNotFound" in seen[-1]["params"]["why"]
+            assert "freeze" in dev.snapshot()["capabilities"]["unsupported"]
+            assert TESSERA_CAPABILITIES.supports("freeze")  # the class keeps its declaration
+            with pytest.raises(Unsupported):
+                await dev.set("freeze", False)
+            await dev.set("brightness_nits", 250.0)
+            assert await wait_for(lambda: dev.reported["brightness_nits"] == 250.0)
+            assert len(freeze_puts) == 1 and dev.online
+    finally:
         await runner.cleanup()
 
 

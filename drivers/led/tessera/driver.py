@@ -8,10 +8,11 @@ as Companion does) while the project is small, the subtrees stagectl maps when i
 
 A processor restart shows as ``system/uptime`` going backwards; it is handled like a
 reconnection (desired state re-applied). The named errors map as the page's table says:
-``No project loaded`` degrades the device (and desired state is re-applied once a project is
-loaded), ``Access denied`` on a plain read means IP control (Live Control) is off (offline,
-``ip_control_disabled``), ``Path not found``/``Not supported`` on a write marks that feature
-unsupported on this processor, the others refuse the command. An error counts whether it
+``No project loaded`` degrades the device (commands are held as desired state meanwhile,
+and all of it is applied once a project is loaded), ``Access denied`` on a plain read
+means IP control (Live Control) is off (offline, ``ip_control_disabled``), ``Path not
+found``/``Not supported`` on a write marks that feature unsupported on this processor, the
+others refuse the command. An error counts whether it
 comes as an HTTP error status or as ``200`` with ``{"response-code": ...}``.
 """
 
@@ -211,6 +212,13 @@ class TesseraProcessor(HttpLedProcessor):
             self.info["uptime"] = state.uptime
             if old is not None and state.uptime_s < old and self._connected.is_set():
                 self._restarted(old_text, state.uptime)
+
+    def _send_desired(self, values: dict[str, Any]) -> None:
+        """Queue values for the writer; held while no project is loaded (sent once it is)."""
+        if self.no_project:
+            self.counters["held_no_project"] += len(values)
+            return
+        super()._send_desired(values)
 
     def _set_no_project(self, missing: bool) -> None:
         if missing == self.no_project:
