@@ -315,8 +315,13 @@ class TesseraSimulator(VendorSimulator):
                 "psu": round(hot - 6.0, 1), "front": round(ambient + 0.3 * rise, 1),
                 "rear": round(ambient + 0.8 * rise, 1)}
 
-    def leaves(self) -> dict[tuple[str, ...], Leaf]:
-        """Every endpoint, for the current project and firmware (canonical lower case)."""
+    def leaves(self, panels: bool = True) -> dict[tuple[str, ...], Leaf]:
+        """Every endpoint, for the current project and firmware (canonical lower case).
+
+        Args:
+            panels: include ``panels/items/{serial}/type`` (one per panel; a request for
+                another subtree leaves them out).
+        """
         w = self.wall.values
         out: dict[tuple[str, ...], Leaf] = {}
         new_firmware = tp.firmware_at_least(self.firmware, 3, 5)
@@ -422,14 +427,14 @@ class TesseraSimulator(VendorSimulator):
                  lambda: int(self.faults.get("panel_errors", 0)), lo=0, hi=2048))
         model = {"m2": "cb5", "s4": "cb3", "s8": "cb5", "sx40": "cb8"}.get(
             self.processor_type, "cb5")
-        for i in range(self.settings.panels_total):
+        for i in range(self.settings.panels_total if panels else 0):
             add(f"panels/items/P{i + 1:06d}/type", Leaf("string", "Panel type",
                                                        lambda: model))
         return out
 
-    def _index(self) -> Node:
+    def _index(self, panels: bool) -> Node:
         root: Node = {}
-        for path, leaf in self.leaves().items():
+        for path, leaf in self.leaves(panels).items():
             node = root
             for name in path[:-1]:
                 node = node.setdefault(name, {})
@@ -498,7 +503,7 @@ class TesseraSimulator(VendorSimulator):
 
     def _find(self, path: tuple[str, ...]) -> Node | Leaf:
         self._project_check(path)
-        node: Node | Leaf = self._index()
+        node: Node | Leaf = self._index(panels=not path or path[0] == "panels")
         for name in path:
             if not isinstance(node, dict) or name not in node:
                 raise TesseraError("Path not found")
