@@ -18,7 +18,7 @@ import pytest
 
 from stagectl.cli.main import LED_FAULTS
 from stagectl.config import load_config
-from stagectl.harness import StageHarness
+from stagectl.harness import StageHarness, free_port
 from tests.core.test_cli import run, stage_toml
 
 OSC_INPUT_WHY = "the stagectl LED OSC address space has no input selection"
@@ -140,3 +140,106 @@ def test_help_names_the_new_commands() -> None:
     assert "input" in helped.stdout and "group" in helped.stdout
     set_help = " ".join(run("led", "set", "--help").stdout.split())
     assert "group_brightness.<group>" in set_help and "input" in set_help
+
+
+def vendor_stage_toml(tmp_path: Path) -> Path:
+    """The OSC stage plus a Tessera and a NovaStar processor, each with its simulator."""
+    path = stage_toml(tmp_path, name="cli-vendor-stage")
+    text = path.read_text(encoding="utf-8")
+    for protocol, extra in (("tessera", "groups = 3\n"), ("novastar", "")):
+        port = free_port()
+        text += f"""
+[[devices]]
+name = "led-{protocol}"
+kind = "led"
+driver = "{protocol}"
+address = "127.0.0.1:{port}"
+max_brightness_nits = 1500
+
+[[simulators]]
+name = "led-{protocol}-sim"
+kind = "led"
+protocol = "{protocol}"
+listen = "127.0.0.1:{port}"
+max_brightness_nits = 1500
+{extra}"""
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def vendor_stage(tmp_path: Path) -> Iterator[tuple[Path, StageHarness]]:
+    path = vendor_stage_toml(tmp_path)
+    harness = StageHarness(load_config(path)).start(wait_online_s=8)
+    try:
+        yield path, harness
+    finally:
+        harness.stop()
+
+
+def vendor_wall(harness: StageHarness, device: str) -> dict[str, object]:
+    assert harness.sims is not None
+    sim = next(s for s in harness.sims.simulators if s.name == f"{device}-sim")
+    values: dict[str, object] = sim.wall.values  # type: ignore[attr-defined]
+    return values
+
+
+def wait_wall(harness: StageHarness, device: str, key: str, value: object,
+              within: float = 0.0) -> None:
+    """Until the simulated wall shows ``value`` (a number within ``within``)."""
+    def shows() -> bool:
+        now = vendor_wall(harness, device).get(key)
+        if within and isinstance(now, (int, float)) and isinstance(value, (int, float)):
+            return abs(float(now) - float(value)) <= within
+        return bool(now == value)
+
+    deadline = time.monotonic() + 5
+    while not shows():
+        assert time.monotonic() < deadline, (key, vendor_wall(harness, device).get(key))
+        time.sleep(0.05)
+
+
+def test_led_drives_vendor_walls_the_same_way(
+        vendor_stage: tuple[Path, StageHarness]) -> None:
+    config, harness = vendor_stage
+    cfg = ("--config", str(config))
+    done = run("led", "input", "sdi:2", "--device", "led-tessera", *cfg)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "led-tessera: input = sdi:2"
+    wait_wall(harness, "led-tessera", "input", "sdi:2")
+    assert run("led", "group", "2", "800", "--device", "led-tessera", *cfg).returncode == 0
+    wait_wall(harness, "led-tessera", "group_brightness.2", 800.0)
+    assert run("led", "set", "group_brightness.3", "700", "--device", "led-tessera",
+               *cfg).returncode == 0
+    wait_wall(harness, "led-tessera", "group_brightness.3", 700.0)
+    # an input named with a space, in the processor's own words, stays one text
+    listed = run("led", "input", "HDMI 2.0", "--device", "led-novastar", *cfg)
+    assert listed.returncode == 0, listed.stderr
+    wait_wall(harness, "led-novastar", "input", "HDMI 2.0")
+    for device in ("led-tessera", "led-novastar"):
+        assert run("led", "set", "brightness", "640", "--device", device, *cfg).returncode == 0
+        # NovaStar is written in 0.1 % steps of the wall's maximum: within 1.5 nits
+        wait_wall(harness, device, "brightness_nits", 640.0, within=1.5)
+    # NovaStar without configured cabinet groups has none: refused as unsupported
+    refused = run("led", "group", "1", "500", "--device", "led-novastar", *cfg)
+    assert refused.returncode == 1
+    assert "group_brightness is not supported by NovaStar COEX" in refused.stderr
+    assert "NovaStar COEX cannot do group_brightness: nothing was sent" in refused.stderr
+
+
+def test_status_names_each_vendor_and_what_it_lacks(
+        vendor_stage: tuple[Path, StageHarness]) -> None:
+    config, _ = vendor_stage
+    data = json.loads(run("status", "--json", "--config", str(config)).stdout)
+    caps = {d["name"]: d["capabilities"] for d in data["devices"]}
+    table = run("status", "--config", str(config))
+    assert table.returncode == 0, table.stderr
+    out = table.stdout
+    assert "vendor: Brompton Tessera (tessera)" in out
+    assert "vendor: NovaStar COEX (novastar)" in out
+    assert "processor: model" in out  # the identity the vendor processors report
+    for name in ("led-tessera", "led-novastar", "led-main"):
+        line = "unsupported: " + ", ".join(caps[name]["unsupported"])
+        assert line in " ".join(out.split()), name  # (rich may wrap a long line)
+    assert "group_brightness" in caps["led-novastar"]["unsupported"]
+    assert "group_brightness" not in caps["led-tessera"]["unsupported"]
