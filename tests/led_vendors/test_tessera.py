@@ -504,6 +504,15 @@ async def test_a_large_project_is_polled_by_subtree() -> None:
         assert dev.reported["panels_total"] == 2000
 
 
+async def test_a_project_that_grows_switches_to_subtree_polling() -> None:
+    """The size is re-counted on every whole-tree poll (a larger project loaded later)."""
+    async with simulator() as sim, driver(sim.url) as dev:
+        assert dev.whole_tree is True and dev.tree_leaves < 500
+        sim.settings.panels_total = 1500
+        assert await wait_for(lambda: dev.whole_tree is False, 2.5)
+        assert await wait_for(lambda: dev.reported.get("panels_total") == 1500, 2.5)
+
+
 # ---- 5. bad input ------------------------------------------------------------------
 
 @pytest.mark.parametrize(("fault", "value", "code"), [

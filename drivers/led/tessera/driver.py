@@ -159,11 +159,15 @@ class TesseraProcessor(HttpLedProcessor):
             if exc.problem.code == "no_project_loaded":
                 return  # polled as a small tree until a project is loaded
             raise
+        self._size_up(tree)
+        self._connect_tree = tree
+
+    def _size_up(self, tree: Any) -> None:
+        """Choose whole-tree or subtree polling from the tree's size."""
         self.tree_leaves = tp.count_leaves(tree)
         self.whole_tree = self.tree_leaves <= tp.SMALL_TREE_LEAVES
         self.info["poll"] = "whole tree" if self.whole_tree else "subtrees"
         self.info["tree_leaves"] = self.tree_leaves
-        self._connect_tree = tree
 
     async def _poll(self) -> None:
         tree: Any
@@ -173,6 +177,7 @@ class TesseraProcessor(HttpLedProcessor):
                 tree, self._connect_tree = self._connect_tree, None
             elif self.whole_tree:
                 tree = await self._read(())
+                self._size_up(tree)  # a project loaded since may be large
             else:
                 tree = await self._subtrees()
         except tp.VendorError as exc:
