@@ -225,6 +225,22 @@ async def test_status_panels_temperature_alerts_and_degraded_reasons() -> None:
         assert dev.reported["temperature_c"] <= leaf(sim, "system/temperature/fpga") + 5
 
 
+async def test_processor_temperature_follows_the_light_output() -> None:
+    """3.5's ``system/temperature/*`` (Companion ``apiKeys.js``) in the simulator follows the
+    wall's thermal model: black is cool, full brightness runs hot (degraded at 55 C)."""
+    async with simulator() as sim, driver(sim.url) as dev:
+        await dev.set("blackout", True)
+        assert await wait_for(lambda: dev.reported.get("temperature_c", 99) < 30.0, 4.0)
+        assert dev.health.state == Health.ONLINE
+        await dev.set("brightness_nits", 1500.0)
+        await dev.set("blackout", False)
+        assert await wait_for(lambda: dev.reported.get("temperature_c", 0) >= 55.0, 4.0)
+        assert await wait_for(lambda: dev.health.state == Health.DEGRADED, 2.0)
+        assert [x["code"] for x in dev.health.problems] == ["processor_hot"]
+        sensors = {k: leaf(sim, f"system/temperature/{k}") for k in ("ambient", "fpga", "psu")}
+        assert sensors["ambient"] < sensors["psu"] < sensors["fpga"]
+
+
 async def test_firmware_31_reports_no_temperature_rather_than_zero() -> None:
     """API 3.1 has no ``system/temperature``: a missing leaf is "not reported", never 0."""
     async with simulator(firmware="3.1.0") as sim, driver(sim.url) as dev:

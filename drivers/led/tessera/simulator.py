@@ -310,9 +310,9 @@ class TesseraSimulator(VendorSimulator):
         hot = self.wall.temperature_c
         ambient = self.settings.ambient_c + self.wall.temperature_offset_c
         rise = hot - ambient
-        return {"ambient": round(ambient, 1), "cpu": round(hot - 4.0, 1),
-                "fpga": round(hot, 1), "main": round(hot - 2.0, 1),
-                "psu": round(hot - 6.0, 1), "front": round(ambient + 0.3 * rise, 1),
+        return {"ambient": round(ambient, 1), "cpu": round(ambient + 0.85 * rise, 1),
+                "fpga": round(hot, 1), "main": round(ambient + 0.9 * rise, 1),
+                "psu": round(ambient + 0.7 * rise, 1), "front": round(ambient + 0.3 * rise, 1),
                 "rear": round(ambient + 0.8 * rise, 1)}
 
     def leaves(self, panels: bool = True) -> dict[tuple[str, ...], Leaf]:
