@@ -296,10 +296,12 @@ def _booking(ctx: _Ctx, raw: Any, path: str, slot_minutes: int) -> Booking | Non
     pools = ctx.optional(d, "pools", path, lambda v, p: _pool_needs(ctx, v, p)) or ()
     stage = ctx.optional(d, "stage", path, ctx.string)
     start = ctx.optional(d, "start", path, ctx.time)
-    if (stage is None) != (start is None):
-        ctx.err(f"{path}.{'start' if start is None else 'stage'}",
+    # given, not parsed: a start that failed to parse already has its own error
+    stage_given, start_given = d.get("stage") is not None, d.get("start") is not None
+    if stage_given != start_given:
+        ctx.err(f"{path}.{'stage' if start_given else 'start'}",
                 "stage and start must be given together")
-    if status is Status.CONFIRMED and (stage is None or start is None):
+    if status is Status.CONFIRMED and not (stage_given and start_given):
         ctx.err(path, "a confirmed booking needs both stage and start")
     if status is Status.HOLD and hold_rank is None:
         hold_rank = 1

@@ -11,7 +11,8 @@ import getpass
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,28 +24,39 @@ from rich.markup import escape
 from rich.table import Table
 
 from scheduler.booking.ics import build_calendar
-from scheduler.booking.model import Status
+from scheduler.booking.model import DEFAULT_TIMEZONE, Stage, Status
 from scheduler.booking.parse import BookingInputError, load_problem
 from scheduler.booking.report import utilisation
 from scheduler.booking.solve import PlanCheckFailed, solve
 from scheduler.booking.store import FILE as BOOKING_FILE
 from scheduler.booking.store import BookingRefused, BookingStore, Record
 from scheduler.dbfile import DatabaseFileError, explain
+from stagectl.cli.timefmt import TimeInputError, fmt_span, fmt_time, iso, legend, parse_time
 
 app = typer.Typer(help="Book stage time: requests, holds, confirmations, solve, outages, ICS.",
                   no_args_is_help=True)
 
 DEFAULT_DB = Path("var/booking.sqlite")
+EXAMPLE_CONFIG = "configs/booking/stages.json"
 DbOpt = Annotated[Path, typer.Option(
     "--db", envvar="STAGECTL_BOOKING_DB",
     help="Booking database (SQLite file; only `book setup` creates one, in an existing "
          "folder).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+JsonOpt = Annotated[bool, typer.Option(
+    "--json", help="Print JSON instead of a table (times ISO 8601 with the site's offset).")]
 ActorOpt = Annotated[str, typer.Option("--actor", help="Who makes the change (audit history).")]
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (kept in the audit history).")]
+TIME_HELP = ("a date or time in the site's time zone (2031-03-04 08:00), or ISO 8601 with an "
+             "offset (2031-03-04T08:00+08:00)")
 
-_out = Console()
-_err = Console(stderr=True)
+
+def _out() -> Console:
+    # made per call: the width follows COLUMNS (or the terminal) at the time of printing
+    return Console(highlight=False)
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False)
 
 
 def _default_actor() -> str:
@@ -55,29 +67,75 @@ def _default_actor() -> str:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    _err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    _err().print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
-def _time(value: str, option: str) -> datetime:
+def _note(message: str) -> None:
+    """Say how an input was read (stderr, so ``--json`` output stays machine-readable)."""
+    _err().print(f"note: {escape(message)}", soft_wrap=True)
+
+
+# --- time zones ---------------------------------------------------------------------------
+
+
+def _zones(stages: Iterable[Stage]) -> list[str]:
+    """The stages' zones, the most common first (the one a time without offset is read in)."""
+    count = Counter(s.timezone for s in stages)
+    return sorted(count, key=lambda z: (-count[z], z)) or [DEFAULT_TIMEZONE]
+
+
+def _read_time(value: str, zones: Sequence[str], option: str, *,
+               end_of_day: bool = False) -> datetime:
+    """A typed time; one without an offset is read in the site's zone and a note says so."""
     try:
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        _fail(f"{option}: must be an ISO 8601 time with offset, got {value!r}", 2)
-    if dt.tzinfo is None:
-        _fail(f"{option}: must carry a UTC offset (e.g. +08:00), got {value!r}", 2)
-    return dt
+        parsed = parse_time(value, zones, option, end_of_day=end_of_day)
+    except TimeInputError as exc:
+        _fail(str(exc), 2)
+    if parsed.note:
+        _note(parsed.note)
+    return parsed.value
+
+
+def _booking_zone(rec: Record, stages: dict[str, Stage]) -> str:
+    """The zone a booking's times are shown in: its stage's, else its possible stages'."""
+    b = rec.booking
+    if b.stage in stages:
+        return stages[b.stage].timezone
+    allowed = [stages[s] for s in b.stages if s in stages]
+    capable = [s for s in allowed or stages.values() if b.requires <= s.capabilities]
+    return _zones(capable or allowed or stages.values())[0]
+
+
+def _table(title: str, columns: Sequence[str], caption: str = "",
+           right: Sequence[str] = ()) -> Table:
+    """A table that wraps (never cuts) to fit the terminal, 80 columns included."""
+    table = Table(title=title, caption=caption or None, caption_justify="left")
+    for col in columns:
+        table.add_column(col, overflow="fold", no_wrap=False,
+                         justify="right" if col in right else "left")
+    return table
+
+
+# --- the store ----------------------------------------------------------------------------
 
 
 @contextmanager
-def _store(db: Path, create: bool = False) -> Iterator[BookingStore]:
+def _store(db: Path, create: bool = False, need_stages: bool = True) -> Iterator[BookingStore]:
     """Open the store and turn booking errors into exit codes.
 
     Only ``setup`` creates a database (``create``); every other command refuses a missing
-    one. A damaged database is one line and exit 1, wherever SQLite notices the damage.
+    one, and one without stages (``need_stages``) with the ``book setup`` command to run. A
+    damaged database is one line and exit 1, wherever SQLite notices the damage.
     """
     try:
         with BookingStore(db, create=create) as store:
+            if need_stages:
+                n = store.conn.execute("SELECT COUNT(*) FROM stages").fetchone()[0]
+                if not n:
+                    _fail(f"{db} has no stages yet: load them first with `stagectl book setup "
+                          f"{EXAMPLE_CONFIG} --db {db}` (a JSON file with slot_minutes, stages "
+                          "and pools)", 1)
             yield store
     except DatabaseFileError as exc:
         _fail(str(exc), 1)
@@ -86,8 +144,9 @@ def _store(db: Path, create: bool = False) -> Iterator[BookingStore]:
     except sqlite3.DatabaseError as exc:
         _fail(str(explain(db, exc, BOOKING_FILE)), 1)
     except BookingInputError as exc:
+        err = _err()
         for line in exc.errors:
-            _err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(line)}", soft_wrap=True)
         raise typer.Exit(2) from exc
     except BookingRefused as exc:
         _fail(str(exc), 1)
@@ -95,12 +154,25 @@ def _store(db: Path, create: bool = False) -> Iterator[BookingStore]:
         _fail(str(exc), 1)
 
 
+def _stages(store: BookingStore) -> dict[str, Stage]:
+    return store.problem(frozenset()).stage_by_id()
+
+
+def _check_stage(option: str, sid: str, stages: dict[str, Stage]) -> None:
+    if sid not in stages:
+        _fail(f"{option}: unknown stage {sid!r} (stages: {', '.join(sorted(stages))})", 2)
+
+
+# --- output -------------------------------------------------------------------------------
+
+
 def _print_json(doc: Any) -> None:
     typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
 
 
-def _record_json(rec: Record) -> dict[str, Any]:
+def _record_json(rec: Record, stages: dict[str, Stage]) -> dict[str, Any]:
     b = rec.booking
+    tz = _booking_zone(rec, stages)
     return {
         "id": b.id,
         "status": rec.status.value,
@@ -109,28 +181,54 @@ def _record_json(rec: Record) -> dict[str, Any]:
         "priority": b.priority,
         "duration_minutes": b.duration_minutes,
         "stage": b.stage,
-        "start": b.start.isoformat() if b.start else None,
-        "end": b.end.isoformat() if b.end else None,
+        "start": iso(b.start, tz),
+        "end": iso(b.end, tz),
         "hold_rank": b.hold_rank,
         "sequence": rec.sequence,
         "challenged_by": rec.challenged_by,
-        "challenge_deadline": rec.challenge_deadline.isoformat()
-        if rec.challenge_deadline else None,
+        "challenge_deadline": iso(rec.challenge_deadline, tz),
+        "timezone": tz,
+        "earliest_start": iso(b.earliest_start, tz),
+        "latest_end": iso(b.latest_end, tz),
+        "hold_expires": iso(rec.hold_expires, tz),
+        "requires": sorted(b.requires),
     }
 
 
-def _show_records(records: list[Record], as_json: bool, title: str) -> None:
+def _status_cell(rec: Record, tz: str, label: bool) -> str:
+    text = rec.status.value
+    if rec.status is Status.HOLD and rec.booking.hold_rank:
+        text += f" #{rec.booking.hold_rank}"
+    if rec.challenged_by:
+        text += f", challenged by {rec.challenged_by}"
+        if rec.challenge_deadline:
+            text += f" until {fmt_time(rec.challenge_deadline, tz, label=label)}"
+    if rec.hold_expires and rec.status is Status.HOLD:
+        text += f", expires {fmt_time(rec.hold_expires, tz, label=label)}"
+    return text
+
+
+def _show_records(records: list[Record], stages: dict[str, Stage], as_json: bool,
+                  title: str) -> None:
     if as_json:
-        _print_json([_record_json(r) for r in records])
+        _print_json([_record_json(r, stages) for r in records])
         return
-    table = Table(title=title)
-    for col in ("id", "status", "rank", "production", "prio", "stage", "start", "end"):
-        table.add_column(col)
-    for r in records:
-        d = _record_json(r)
-        table.add_row(d["id"], d["status"], str(d["hold_rank"] or ""), d["production"],
-                      str(d["priority"]), d["stage"] or "", d["start"] or "", d["end"] or "")
-    _out.print(table)
+    zones = [_booking_zone(r, stages) for r in records]
+    label = len(set(zones)) > 1  # one zone: named once, in the caption
+    when = min((r.booking.earliest_start for r in records), default=None)
+    table = _table(title, ("id", "status", "production", "prio", "stage", "slot", "window"),
+                   caption=legend(zones, when, labelled=label) if records else "",
+                   right=("prio",))
+    for r, tz in zip(records, zones, strict=True):
+        b = r.booking
+        slot = fmt_span(b.start, b.end, tz, label=label) if b.start else "—"
+        if b.start and r.status is Status.REQUESTED:
+            slot += " (wished)"
+        window = f"{b.duration_minutes / 60:g} h in " + fmt_span(b.earliest_start,
+                                                                 b.latest_end, tz, label=label)
+        table.add_row(b.id, _status_cell(r, tz, label), b.production, str(b.priority),
+                      b.stage or "—", slot, window)
+    _out().print(table)
 
 
 @app.command()
@@ -143,66 +241,124 @@ def setup(
         doc = json.loads(config.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         _fail(f"{config}: {exc}", 2)
+    if not isinstance(doc, dict) or not doc.get("stages"):
+        _fail(f"{config}: lists no stages (expected an object with slot_minutes, stages and "
+              f"pools, like {EXAMPLE_CONFIG})", 2)
     new = not db.exists()
     if db == DEFAULT_DB and not db.parent.exists():
         # the project's own run-time folder (var/, not in git): a fresh checkout has none;
         # a folder missing from a path the user typed is still refused (a typo, a share)
         db.parent.mkdir()
         typer.echo(f"created folder {db.parent}/")
-    with _store(db, create=True) as store:
+    with _store(db, create=True, need_stages=False) as store:
         store.setup(doc, actor=_default_actor())
-        n = len(store.problem().stages)
-    typer.echo(f"loaded {n} stages into {db}{' (new database)' if new else ''}")
+        stages = store.problem().stages
+    zones = ", ".join(_zones(stages))
+    typer.echo(f"loaded {len(stages)} stages into {db}{' (new database)' if new else ''}; "
+               f"times without an offset are read in {zones}")
+
+
+def _request_zones(stages: dict[str, Stage], stage: str | None, allowed: list[str],
+                   requires: list[str]) -> list[str]:
+    """The zones a request's times are read in: its stage's, else its possible stages'."""
+    if stage is not None:
+        return [stages[stage].timezone]
+    pool = [stages[s] for s in allowed] or list(stages.values())
+    capable = [s for s in pool if set(requires) <= s.capabilities]
+    return _zones(capable or pool)
 
 
 @app.command()
 def request(
     production: Annotated[str, typer.Option(help="Production name.")],
     duration_minutes: Annotated[int, typer.Option(help="Stage time needed, minutes.")],
-    earliest_start: Annotated[str, typer.Option(help="ISO 8601 with offset.")],
-    latest_end: Annotated[str, typer.Option(help="ISO 8601 with offset.")],
+    earliest_start: Annotated[str, typer.Option(
+        help=f"Earliest start: {TIME_HELP}; a date alone is its start.")],
+    latest_end: Annotated[str, typer.Option(
+        help=f"Latest end: {TIME_HELP}; a date alone means the end of that day.")],
     priority: Annotated[int, typer.Option(help="Higher is more important.")] = 1,
     booking_id: Annotated[str | None, typer.Option("--id", help="Booking id (generated).")] = None,
     contact: Annotated[str, typer.Option(help="Who to call.")] = "",
-    requires: Annotated[list[str] | None, typer.Option(help="Required capability.")] = None,
+    requires: Annotated[list[str] | None, typer.Option(
+        help="Required capability (repeat for several; see the stages' capabilities).")] = None,
     allow_stage: Annotated[list[str] | None, typer.Option(help="Allowed stage.")] = None,
     pool: Annotated[list[str] | None, typer.Option(help="Pool need, POOL=AMOUNT.")] = None,
-    stage: Annotated[str | None, typer.Option(help="Wished-for stage.")] = None,
-    start: Annotated[str | None, typer.Option(help="Wished-for start, ISO 8601.")] = None,
+    stage: Annotated[str | None, typer.Option(help="Wished-for stage (with --start).")] = None,
+    start: Annotated[str | None, typer.Option(
+        help=f"Wished-for start (with --stage): {TIME_HELP}.")] = None,
     db: DbOpt = DEFAULT_DB,
     as_json: JsonOpt = False,
     actor: ActorOpt = "",
     reason: ReasonOpt = "",
 ) -> None:
     """Request stage time (status REQUESTED)."""
-    spec: dict[str, Any] = {
-        "production": production,
-        "priority": priority,
-        "duration_minutes": duration_minutes,
-        "earliest_start": earliest_start,
-        "latest_end": latest_end,
-        "requires": list(requires or []),
-    }
-    if booking_id:
-        spec["id"] = booking_id
-    if contact:
-        spec["contact"] = contact
-    if allow_stage:
-        spec["stages"] = list(allow_stage)
+    if (stage is None) != (start is None):
+        _fail("--stage and --start go together (the wished-for placement): give both or "
+              "neither", 2)
     needs: dict[str, int] = {}
     for item in pool or []:
         name, _, amount = item.partition("=")
         if not amount.isdigit():
             _fail(f"--pool: expected POOL=AMOUNT, got {item!r}", 2)
         needs[name] = int(amount)
-    spec["pools"] = needs
-    if stage is not None:
-        spec["stage"] = stage
-    if start is not None:
-        spec["start"] = start
     with _store(db) as store:
+        stages = _stages(store)
+        for sid in allow_stage or []:
+            _check_stage("--allow-stage", sid, stages)
+        if stage is not None:
+            _check_stage("--stage", stage, stages)
+        known = sorted(set().union(*(s.capabilities for s in stages.values())))
+        unknown = [c for c in requires or [] if c not in known]
+        if unknown:
+            _fail(f"--requires: unknown capability {', '.join(map(repr, unknown))} (no stage "
+                  f"has it; known: {', '.join(known) or 'none'})", 2)
+        zones = _request_zones(stages, stage, list(allow_stage or []), list(requires or []))
+        spec: dict[str, Any] = {
+            "production": production,
+            "priority": priority,
+            "duration_minutes": duration_minutes,
+            "earliest_start": _read_time(earliest_start, zones, "--earliest-start").isoformat(),
+            "latest_end": _read_time(latest_end, zones, "--latest-end",
+                                     end_of_day=True).isoformat(),
+            "requires": list(requires or []),
+            "pools": needs,
+        }
+        if booking_id:
+            spec["id"] = booking_id
+        if contact:
+            spec["contact"] = contact
+        if allow_stage:
+            spec["stages"] = list(allow_stage)
+        if stage is not None and start is not None:
+            spec["stage"] = stage
+            spec["start"] = _read_time(start, zones, "--start").isoformat()
         rec = store.request(spec, actor or _default_actor(), reason)
-    _show_records([rec], as_json, "requested")
+    _show_records([rec], stages, as_json, "requested")
+
+
+def _history_rows(store: BookingStore, booking_id: str,
+                  stages: dict[str, Stage]) -> tuple[str, list[dict[str, Any]]]:
+    tz = _booking_zone(store.get(booking_id), stages)
+    rows = []
+    for e in store.history(booking_id):
+        rows.append({"seq": e.seq, "at": iso(e.at, tz), "actor": e.actor, "action": e.action,
+                     "from": e.from_status, "to": e.to_status, "reason": e.reason,
+                     "details": e.details, "_at": e.at})
+    return tz, rows
+
+
+def _history_detail(row: dict[str, Any], stages: dict[str, Stage], tz: str) -> str:
+    """A placement in a history entry (``SZ-3 2031-03-04 08:00 CST``), else ""."""
+    d = row["details"]
+    if not isinstance(d, dict) or not d.get("start"):
+        return ""
+    try:
+        at = datetime.fromisoformat(str(d["start"]))
+    except ValueError:
+        return ""
+    sid = str(d.get("stage") or "")
+    zone = stages[sid].timezone if sid in stages else tz
+    return f"{sid} {fmt_time(at, zone)}".strip()
 
 
 @app.command("list")
@@ -215,7 +371,7 @@ def list_(
     db: DbOpt = DEFAULT_DB,
     as_json: JsonOpt = False,
 ) -> None:
-    """List bookings (or one booking's audit history)."""
+    """List bookings (or one booking's audit history), times in each site's zone."""
     statuses = None
     if status:
         try:
@@ -224,27 +380,30 @@ def list_(
             _fail(f"--status: expected one of {[s.value for s in Status]}, got {status}", 2)
     with _store(db) as store:
         store.sweep()
+        stages = _stages(store)
         if history is not None:
-            store.get(history)
-            entries = store.history(history)
-            rows = [
-                {"seq": e.seq, "at": e.at.isoformat(), "actor": e.actor, "action": e.action,
-                 "from": e.from_status, "to": e.to_status, "reason": e.reason}
-                for e in entries
-            ]
+            tz, rows = _history_rows(store, history, stages)
             if as_json:
-                _print_json(rows)
+                _print_json([{k: v for k, v in r.items() if k != "_at"} for r in rows])
                 return
-            table = Table(title=f"history of {history}")
-            for col in ("seq", "at", "actor", "action", "from", "to", "reason"):
-                table.add_column(col)
+            table = _table(f"history of {history}",
+                           ("seq", "at", "actor", "action", "status", "reason"),
+                           caption=legend([tz], rows[0]["_at"] if rows else None,
+                                          labelled=False),
+                           right=("seq",))
             for row in rows:
-                table.add_row(*(str(row[c] or "") for c in
-                                ("seq", "at", "actor", "action", "from", "to", "reason")))
-            _out.print(table)
+                change = " → ".join(x for x in (row["from"], row["to"]) if x)
+                if row["from"] == row["to"]:
+                    change = row["to"] or ""
+                why = "; ".join(x for x in (row["reason"], _history_detail(row, stages, tz))
+                                if x)
+                table.add_row(str(row["seq"]),
+                              fmt_time(row["_at"], tz, seconds=True, label=False),
+                              row["actor"], row["action"], change, why)
+            _out().print(table)
             return
         records = store.records(statuses, stage, production)
-    _show_records(records, as_json, "bookings")
+    _show_records(records, stages, as_json, "bookings")
 
 
 @app.command()
@@ -252,20 +411,34 @@ def hold(
     booking_id: Annotated[str, typer.Argument(help="Booking id.")],
     stage: Annotated[str | None, typer.Option(help="Stage (default: wished-for or earliest).")]
     = None,
-    start: Annotated[str | None, typer.Option(help="Start, ISO 8601 with offset.")] = None,
-    expires: Annotated[str | None, typer.Option(help="Hold expires at (ISO 8601).")] = None,
+    start: Annotated[str | None, typer.Option(help=f"Start: {TIME_HELP}.")] = None,
+    expires: Annotated[str | None, typer.Option(help=f"Hold expires at: {TIME_HELP}.")] = None,
     db: DbOpt = DEFAULT_DB,
     as_json: JsonOpt = False,
     actor: ActorOpt = "",
     reason: ReasonOpt = "",
 ) -> None:
     """Put a ranked hold on a slot."""
-    start_dt = _time(start, "--start") if start else None
-    expires_dt = _time(expires, "--expires") if expires else None
     with _store(db) as store:
+        stages = _stages(store)
+        if stage is not None:
+            _check_stage("--stage", stage, stages)
+        rec = store.get(booking_id)
+        zones = [stages[stage].timezone] if stage else [_booking_zone(rec, stages)]
+        start_dt = _read_time(start, zones, "--start") if start else None
+        expires_dt = _read_time(expires, zones, "--expires") if expires else None
         rec = store.hold(booking_id, actor or _default_actor(), stage, start_dt, expires_dt,
                          reason)
-    _show_records([rec], as_json, "held")
+    _show_records([rec], stages, as_json, "held")
+
+
+def _change(name: str, booking_id: str, db: Path, as_json: bool, actor: str,
+            reason: str) -> None:
+    with _store(db) as store:
+        stages = _stages(store)
+        rec = getattr(store, name)(booking_id, actor or _default_actor(), reason)
+    titles = {"confirm": "confirmed", "release": "released", "cancel": "cancelled"}
+    _show_records([rec], stages, as_json, titles[name])
 
 
 @app.command()
@@ -277,9 +450,7 @@ def confirm(
     reason: ReasonOpt = "",
 ) -> None:
     """Confirm a first hold; never double-books."""
-    with _store(db) as store:
-        rec = store.confirm(booking_id, actor or _default_actor(), reason)
-    _show_records([rec], as_json, "confirmed")
+    _change("confirm", booking_id, db, as_json, actor, reason)
 
 
 @app.command()
@@ -291,9 +462,7 @@ def release(
     reason: ReasonOpt = "",
 ) -> None:
     """Release a hold; the holds behind it move up."""
-    with _store(db) as store:
-        rec = store.release(booking_id, actor or _default_actor(), reason)
-    _show_records([rec], as_json, "released")
+    _change("release", booking_id, db, as_json, actor, reason)
 
 
 @app.command()
@@ -305,9 +474,7 @@ def cancel(
     reason: ReasonOpt = "",
 ) -> None:
     """Cancel a request, hold or confirmed booking."""
-    with _store(db) as store:
-        rec = store.cancel(booking_id, actor or _default_actor(), reason)
-    _show_records([rec], as_json, "cancelled")
+    _change("cancel", booking_id, db, as_json, actor, reason)
 
 
 @app.command()
@@ -322,8 +489,43 @@ def challenge(
     """Challenge the first hold: it must confirm or release by the deadline."""
     deadline = datetime.now(UTC) + timedelta(hours=hours)
     with _store(db) as store:
+        stages = _stages(store)
         rec = store.challenge(booking_id, actor or _default_actor(), deadline, reason)
-    _show_records([rec], as_json, "challenged")
+    _show_records([rec], stages, as_json, "challenged")
+
+
+def _show_plan(doc: dict[str, Any], productions: dict[str, str], stages: dict[str, Stage],
+               title: str) -> None:
+    """Who got which stage when first, then the solver's figures, then what was not placed."""
+    out = _out()
+    zones = [stages[a["stage"]].timezone for a in doc["assignments"] if a["stage"] in stages]
+    label = len(set(zones)) > 1
+    first = doc["assignments"][0]["start"] if doc["assignments"] else None
+    plan = _table(title, ("booking", "production", "stage", "when"),
+                  caption=legend(zones, datetime.fromisoformat(first), labelled=label)
+                  if first else "")
+    for a in doc["assignments"]:
+        tz = stages[a["stage"]].timezone if a["stage"] in stages else DEFAULT_TIMEZONE
+        plan.add_row(a["id"], productions.get(a["id"], ""), a["stage"],
+                     fmt_span(datetime.fromisoformat(a["start"]),
+                              datetime.fromisoformat(a["end"]), tz, label=label))
+    if doc["assignments"]:
+        out.print(plan)
+    else:
+        out.print(f"{title}: nothing placed")
+    if doc["rejected"]:
+        rej = _table("not placed", ("booking", "production", "why"))
+        for r in doc["rejected"]:
+            rej.add_row(r["id"], productions.get(r["id"], ""), r["reason"])
+        out.print(rej)
+    stats = _table("solver", ("placed", "not placed", "objective", "bound", "greedy",
+                              "status", "by", "seconds"),
+                   right=("placed", "not placed", "objective", "bound", "greedy", "seconds"))
+    stats.add_row(str(len(doc["assignments"])), str(len(doc["rejected"])),
+                  f"{doc['objective']:.2f}", f"{doc['bound']:.2f}",
+                  f"{doc['greedy_objective']:.2f}", doc["status"], doc["source"],
+                  f"{doc['solve_seconds']:.2f}")
+    out.print(stats)
 
 
 @app.command("solve")
@@ -347,9 +549,10 @@ def solve_cmd(
             problem = load_problem(input_path)
             plan = solve(problem, time_limit)
         except BookingInputError as exc:
+            err = _err()
             for line in exc.errors:
-                _err.print(f"[red]error:[/red] {input_path}: {line}", highlight=False,
-                           soft_wrap=True)
+                err.print(f"[red]error:[/red] {escape(f'{input_path}: {line}')}",
+                          soft_wrap=True)
             raise typer.Exit(2) from exc
         except PlanCheckFailed as exc:
             _fail(str(exc), 1)
@@ -358,36 +561,27 @@ def solve_cmd(
             output.parent.mkdir(parents=True, exist_ok=True)
             output.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n",
                               encoding="utf-8")
+        title = f"plan (written to {output})"
     else:
         with _store(db) as store:
             problem = store.problem()
             plan = store.solve(time_limit, actor or _default_actor(), apply=apply)
         doc = plan.to_json(problem)
+        title = ("plan (stored: placed requests are now holds)" if apply
+                 else "plan (preview: nothing stored; add --apply to hold these)")
     if as_json or (output is None and input_path is not None):
         _print_json(doc)
         return
-    summary = Table(title="solve")
-    for col in ("status", "source", "objective", "bound", "greedy", "placed", "rejected", "s"):
-        summary.add_column(col)
-    summary.add_row(doc["status"], doc["source"], f"{doc['objective']:.2f}",
-                    f"{doc['bound']:.2f}", f"{doc['greedy_objective']:.2f}",
-                    str(len(doc["assignments"])), str(len(doc["rejected"])),
-                    f"{doc['solve_seconds']:.2f}")
-    _out.print(summary)
-    if doc["rejected"]:
-        rej = Table(title="not placed")
-        rej.add_column("id")
-        rej.add_column("reason")
-        for r in doc["rejected"]:
-            rej.add_row(r["id"], r["reason"])
-        _out.print(rej)
+    productions = {b.id: b.production for b in problem.bookings}
+    _show_plan(doc, productions, problem.stage_by_id(), title)
 
 
 @app.command()
 def outage(
     stage: Annotated[str, typer.Argument(help="Stage that goes down.")],
-    start: Annotated[str, typer.Option("--from", help="ISO 8601 with offset.")],
-    end: Annotated[str, typer.Option("--to", help="ISO 8601 with offset.")],
+    start: Annotated[str, typer.Option("--from", help=f"Outage start: {TIME_HELP}.")],
+    end: Annotated[str, typer.Option(
+        "--to", help=f"Outage end: {TIME_HELP}; a date alone means the end of that day.")],
     time_limit: Annotated[float, typer.Option("--time-limit", help="Seconds for CP-SAT.")] = 5.0,
     db: DbOpt = DEFAULT_DB,
     as_json: JsonOpt = False,
@@ -395,29 +589,46 @@ def outage(
     reason: ReasonOpt = "",
 ) -> None:
     """Record an outage and move the bookings it hits, with the fewest changes."""
-    start_dt, end_dt = _time(start, "--from"), _time(end, "--to")
     with _store(db) as store:
+        stages = _stages(store)
+        _check_stage("stage", stage, stages)
+        tz = stages[stage].timezone
+        start_dt = _read_time(start, [tz], "--from")
+        end_dt = _read_time(end, [tz], "--to", end_of_day=True)
         rep = store.outage(stage, start_dt, end_dt, actor or _default_actor(), reason,
                            time_limit)
+
+    def zone_of(sid: str) -> str:
+        return stages[sid].timezone if sid in stages else tz
+
+    def at(text: str) -> datetime | None:
+        return datetime.fromisoformat(text) if text else None
+
     if as_json:
-        _print_json({"stage": rep.stage, "from": rep.start.isoformat(),
-                     "to": rep.end.isoformat(), "moved": rep.moved, "unplaced": rep.unplaced,
+        moved = [dict(m, from_start=iso(at(m["from_start"]), zone_of(m["from_stage"])) or "",
+                      to_start=iso(at(m["to_start"]), zone_of(m["to_stage"])) or "")
+                 for m in rep.moved]
+        _print_json({"stage": rep.stage, "from": iso(rep.start, tz), "to": iso(rep.end, tz),
+                     "timezone": tz, "moved": moved, "unplaced": rep.unplaced,
                      "kept": rep.kept, "solve_seconds": round(rep.solve_seconds, 3),
                      "source": rep.source})
         return
-    table = Table(title=f"outage {stage} {start} .. {end}: moved")
-    for col in ("id", "from stage", "from start", "to stage", "to start"):
-        table.add_column(col)
+    out = _out()
+    zones = [tz] + [zone_of(m["to_stage"]) for m in rep.moved]
+    table = _table(f"outage on {stage} {fmt_span(rep.start, rep.end, tz)}: moved",
+                   ("booking", "from", "to"), caption=legend(zones, rep.start))
     for m in rep.moved:
-        table.add_row(m["id"], m["from_stage"], m["from_start"], m["to_stage"], m["to_start"])
-    _out.print(table)
+        table.add_row(
+            m["id"],
+            f"{m['from_stage']} {fmt_time(at(m['from_start']), zone_of(m['from_stage']))}",
+            f"{m['to_stage']} {fmt_time(at(m['to_start']), zone_of(m['to_stage']))}")
+    if rep.moved:
+        out.print(table)
     if rep.unplaced:
-        t2 = Table(title="could not be moved")
-        t2.add_column("id")
-        t2.add_column("reason")
+        t2 = _table("could not be moved (now rejected)", ("booking", "why"))
         for u in rep.unplaced:
             t2.add_row(u["id"], u["reason"])
-        _out.print(t2)
+        out.print(t2)
     typer.echo(f"kept {rep.kept}, moved {len(rep.moved)}, could not move {len(rep.unplaced)}")
 
 
@@ -449,34 +660,46 @@ def ics(
 
 @app.command()
 def report(
-    start: Annotated[str | None, typer.Option("--from", help="ISO 8601 (default: today).")]
+    start: Annotated[str | None, typer.Option(
+        "--from", help=f"Report from: {TIME_HELP}; a date alone is its start (default: today).")]
     = None,
-    end: Annotated[str | None, typer.Option("--to", help="ISO 8601 (default: +30 days).")]
+    end: Annotated[str | None, typer.Option(
+        "--to", help=f"Report to: {TIME_HELP}; a date alone means the end of that day "
+                     "(default: 30 days after --from).")]
     = None,
     db: DbOpt = DEFAULT_DB,
     as_json: JsonOpt = False,
 ) -> None:
     """Utilisation per stage and per site."""
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    start_dt = _time(start, "--from") if start else today
-    end_dt = _time(end, "--to") if end else start_dt + timedelta(days=30)
-    if end_dt <= start_dt:
-        _fail("--to must be after --from", 2)
     with _store(db) as store:
         store.sweep()
-        stages = store.problem().stages
-        rows, sites = utilisation(stages, store.records(), start_dt, end_dt)
+        stage_list = store.problem().stages
+        zones = _zones(stage_list)
+        tz = zones[0]
+        if start:
+            start_dt = _read_time(start, zones, "--from")
+        else:
+            now = datetime.now(UTC).astimezone(Stage("today", timezone=tz).tz)
+            start_dt = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        end_dt = (_read_time(end, zones, "--to", end_of_day=True) if end
+                  else start_dt + timedelta(days=30))
+        if end_dt <= start_dt:
+            _fail(f"--to ({fmt_time(end_dt, tz)}) must be after --from "
+                  f"({fmt_time(start_dt, tz)})", 2)
+        rows, sites = utilisation(stage_list, store.records(), start_dt, end_dt)
     if as_json:
-        _print_json({"from": start_dt.isoformat(), "to": end_dt.isoformat(),
+        _print_json({"from": iso(start_dt, tz), "to": iso(end_dt, tz), "timezone": tz,
                      "stages": [r.to_json() for r in rows],
                      "sites": [s.to_json() for s in sites]})
         return
-    for title, data in (("utilisation per stage", rows), ("utilisation per site", sites)):
-        table = Table(title=title)
-        for col in ("site", "stage", "available h", "booked h", "held h", "util %", "CNY"):
-            table.add_column(col, justify="right" if col not in ("site", "stage") else "left")
+    span = fmt_span(start_dt, end_dt, tz)
+    cols = ("site", "stage", "available h", "booked h", "held h", "util %", "CNY")
+    for title, data in ((f"utilisation per stage, {span}", rows),
+                        (f"utilisation per site, {span}", sites)):
+        table = _table(title, cols, caption=legend([tz], start_dt),
+                       right=cols[2:])
         for r in data:
             table.add_row(r.site, r.stage, f"{r.available_hours:.1f}", f"{r.booked_hours:.1f}",
                           f"{r.held_hours:.1f}", f"{r.utilisation_pct:.1f}",
                           f"{r.revenue_cny:,.0f}")
-        _out.print(table)
+        _out().print(table)

@@ -7,11 +7,12 @@ space between date and time so that a narrow table can wrap instead of cut::
     fmt_time(dt, "Asia/Shanghai")          -> "2031-03-04 08:00 CST"
     fmt_span(a, b, "Asia/Shanghai")        -> "2031-03-04 08:00–12:00 CST"
     fmt_span(a, c, "Asia/Shanghai")        -> "2031-03-04 20:00 – 03-05 02:00 CST"
-    legend(["Asia/Shanghai"], at)          -> "CST = Asia/Shanghai (UTC+08:00)"
+    legend(["Asia/Shanghai"], at)          -> "times: CST = Asia/Shanghai (UTC+08:00)"
     iso(dt, "Asia/Shanghai")               -> "2031-03-04T08:00:00+08:00"  (for --json)
 
 An abbreviation such as CST is ambiguous on its own, so a table that uses them carries the
-:func:`legend` (in its caption) naming the IANA zone and offset.
+:func:`legend` (in its caption) naming the IANA zone and offset; a table whose times are all
+in one zone may leave the cells bare and name the zone once in its caption.
 
 Typed times go through :func:`parse_time`: ISO 8601 with or without an offset, a bare date,
 ``T`` or a space between date and time, optionally followed by an IANA zone name
@@ -134,24 +135,34 @@ def fmt_span(start: datetime | None, end: datetime | None, tz: ZoneLike, *,
     return f"{text} {za}" if za == zb else f"{text} ({za}/{zb})"
 
 
-def legend(zones: Iterable[ZoneLike], at: datetime | None = None) -> str:
-    """Name the zones behind the abbreviations: ``CST = Asia/Shanghai (UTC+08:00)``.
+def legend(zones: Iterable[ZoneLike], at: datetime | None = None, *,
+           labelled: bool = True) -> str:
+    """Name the zones a table's times are in, for its caption.
+
+    ``times: CST = Asia/Shanghai (UTC+08:00)`` explains the abbreviations of labelled cells
+    (:func:`fmt_time` and :func:`fmt_span` with ``label=True``); a table of one zone may leave
+    the cells unlabelled (``labelled=False``) and reads ``times in Asia/Shanghai (CST,
+    UTC+08:00)``.
 
     Args:
         zones: the zones a table shows (duplicates are fine).
         at: the instant whose abbreviation and offset to name (default now).
+        labelled: whether the cells carry the abbreviation.
     """
     when = at or datetime.now(UTC)
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, str]] = {}
     for tz in zones:
         z = zone(tz)
-        name = _name(z)
-        if name in seen:
-            continue
-        short = abbrev(when, z)
-        off = fmt_offset(when.astimezone(z))
-        seen[name] = f"{name} ({off})" if short in (off, name) else f"{short} = {name} ({off})"
-    return "times: " + "; ".join(seen[k] for k in sorted(seen)) if seen else ""
+        seen.setdefault(_name(z), (abbrev(when, z), fmt_offset(when.astimezone(z))))
+    if not seen:
+        return ""
+    if not labelled and len(seen) == 1:
+        name, (short, off) = next(iter(seen.items()))
+        return f"times in {name} ({off})" if short in (off, name) else \
+            f"times in {name} ({short}, {off})"
+    parts = [f"{name} ({off})" if short in (off, name) else f"{short} = {name} ({off})"
+             for name, (short, off) in sorted(seen.items())]
+    return "times: " + "; ".join(parts)
 
 
 def _split_zone(text: str) -> tuple[str, str | None]:
