@@ -233,6 +233,7 @@ class HeliosProcessor(HttpLedProcessor):
 
     def _absorb(self, fragment: dict[str, Any], replace: tuple[str, ...] = ()) -> None:
         """Merge a reply or update into the mirror and report it (ReplyError: left as was)."""
+        hp.parse_tree(fragment, self.max_brightness_nits, self.base_url)  # its shape, whole
         subset = hp.POLL_PATHS
         candidate = copy.deepcopy(self._tree)
         picked: dict[str, Any] = {}
@@ -312,7 +313,8 @@ class HeliosProcessor(HttpLedProcessor):
         url = self.base_url + hp.RPC
         async with asyncio.timeout(self.request_timeout_s):
             ws = await session.ws_connect(url, autoping=True, heartbeat=None,
-                                          max_msg_size=MAX_WS_BYTES)
+                                          max_msg_size=MAX_WS_BYTES,
+                                          timeout=aiohttp.ClientWSTimeout(ws_close=1.0))
         try:
             state_id, text = self._rpc("state")
             await ws.send_str(text)
@@ -324,7 +326,8 @@ class HeliosProcessor(HttpLedProcessor):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await pinger
         finally:
-            await ws.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), 1.0)
 
     async def _ws_pinger(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         while not ws.closed:

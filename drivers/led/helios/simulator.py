@@ -178,6 +178,7 @@ class HeliosSimulator(VendorSimulator):
     def __init__(self, settings: VendorSimSettings) -> None:
         super().__init__(settings)
         self._clients: set[_Client] = set()
+        self._closing: set[asyncio.Task[None]] = set()
         self._pushed: dict[str, Any] = {}
         self._push_scheduled = False
         self._ws_off = False
@@ -403,7 +404,14 @@ class HeliosSimulator(VendorSimulator):
         if client.sender is not None:
             client.sender.cancel()
         with contextlib.suppress(RuntimeError):
-            asyncio.get_running_loop().create_task(client.ws.close())
+            task = asyncio.get_running_loop().create_task(self._close_ws(client.ws))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    @staticmethod
+    async def _close_ws(ws: web.WebSocketResponse) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ws.close(), 1.0)
 
     async def _sender(self, client: _Client) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):
@@ -428,8 +436,11 @@ class HeliosSimulator(VendorSimulator):
             self._clients.discard(client)
             if client.sender is not None:
                 client.sender.cancel()
-            with contextlib.suppress(Exception):
-                await client.ws.close()
+            await self._close_ws(client.ws)
+        for task in list(self._closing):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     # ---- faults -----------------------------------------------------------------------
 
@@ -590,7 +601,8 @@ class HeliosSimulator(VendorSimulator):
             return self._text("websocket_off", 404, "Not Found")
         if len(self._clients) >= MAX_WS_CLIENTS:
             return self._text("ws_too_many_clients", 503, "Service Unavailable")
-        ws = web.WebSocketResponse(max_msg_size=WS_MAX_MSG, heartbeat=None, autoping=True)
+        ws = web.WebSocketResponse(max_msg_size=WS_MAX_MSG, heartbeat=None, autoping=True,
+                                   timeout=1.0)
         if not ws.can_prepare(request).ok:
             return self._text("ws_not_upgrade", 400, "Bad Request")
         await ws.prepare(request)
