@@ -199,7 +199,9 @@ class HttpLedProcessor(LedDevice):
                                              "a login page in front of the processor?)",
                                              "http_redirect", address=where, status=status,
                                              location=target))
-                if status in (401, 403):
+                if status == 401 or (status == 403 and self._credentials is not None):
+                    # without credentials a 403 is the processor's own refusal (Tessera's
+                    # "Access denied"): read on below, with its body
                     raise ReplyError(Problem(f"{where} refused the credentials (HTTP {status}); "
                                              "check the credentials file or variable",
                                              "http_auth", address=where, status=status))
