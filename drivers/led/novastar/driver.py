@@ -37,6 +37,7 @@ API = "/api/v1"
 STATUS_INTERVAL_S = 10.0
 TOPOLOGY_INTERVAL_S = 60.0
 BUSY_BACKOFF_S = 5.0
+RESTART_SLACK_S = 1.0  # an uptime this much lower than the last read is a restart
 READBACK_RETRY_S = 0.25
 PARAM_KEYS: tuple[str, ...] = ("brightness_nits", "colour_temperature_k", "gamma")
 TEST_PATTERNS = ("off", "white", "black", "red", "green", "blue", "grid", "ramp")
@@ -242,7 +243,7 @@ class NovastarProcessor(HttpLedProcessor):
             return
         old = self._uptimes.get(source)
         self._uptimes[source] = uptime
-        if old is not None and uptime + 2.0 < old:
+        if old is not None and uptime + RESTART_SLACK_S < old:
             self._uptimes = {source: uptime}
             self._next_topology = 0.0
             self._restarted(f"up {old:.0f} s", f"up {uptime:.0f} s")
