@@ -109,7 +109,8 @@ add_strings({
     # Chinese names the feature instead of the driver's English reason (which has no code)
     "led_not_supported_feature": {"en": "Not supported by {vendor}: {why}",
                                   "zh": "{vendor} 不支持{feature}"},
-    "led_not_reported": {"en": "not reported by this processor", "zh": "该处理器不提供此数据"},
+    # two lines in English, so the narrow status column keeps its width
+    "led_not_reported": {"en": "not reported by\nthis processor", "zh": "该处理器不提供此数据"},
     "led_processor": {"en": "Processor: {text}", "zh": "处理器：{text}"},
     "led_processor_firmware": {"en": "firmware {version}", "zh": "固件 {version}"},
     "led_processor_serial": {"en": "serial {serial}", "zh": "序列号 {serial}"},
@@ -142,6 +143,7 @@ add_strings({
     "led_feature_input": {"en": "input selection", "zh": "输入源切换"},
     "led_feature_group_brightness": {"en": "group brightness", "zh": "分组亮度"},
     "led_feature_preset_recall": {"en": "preset recall", "zh": "预设调用"},
+    "led_feature_preset_save": {"en": "preset save", "zh": "保存预设"},
     "led_feature_temperature": {"en": "temperature readout", "zh": "温度读数"},
     "led_feature_panels": {"en": "panel status", "zh": "灯板状态"},
     "led_feature_alerts": {"en": "alerts", "zh": "告警"},
@@ -262,6 +264,7 @@ class LedPanel(QWidget):
         self.processor_label = QLabel(tr("led_processor", text=tr("unset")))
         self.processor_label.setObjectName("processor_label")
         self.processor_label.setStyleSheet(PROCESSOR_STYLE)
+        self.processor_label.setWordWrap(True)  # a long name never widens the panel
         self.processor_label.setTextInteractionFlags(
             Qt.TextInteractionFlag.TextSelectableByMouse)
 
@@ -406,13 +409,13 @@ class LedPanel(QWidget):
         self.alerts_label.setObjectName("alerts_label")
         self.alerts_label.setWordWrap(True)
         form = QFormLayout()
-        # "not reported by this processor" goes under its name rather than squeezing the column
-        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
-        form.addRow(tr("output"), self.output_label)
-        form.addRow(tr("processor_temperature"), self.processor_temperature_label)
-        form.addRow(tr("panels"), self.panels_label)
-        form.addRow(tr("current_preset"), self.preset_label)
-        form.addRow(tr("alerts"), self.alerts_label)
+        for name, value in (("output", self.output_label),
+                            ("processor_temperature", self.processor_temperature_label),
+                            ("panels", self.panels_label), ("current_preset", self.preset_label),
+                            ("alerts", self.alerts_label)):
+            title = QLabel(tr(name))
+            title.setWordWrap(True)  # a narrow column wraps the name, never clips the value
+            form.addRow(title, value)
         status = QGroupBox(tr("status_group"))
         status.setLayout(form)
 
@@ -931,11 +934,6 @@ class LedPanel(QWidget):
         self.alerts_label.setStyleSheet(ALERT_STYLE if alerts else "")
 
 
-# status labels whose "not reported by this processor" wraps (values never do)
-_WRAPPED = frozenset({"output_label", "processor_temperature_label", "panels_label",
-                      "preset_label"})
-
-
 def _value_label(name: str, width: int = 110) -> QLabel:
     label = QLabel(tr("unset"))
     label.setObjectName(name)
@@ -951,8 +949,6 @@ def _show(label: QLabel, text: str | None) -> None:
     label.setText(tr("led_unknown") if stale else str(text))
     label.setProperty("stale", stale)
     label.setProperty("unsupported", False)
-    if label.objectName() in _WRAPPED:
-        label.setWordWrap(False)
     label.setStyleSheet(UNKNOWN_STYLE if stale else "")
     label.setToolTip(tr("led_stale_tip") if stale else "")
 
@@ -962,8 +958,6 @@ def _show_unsupported(label: QLabel, text: str, tip: str) -> None:
     label.setText(text)
     label.setProperty("stale", False)
     label.setProperty("unsupported", True)
-    if label.objectName() in _WRAPPED:
-        label.setWordWrap(True)  # the sentence may take two lines in the status column
     label.setStyleSheet(UNSUPPORTED_STYLE)
     label.setToolTip(tip)
 

@@ -19,12 +19,13 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QStandardItemModel
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from drivers.led.driver import OSC_CAPABILITIES
 from drivers.led.model import Capabilities
 from gui import i18n
-from gui.app import MainWindow
+from gui.app import DEFAULT_SIZE, LEFT_WIDTH, MainWindow
 from gui.bridge import EngineBridge
 from gui.controls import Controls
 from gui.led_panel import MAX_GROUPS, LedPanel
@@ -264,7 +265,7 @@ def test_vendor_status_not_reported_is_not_unknown(
     window, _ = vendor_window
     led = window.led_panels["led-main"]
     for label in (led.output_label, led.panels_label, led.processor_temperature_label):
-        assert label.text() == "not reported by this processor", label.objectName()
+        assert label.text() == "not reported by\nthis processor", label.objectName()
         assert label.property("unsupported") is True and label.property("stale") is False
         assert label.toolTip().startswith("Not supported by Brompton Tessera: ")
     assert led.panels_label.toolTip().endswith("the Tessera API 3.1 does not count panels")
@@ -350,15 +351,21 @@ def test_screenshot_of_a_vendor_wall(qtbot: QtBot, tmp_path: Path, lang: str) ->
 
 def test_window_still_fits_1366x768_with_a_vendor_wall(
         qtbot: QtBot, vendor_window: tuple[MainWindow, EngineBridge]) -> None:
-    window, _ = vendor_window
+    """Unsupported marks, groups and the identity never squeeze the device table and log."""
+    window, bridge = vendor_window
+    window.show()
+    qtbot.waitExposed(window)
+    led = window.led_panels["led-main"]
+    window.tabs.setCurrentWidget(led)
     for lang in ("en", "zh"):
         i18n.set_language(lang)
-        fresh = LedPanel("led-x", 1500)
-        qtbot.addWidget(fresh)
-        fresh.apply_snapshot(VENDOR_SNAPSHOT)
-        assert fresh.minimumSizeHint().width() <= 800, lang
-    hint = window.minimumSizeHint()
-    assert hint.width() <= 1366 and hint.height() <= 768, hint
+        bridge.status_received.emit({"devices": [VENDOR_SNAPSHOT]})
+        QApplication.processEvents()
+        assert (window.width(), window.height()) == DEFAULT_SIZE, lang
+        hint = window.minimumSizeHint()
+        assert hint.width() <= 1366 and hint.height() <= 768, (lang, hint)
+        assert window.splitter.sizes()[0] >= LEFT_WIDTH - 10, (lang, window.splitter.sizes())
+        assert led.width() >= led.minimumSizeHint().width(), lang  # nothing clipped
 
 
 def test_osc_stage_through_the_harness_shows_the_same_capabilities(qtbot: QtBot) -> None:

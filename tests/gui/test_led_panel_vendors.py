@@ -26,6 +26,7 @@ from stagectl.harness import StageHarness, free_port, free_port_config
 from tests.gui.conftest import open_window, stop_bridge
 
 VENDORS = ("tessera", "helios", "novastar")
+NOT_REPORTED = "not reported by\nthis processor"  # two lines in the status column
 WALLS = ("led-main", *(f"led-{v}" for v in VENDORS))
 
 
@@ -124,7 +125,7 @@ def test_tessera_input_and_group_from_the_console(
                     == pytest.approx(800.0, abs=1.0), timeout=5000)
     qtbot.waitUntil(lambda: panel.group_reported_labels["2"].text() == "800 nits",
                     timeout=5000)
-    assert panel.output_label.text() == "not reported by this processor"
+    assert panel.output_label.text() == NOT_REPORTED
 
 
 def test_what_each_vendor_lacks_shows_as_unsupported(
@@ -148,7 +149,7 @@ def test_what_each_vendor_lacks_shows_as_unsupported(
         for feature, label in (("brightness_output", panel.output_label),
                                ("temperature", panel.processor_temperature_label)):
             lacks = feature in caps["unsupported"]
-            assert (label.text() == "not reported by this processor") == lacks, (name, feature)
+            assert (label.text() == NOT_REPORTED) == lacks, (name, feature)
             assert label.property("stale") is False
     # the vendors' own declarations, as their drivers make them
     vendors = {name: window.led_panels[name].vendor for name in WALLS}
