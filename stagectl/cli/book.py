@@ -313,13 +313,18 @@ def request(
             _fail(f"--requires: unknown capability {', '.join(map(repr, unknown))} (no stage "
                   f"has it; known: {', '.join(known) or 'none'})", 2)
         zones = _request_zones(stages, stage, list(allow_stage or []), list(requires or []))
+        first = _read_time(earliest_start, zones, "--earliest-start")
+        last = _read_time(latest_end, zones, "--latest-end", end_of_day=True)
+        if duration_minutes > 0 and last - first < timedelta(minutes=duration_minutes):
+            _fail(f"the window {fmt_span(first, last, zones[0])} ({zones[0]}) is shorter than "
+                  f"--duration-minutes {duration_minutes}: widen --earliest-start/--latest-end "
+                  "or ask for less time", 2)
         spec: dict[str, Any] = {
             "production": production,
             "priority": priority,
             "duration_minutes": duration_minutes,
-            "earliest_start": _read_time(earliest_start, zones, "--earliest-start").isoformat(),
-            "latest_end": _read_time(latest_end, zones, "--latest-end",
-                                     end_of_day=True).isoformat(),
+            "earliest_start": first.isoformat(),
+            "latest_end": last.isoformat(),
             "requires": list(requires or []),
             "pools": needs,
         }
@@ -518,9 +523,9 @@ def _show_plan(doc: dict[str, Any], productions: dict[str, str], stages: dict[st
         for r in doc["rejected"]:
             rej.add_row(r["id"], productions.get(r["id"], ""), r["reason"])
         out.print(rej)
-    stats = _table("solver", ("placed", "not placed", "objective", "bound", "greedy",
+    stats = _table("solver", ("placed", "rejected", "objective", "bound", "greedy",
                               "status", "by", "seconds"),
-                   right=("placed", "not placed", "objective", "bound", "greedy", "seconds"))
+                   right=("placed", "rejected", "objective", "bound", "greedy", "seconds"))
     stats.add_row(str(len(doc["assignments"])), str(len(doc["rejected"])),
                   f"{doc['objective']:.2f}", f"{doc['bound']:.2f}",
                   f"{doc['greedy_objective']:.2f}", doc["status"], doc["source"],

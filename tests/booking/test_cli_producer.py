@@ -394,3 +394,26 @@ def test_json_keeps_keys_and_uses_offsets(db: Path) -> None:
     assert isinstance(rows, list)
     assert rows[0]["earliest_start"] == "2031-03-05T00:00:00+08:00"
     assert rows[0]["latest_end"] == "2031-03-06T00:00:00+08:00"
+
+
+def test_a_window_shorter_than_the_time_asked_is_refused(db: Path) -> None:
+    said = book("request", "--production", "Dune", "--duration-minutes", "600",
+                "--earliest-start", "2031-03-04 08:00", "--latest-end", "2031-03-04 12:00",
+                code=2)
+    assert said.all.count("error:") == 1
+    assert "2031-03-04 08:00–12:00" in said.all and "600" in said.all
+    assert book("list", "--json").json() == []
+
+
+def test_window_reason_is_in_site_time(tmp_path: Path) -> None:
+    """The solver's own reason for a window too short (JSON input) names local times."""
+    cfg = json.loads(STAGES.read_text())
+    cfg["bookings"] = [{"id": "W", "priority": 1, "duration_minutes": 600,
+                        "earliest_start": "2031-03-04T00:00:00+00:00",
+                        "latest_end": "2031-03-04T04:00:00+00:00"}]
+    inp = tmp_path / "in.json"
+    inp.write_text(json.dumps(cfg))
+    doc = json.loads(book("solve", "--input", str(inp)).stdout)
+    reason = doc["rejected"][0]["reason"]
+    assert "2031-03-04 08:00 – 12:00 (Asia/Shanghai)" in reason
+    assert "600 minutes" in reason and "+00:00" not in reason
