@@ -526,3 +526,32 @@ async def test_websocket_clients_are_bounded(h: Harness) -> None:
             for ws in opened:
                 await ws.close()
     assert h.sim.counters.by_reason["ws_too_many_clients"] == 1
+
+
+async def test_faults_through_the_driver_and_hostile_websocket_messages(h: Harness) -> None:
+    """``stagectl led fault`` reaches the simulator's own faults; a client sending binary,
+    batches, wrong params or notifications gets JSON-RPC errors (or nothing), never a crash."""
+    await h.driver.inject_fault("alert", 2)  # Critical
+    assert await wait_for(lambda: h.driver.health.state == Health.DEGRADED, 3.0)
+    await h.driver.inject_fault("alert", 0)
+    assert await wait_for(lambda: h.driver.health.state == Health.ONLINE, 3.0)
+    with pytest.raises(CommandError):
+        await h.driver.inject_fault("no_such_fault", 1)
+    async with aiohttp.ClientSession() as s, s.ws_connect(h.sim.url + RPC) as ws:
+        await ws.send_bytes(b"\x00\x01")
+        assert (await ws.receive_json(timeout=2))["error"]["code"] == -32700
+        for bad in ([{"jsonrpc": "2.0", "id": 1, "method": "ping"}],
+                    {"jsonrpc": "1.0", "id": 1, "method": "ping"},
+                    {"jsonrpc": "2.0", "id": {"x": 1}, "method": "ping"}):
+            await ws.send_json(bad)
+            assert (await ws.receive_json(timeout=2))["error"]["code"] == -32600
+        await ws.send_json({"jsonrpc": "2.0", "id": 9, "method": "set", "params": [1]})
+        assert (await ws.receive_json(timeout=2))["error"]["code"] == -32602
+        await ws.send_json({"jsonrpc": "2.0", "method": "ping"})  # a notification: no reply
+        await ws.send_json({"jsonrpc": "2.0", "id": 10, "method": "ping"})
+        assert (await ws.receive_json(timeout=2))["id"] == 10
+    h.sim.fault("websocket_off", 1)  # the driver's socket is dropped; HTTP polling takes over
+    assert await wait_for(lambda: not h.driver._ws_live, 3.0)
+    await raw(h.sim, "POST", API, {"dev": {"display": {"cct": 3900}}}, headers=JSON)
+    assert await wait_for(lambda: h.driver.reported.get("colour_temperature_k") == 3900, 2.0)
+    assert h.driver.online
