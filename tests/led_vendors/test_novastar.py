@@ -460,3 +460,40 @@ async def test_busy_at_connect_waits_out_the_back_off() -> None:
     finally:
         await d.stop()
         await sim.stop()
+
+
+async def test_canvases_that_disagree_report_the_most_severe() -> None:
+    """Display mode is per canvas; over several canvases the device reports the most severe
+    (1 over 2 over 0) and a ``canvases disagree`` alert (docs: Blackout and freeze)."""
+    h = await start({"screens": 2})
+    try:
+        d, sim = h.driver, h.sim
+        assert await d.wait_online(3.0)
+        status, reply = await h.api("PUT", "/screen/output/displaymode",
+                                    {"value": 2, "canvasIDs": [46]})
+        assert status == 200 and reply["code"] == 0
+        assert await wait_for(lambda: d.reported.get("freeze") is True)
+        assert await wait_for(lambda: "canvases disagree" in d.reported.get("alerts", []))
+        await h.api("PUT", "/screen/output/displaymode", {"value": 1, "canvasIDs": [45]})
+        assert await wait_for(lambda: d.reported.get("blackout") is True)
+        await d.set("blackout", False)
+        await d.set("freeze", False)
+        assert await wait_for(lambda: sim.canvas_modes == {45: 0, 46: 0})
+        assert await wait_for(lambda: "canvases disagree" not in d.reported["alerts"])
+    finally:
+        await stop(h)
+
+
+async def test_a_vendor_pattern_reports_in_vendor_words_and_is_not_adopted(h: Harness) -> None:
+    """A pattern with no model name (Companion's mode 16, stripes down [S5] actions.js) shows as
+    ``novastar:stripes-down``; adopting the reported state leaves it out (the model cannot
+    command it)."""
+    d = h.driver
+    status, reply = await h.api("PUT", "/device/input/pattern/test", {
+        "mode": 16, "parameters": {"red": 4095, "green": 4095, "blue": 4095, "gray": 255,
+                                   "gridWidth": 255, "moveSpeed": 100, "gradientStretch": 1,
+                                   "state": 1}})
+    assert status == 200 and reply["code"] == 0
+    assert await wait_for(lambda: d.reported.get("test_pattern") == "novastar:stripes-down")
+    adopted = d.adopt_reported()
+    assert "test_pattern" not in adopted and adopted["brightness_nits"] == 1000.0
