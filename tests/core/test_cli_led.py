@@ -143,10 +143,10 @@ def test_help_names_the_new_commands() -> None:
 
 
 def vendor_stage_toml(tmp_path: Path) -> Path:
-    """The OSC stage plus a Tessera and a NovaStar processor, each with its simulator."""
+    """The OSC stage plus a Tessera, a HELIOS and a NovaStar processor, each simulated."""
     path = stage_toml(tmp_path, name="cli-vendor-stage")
     text = path.read_text(encoding="utf-8")
-    for protocol, extra in (("tessera", "groups = 3\n"), ("novastar", "")):
+    for protocol, extra in (("tessera", "groups = 3\n"), ("helios", ""), ("novastar", "")):
         port = free_port()
         text += f"""
 [[devices]]
@@ -216,10 +216,11 @@ def test_led_drives_vendor_walls_the_same_way(
     listed = run("led", "input", "HDMI 2.0", "--device", "led-novastar", *cfg)
     assert listed.returncode == 0, listed.stderr
     wait_wall(harness, "led-novastar", "input", "HDMI 2.0")
-    for device in ("led-tessera", "led-novastar"):
+    for device in ("led-tessera", "led-helios", "led-novastar"):
         assert run("led", "set", "brightness", "640", "--device", device, *cfg).returncode == 0
-        # NovaStar is written in 0.1 % steps of the wall's maximum: within 1.5 nits
+        # HELIOS and NovaStar are written in percent of the wall's maximum: within 1.5 nits
         wait_wall(harness, device, "brightness_nits", 640.0, within=1.5)
+    assert run("led", "set", "brightness", "640", *cfg).returncode == 0  # led-main (OSC)
     # NovaStar without configured cabinet groups has none: refused as unsupported
     refused = run("led", "group", "1", "500", "--device", "led-novastar", *cfg)
     assert refused.returncode == 1
@@ -238,7 +239,8 @@ def test_status_names_each_vendor_and_what_it_lacks(
     assert "vendor: Brompton Tessera (tessera)" in out
     assert "vendor: NovaStar COEX (novastar)" in out
     assert "processor: model" in out  # the identity the vendor processors report
-    for name in ("led-tessera", "led-novastar", "led-main"):
+    assert "vendor: Megapixel HELIOS (helios)" in out
+    for name in ("led-tessera", "led-helios", "led-novastar", "led-main"):
         line = "unsupported: " + ", ".join(caps[name]["unsupported"])
         assert line in " ".join(out.split()), name  # (rich may wrap a long line)
     assert "group_brightness" in caps["led-novastar"]["unsupported"]
