@@ -223,6 +223,8 @@ class LedSimulatorConfig(_Model):
     latency_ms: float = Field(default=2.0, ge=0, le=1000)
     ramp_nits_per_s: float = Field(default=3000.0, gt=0)
     groups: int = Field(default=4, ge=0, le=64)
+    # vendor simulator knobs (firmware, model, quirk switches): each simulator's module doc
+    options: dict[str, str | int | float | bool | list[str]] = Field(default_factory=dict)
     credentials_file: str | None = None
     credentials_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     auth: Literal["basic", "digest"] = "basic"
@@ -236,6 +238,8 @@ class LedSimulatorConfig(_Model):
     def _protocol_keys(self) -> LedSimulatorConfig:
         if self.protocol == "osc" and (self.credentials_file or self.credentials_env):
             raise ValueError("credentials are for the vendor HTTP simulators, not osc")
+        if self.protocol == "osc" and self.options:
+            raise ValueError("options are for the vendor HTTP simulators, not osc")
         if self.credentials_file and self.credentials_env:
             raise ValueError("give credentials_file or credentials_env, not both")
         return self

@@ -64,7 +64,7 @@ def _build_led(cfg: Any) -> Simulator:
             max_brightness_nits=cfg.max_brightness_nits, latency_ms=cfg.latency_ms,
             ramp_nits_per_s=cfg.ramp_nits_per_s, groups=cfg.groups,
             credentials=read_credentials(cfg.credentials_file, cfg.credentials_env),
-            auth=cfg.auth))
+            auth=cfg.auth, options=dict(cfg.options)))
         return sim
     return LedSimulator(LedSimSettings(
         name=cfg.name, host=host, port=port, panels_total=cfg.panels,
