@@ -126,9 +126,9 @@ add_strings({
     "led_no_groups": {"en": "no groups reported by this processor",
                       "zh": "该处理器未报告分组"},
     "led_groups_more": {"en": "{count} more groups not shown", "zh": "另有 {count} 个分组未显示"},
-    "led_pattern_vendor_tip": {"en": "The processor's own pattern {pattern}: the console cannot "
-                                     "choose it; choose another pattern to change it",
-                               "zh": "处理器自带的测试画面 {pattern}，控制台无法选择；"
+    "led_pattern_vendor_tip": {"en": "The processor shows {pattern}, which the console cannot "
+                                     "choose on it; choose another pattern to change it",
+                               "zh": "处理器正在显示 {pattern}，控制台无法在此处理器上选择它；"
                                      "可选择其他测试画面替换"},
     # the features a processor may lack (drivers.led.model.FEATURES)
     "led_feature_brightness_nits": {"en": "brightness", "zh": "亮度调节"},
@@ -577,7 +577,7 @@ class LedPanel(QWidget):
                 combo.removeItem(foreign)
             combo.setCurrentIndex(index)
             return
-        text = _clip(value)
+        text = tr_pattern(_clip(value))  # a vendor's own pattern as reported
         if combo.count() > foreign:
             combo.setItemText(foreign, text)
             combo.setItemData(foreign, value)
@@ -588,7 +588,7 @@ class LedPanel(QWidget):
             item = model.item(foreign)
             if item is not None:
                 item.setEnabled(False)  # shown, never chosen: the model cannot command it
-        combo.setItemData(foreign, tr("led_pattern_vendor_tip", pattern=text),
+        combo.setItemData(foreign, tr("led_pattern_vendor_tip", pattern=_clip(value)),
                           Qt.ItemDataRole.ToolTipRole)
         combo.setCurrentIndex(foreign)
 

@@ -382,3 +382,15 @@ def test_osc_stage_through_the_harness_shows_the_same_capabilities(qtbot: QtBot)
         assert panel.unsupported("brightness_nits") is None
     finally:
         harness.stop()
+
+
+def test_a_model_pattern_the_processor_lacks_shows_translated_but_not_offered(
+        qtbot: QtBot) -> None:
+    i18n.set_language("zh")
+    panel = LedPanel("led-main", 1500)
+    qtbot.addWidget(panel)
+    panel.apply_snapshot({**VENDOR_SNAPSHOT, "state": {"test_pattern": "colour_bars"}})
+    combo = panel.pattern_combo
+    assert combo.currentText() == "彩条"  # reported (another controller), not choosable
+    assert combo.currentIndex() == len(VENDOR_PATTERNS)
+    assert "colour_bars" in combo.itemData(combo.currentIndex(), Qt.ItemDataRole.ToolTipRole)
