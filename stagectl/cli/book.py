@@ -195,10 +195,16 @@ def _record_json(rec: Record, stages: dict[str, Stage]) -> dict[str, Any]:
     }
 
 
-def _status_cell(rec: Record, tz: str, label: bool) -> str:
+def _state(rec: Record) -> str:
+    """``hold #2``, ``confirmed``..."""
     text = rec.status.value
     if rec.status is Status.HOLD and rec.booking.hold_rank:
         text += f" #{rec.booking.hold_rank}"
+    return text
+
+
+def _status_cell(rec: Record, tz: str, label: bool) -> str:
+    text = _state(rec)
     if rec.challenged_by:
         text += f", challenged by {rec.challenged_by}"
         if rec.challenge_deadline:
@@ -500,20 +506,28 @@ def challenge(
 
 
 def _show_plan(doc: dict[str, Any], productions: dict[str, str], stages: dict[str, Stage],
-               title: str) -> None:
-    """Who got which stage when first, then the solver's figures, then what was not placed."""
+               title: str, now: dict[str, str] | None = None) -> None:
+    """Who got which stage when first, then what was not placed, then the solver's figures.
+
+    ``now``: each booking's status as stored after the plan was applied (shown, so the table
+    says what the store holds rather than what the plan hoped).
+    """
     out = _out()
     zones = [stages[a["stage"]].timezone for a in doc["assignments"] if a["stage"] in stages]
     label = len(set(zones)) > 1
     first = doc["assignments"][0]["start"] if doc["assignments"] else None
-    plan = _table(title, ("booking", "production", "stage", "when"),
+    cols = ("booking", "production", "stage", "when") + (("status",) if now else ())
+    plan = _table(title, cols,
                   caption=legend(zones, datetime.fromisoformat(first), labelled=label)
                   if first else "")
     for a in doc["assignments"]:
         tz = stages[a["stage"]].timezone if a["stage"] in stages else DEFAULT_TIMEZONE
-        plan.add_row(a["id"], productions.get(a["id"], ""), a["stage"],
-                     fmt_span(datetime.fromisoformat(a["start"]),
-                              datetime.fromisoformat(a["end"]), tz, label=label))
+        row = [a["id"], productions.get(a["id"], ""), a["stage"],
+               fmt_span(datetime.fromisoformat(a["start"]),
+                        datetime.fromisoformat(a["end"]), tz, label=label)]
+        if now:
+            row.append(now.get(a["id"], ""))
+        plan.add_row(*row)
     if doc["assignments"]:
         out.print(plan)
     else:
@@ -549,6 +563,7 @@ def solve_cmd(
     """Optimise a JSON input file (--input/--output), or the bookings in the database."""
     if time_limit <= 0:
         _fail(f"--time-limit: must be > 0, got {time_limit}", 2)
+    now: dict[str, str] | None = None
     if input_path is not None:
         try:
             problem = load_problem(input_path)
@@ -571,14 +586,16 @@ def solve_cmd(
         with _store(db) as store:
             problem = store.problem()
             plan = store.solve(time_limit, actor or _default_actor(), apply=apply)
+            if apply:
+                now = {r.id: _state(r) for r in store.records()}
         doc = plan.to_json(problem)
-        title = ("plan (stored: placed requests are now holds)" if apply
+        title = ("plan (stored)" if apply
                  else "plan (preview: nothing stored; add --apply to hold these)")
     if as_json or (output is None and input_path is not None):
         _print_json(doc)
         return
     productions = {b.id: b.production for b in problem.bookings}
-    _show_plan(doc, productions, problem.stage_by_id(), title)
+    _show_plan(doc, productions, problem.stage_by_id(), title, now)
 
 
 @app.command()
