@@ -1228,6 +1228,7 @@ class Controller:
                 "late": bool(predicted and job.spec.deadline_utc
                              and predicted > job.spec.deadline_utc),
                 "after": list(job.spec.after), "reasons": reasons[:3],
+                "vram_gb": job.spec.vram_gb,  # `farm status`: "no agent can run it"
             })
         return out
 

@@ -8,15 +8,18 @@ The planner (OR-Tools) is imported only by the commands that plan, so agents sta
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
 from rich.table import Table
 
@@ -352,7 +355,14 @@ def submit_cmd(
     except JobFileError as exc:
         _fail(2, str(exc))
     reply = _call(controller, keys_dir, key_name, "submit", jobs=[j.to_wire() for j in jobs])
-    _err.print(f"submitted {', '.join(reply['jobs'])}: {reply['tasks']} tasks", highlight=False)
+    _err.print(f"submitted {', '.join(reply['jobs'])}: {plural(reply['tasks'], 'task')}",
+               highlight=False)
+
+
+TzOpt = Annotated[str | None, typer.Option(
+    "--tz", envvar="STAGECTL_TZ",
+    help="Time zone for times shown: an IANA zone (Asia/Hong_Kong) or a site name (Huangpu, "
+    "Hong Kong); default: the stage config's [stage] timezone, else Asia/Shanghai.")]
 
 
 @app.command("status")
@@ -361,46 +371,386 @@ def status_cmd(
     keys_dir: KeysOpt = None,
     key_name: KeyNameOpt = "client",
     as_json: JsonFlag = False,
+    tz: TzOpt = None,
+    db: Annotated[Path | None, typer.Option(
+        "--db", help="Read a farm's SQLite file instead of asking a controller (a stopped "
+        "farm, or what `farm demo` left).")] = None,
 ) -> None:
-    """Jobs with progress bars and predicted finish against the deadline."""
-    reply = _call(controller, keys_dir, key_name, "status")
+    """Jobs with progress, deadline, predicted or actual finish, and why a job cannot run."""
+    zone = _zone(tz)
+    if db is not None:
+        jobs, nodes, plan = _offline_status(db), None, {}
+    else:
+        reply = _status_call(controller, keys_dir, key_name, "status")
+        jobs, plan = reply["jobs"], reply["plan"]
+        nodes = _status_call(controller, keys_dir, key_name, "nodes")["nodes"]
+    now = time.time()
     if as_json:
-        sys.stdout.write(json.dumps({"jobs": reply["jobs"], "plan": reply["plan"]}) + "\n")
+        sys.stdout.write(json.dumps(status_json(jobs, plan, nodes, zone, now)) + "\n")
         return
-    Console().print(status_table(reply["jobs"]))
+    Console().print(status_view(jobs, nodes, plan, zone, now, source=db))
 
 
-def status_table(jobs: list[dict[str, Any]]) -> Table:
-    """The job table of ``farm status`` and the demo."""
-    from rich.progress_bar import ProgressBar
+def _status_call(controller: str, keys_dir: Path | None, key_name: str,
+                 kind: str) -> dict[str, Any]:
+    """``_call`` for ``farm status``: an absent controller points to ``--db``."""
+    from scheduler.dispatch.client import ControllerError, ControllerUnavailable
 
-    table = Table(title="farm jobs")
-    for col in ("job", "state", "progress", "frames", "run", "fail", "deadline", "predicted"):
-        table.add_column(col)
+    client = _client(controller, keys_dir, key_name)
+    try:
+        return client.request(kind)
+    except ControllerUnavailable as exc:
+        files = [p for p in (DEFAULT_FARM_DB, DEFAULT_DEMO_DIR / "farm.sqlite") if p.is_file()]
+        hint = ("; to read a stopped farm's file: stagectl farm status --db "
+                + (" or --db ".join(str(p) for p in files) if files else "FILE"))
+        _fail(1, str(exc) + hint)
+    except ControllerError as exc:
+        _fail(1, str(exc))
+    finally:
+        client.close()
+
+
+# --------------------------------------------------------------------------- producer view
+
+SITE_ZONES = {
+    "hong kong": "Asia/Hong_Kong", "hongkong": "Asia/Hong_Kong", "hk": "Asia/Hong_Kong",
+    "香港": "Asia/Hong_Kong",
+    **dict.fromkeys(("huangpu", "nansha", "shenzhen", "guangzhou", "panyu", "黄埔", "南沙",
+                     "深圳", "广州", "番禺"), "Asia/Shanghai"),
+}
+"""Site names ``--tz`` and ``[stage] site`` accept, and their zones."""
+DEFAULT_ZONE = "Asia/Shanghai"
+DEFAULT_DEMO_DIR = Path("var/farm/demo")
+
+
+def _zone(name: str | None) -> ZoneInfo:
+    """The zone times are shown in.
+
+    ``--tz``/``STAGECTL_TZ`` (a zone or a site name), else the stage config's ``[stage]``
+    timezone (or its site's zone), else Asia/Shanghai.
+    """
+    if name is None:
+        name = _stage_zone()
+    key = name.strip()
+    if key.lower() in SITE_ZONES:
+        return ZoneInfo(SITE_ZONES[key.lower()])
+    try:
+        return ZoneInfo(key)
+    except (ZoneInfoNotFoundError, ValueError):
+        _fail(2, f"--tz: got {name!r}; expected an IANA time zone such as Asia/Shanghai or "
+              "Asia/Hong_Kong, or a site: " + ", ".join(s.title() for s in SITE_ZONES
+                                                         if s.isascii() and len(s) > 2))
+
+
+def _stage_zone() -> str:
+    """``[stage] timezone`` (or the zone of ``[stage] site``) of the stage config in use."""
+    import os
+    import tomllib
+
+    path = Path(os.environ.get("STAGECTL_CONFIG") or "configs/sim-stage.toml")
+    try:
+        stage = tomllib.loads(path.read_text(encoding="utf-8")).get("stage", {})
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return DEFAULT_ZONE
+    if not isinstance(stage, dict):
+        return DEFAULT_ZONE
+    zone, site = stage.get("timezone"), stage.get("site")
+    if isinstance(zone, str) and zone:
+        try:
+            ZoneInfo(zone)
+            return zone
+        except (ZoneInfoNotFoundError, ValueError):
+            return DEFAULT_ZONE  # `stagectl check` names a bad stage config
+    if isinstance(site, str) and site.strip().lower() in SITE_ZONES:
+        return SITE_ZONES[site.strip().lower()]
+    return DEFAULT_ZONE
+
+
+def zone_label(zone: ZoneInfo, t: float) -> str:
+    """``Asia/Shanghai (UTC+08:00)``."""
+    offset = dt.datetime.fromtimestamp(t, zone).strftime("%z")
+    return f"{zone.key} (UTC{offset[:3]}:{offset[3:]})"
+
+
+def when(t: float, zone: ZoneInfo) -> str:
+    """A UTC timestamp as local date and time: ``2026-12-02 09:22:56``."""
+    return dt.datetime.fromtimestamp(t, zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso(t: float | None, zone: ZoneInfo) -> str | None:
+    """ISO 8601 with the zone's offset (``2026-12-02T09:22:56+08:00``), for ``--json``."""
+    if t is None:
+        return None
+    return dt.datetime.fromtimestamp(t, zone).isoformat(timespec="seconds")
+
+
+def span(seconds: float) -> str:
+    """A duration a producer reads: ``45 s``, ``12 min``, ``3 h 5 min``, ``2 d 4 h``."""
+    s = round(abs(seconds))
+    if s < 90:
+        return f"{s} s"
+    m = round(s / 60)
+    if m < 60:
+        return f"{m} min"
+    h, m = divmod(m, 60)
+    if h < 48:
+        return f"{h} h {m} min" if m else f"{h} h"
+    d, h = divmod(h, 24)
+    return f"{d} d {h} h" if d < 14 else f"{d} days"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 plan``, ``2 plans`` (``many`` for irregular plurals)."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def _cny(value: float) -> str:
+    return f"{value:,.2f} CNY"
+
+
+def job_outlook(job: dict[str, Any], jobs: list[dict[str, Any]],
+                nodes: list[dict[str, Any]] | None, zone: ZoneInfo,
+                now: float) -> tuple[str, str | None, str]:
+    """What a producer wants to know about a job: (finish cell, warning or None, style).
+
+    The warning is a whole sentence printed under the table; ``nodes`` None: read from a
+    file, no controller running.
+    """
+    deadline = job.get("deadline_utc")
+    predicted = job.get("predicted_finish_utc")
+    state = job["state"]
+
+    def at(t: float) -> str:
+        ref = deadline if deadline is not None else now
+        full = when(t, zone)
+        return full[11:] if full[:10] == when(ref, zone)[:10] else full
+
+    def versus(t: float, spare: str) -> tuple[str, str]:
+        if deadline is None:
+            return "no deadline", ""
+        if t > deadline:
+            return f"late by {span(t - deadline)}", "red"
+        return f"on time, {span(deadline - t)} {spare}", "green"
+
+    if state == "done":
+        if predicted is None:
+            return "finished", None, "green"
+        text, style = versus(predicted, "early")
+        return f"finished {at(predicted)}\n{text}", None, style or "green"
+    if state == "cancelled":
+        return "cancelled", None, "dim"
+    if state == "stalled":
+        why = "; ".join(job.get("reasons") or []) or "tasks failed"
+        return ("stalled: needs a retry", f"stalled: {why} (to run it again: stagectl farm "
+                f"retry {job['id']})", "red")
+    blocked = _cannot_run(job, jobs, nodes)
+    if blocked is None:
+        if predicted is not None and predicted < now - 1:
+            # the last plan's finish has passed and no newer plan has moved it
+            text, style = versus(now, "to spare")
+            return (f"overdue: planned for {at(predicted)}\n"
+                    + (text if deadline is None or now > deadline else "not late yet"),
+                    None, "yellow" if style != "red" else style)
+        if predicted is not None:
+            text, style = versus(predicted, "to spare")
+            return f"predicted {at(predicted)}\n{text}", None, style
+        waits = [d for d in job.get("after", []) if _state_of(jobs, d) != "done"]
+        if waits:
+            return "after " + ", ".join(waits), None, "yellow"
+        return "not planned yet", None, "yellow"
+    short, warning = blocked
+    if deadline is not None and now > deadline:
+        short += f"\ndeadline passed {span(now - deadline)} ago"
+    return short, warning, "bold yellow"
+
+
+def _state_of(jobs: list[dict[str, Any]], job_id: str) -> str | None:
+    return next((j["state"] for j in jobs if j["id"] == job_id), None)
+
+
+def _cannot_run(job: dict[str, Any], jobs: list[dict[str, Any]],
+                nodes: list[dict[str, Any]] | None,
+                seen: frozenset[str] = frozenset()) -> tuple[str, str] | None:
+    """Why an active job's remaining work will not run as things are: (short, sentence)."""
+    if nodes is None:
+        return ("not running", "not running: no controller has this farm (start `stagectl "
+                "farm controller --db FILE` to render the rest)")
+    if not nodes:
+        return "no agents", "waiting: no agents connected (start one: stagectl farm agent)"
+    need = job.get("vram_gb")
+    fits = [n for n in nodes if need is None or n["vram_gb"] >= need]
+    if not fits:
+        big = max(nodes, key=lambda n: n["vram_gb"])
+        return ("no agent fits", f"no agent can run it: it needs {need:g} GB VRAM; the "
+                f"largest connected is {big['id']} with {big['vram_gb']:g} GB")
+    usable = [n for n in fits if job["id"] not in n.get("blocklisted_for", [])]
+    if not usable:
+        return ("blocklisted", "no agent can run it: blocklisted after repeated failures "
+                "on " + ", ".join(n["id"] for n in fits)
+                + f" (to try again: stagectl farm retry {job['id']})")
+    for dep in job.get("after", []):
+        dep_job = next((j for j in jobs if j["id"] == dep), None)
+        if dep_job is None:
+            return f"after {dep}", f"waits for job {dep}, which the farm does not have"
+        if dep_job["state"] in ("cancelled", "stalled"):
+            return (f"after {dep}", f"waits for job {dep}, which is {dep_job['state']}: it "
+                    "will not start until that one is done")
+        if dep_job["state"] == "active" and dep not in seen and \
+                _cannot_run(dep_job, jobs, nodes, seen | {job["id"]}) is not None:
+            return f"after {dep}", f"waits for job {dep}, which cannot run either"
+    return None
+
+
+def _bar(fraction: float, width: int = 10) -> str:
+    full = round(min(max(fraction, 0.0), 1.0) * width)
+    return "█" * full + "░" * (width - full)
+
+
+def status_table(jobs: list[dict[str, Any]], nodes: list[dict[str, Any]] | None,
+                 zone: ZoneInfo, now: float) -> Table:
+    """The job table of ``farm status`` and the demo (fits 80 columns: cells wrap)."""
+    from rich import box
+    from rich.text import Text
+
+    table = Table(title="farm jobs", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
+                  show_edge=False,
+                  title_justify="left")
+    longest = max((len(j["id"]) for j in jobs), default=8)
+    table.add_column("job", overflow="fold", min_width=min(longest, 21))
+    table.add_column("state", overflow="fold", min_width=7, max_width=9)
+    table.add_column("progress", no_wrap=True, min_width=13)
+    table.add_column("deadline", overflow="fold", min_width=10, max_width=10)
+    table.add_column("finish", overflow="fold", min_width=18)
     for j in jobs:
         c = j["counts"]
-        late = j["late"]
-        predicted = _clock(j["predicted_finish_utc"])
-        if j["deadline_utc"] is not None and j["predicted_finish_utc"] is not None:
-            predicted = f"[red]{predicted} LATE[/]" if late else f"[green]{predicted}[/]"
-        table.add_row(
-            j["id"], j["state"],
-            ProgressBar(total=1.0, completed=j["progress"], width=24),
-            f"{j['frames_done']}/{j['frames']}", str(c["RUNNING"]),
-            str(c["FAILED"] + c["BLOCKED"]), _clock(j["deadline_utc"]), predicted)
+        extra = [f"{c[k]} {k.lower()}" for k in ("RUNNING", "FAILED", "BLOCKED") if c.get(k)]
+        finish, _, style = job_outlook(j, jobs, nodes, zone, now)
+        progress = (f"{_bar(j['progress'], 8)} {j['progress'] * 100:3.0f}%\n"
+                    f"{j['frames_done']}/{plural(j['frames'], 'frame')}")
+        deadline = "-" if j.get("deadline_utc") is None else when(j["deadline_utc"], zone)
+        table.add_row(Text(j["id"]), Text("\n".join([j["state"], *extra])), progress,
+                      deadline, Text(finish, style=style))
     return table
 
 
-def _clock(t: float | None) -> str:
-    """A UTC timestamp as studio wall-clock time (``STAGECTL_TZ``, default Asia/Shanghai)."""
-    if t is None:
-        return "-"
-    import datetime as dt
-    import os
-    from zoneinfo import ZoneInfo
+def status_view(jobs: list[dict[str, Any]], nodes: list[dict[str, Any]] | None,
+                plan: dict[str, Any], zone: ZoneInfo, now: float,
+                source: Path | None = None) -> Group:
+    """``farm status``: the table, what stops a job, the zone and clock, capacity, plan."""
+    from rich.text import Text
 
-    tz = ZoneInfo(os.environ.get("STAGECTL_TZ", "Asia/Shanghai"))
-    return dt.datetime.fromtimestamp(t, tz).strftime("%m-%d %H:%M:%S")
+    lines: list[Any] = []
+    if not jobs:
+        lines.append(Text("no jobs" + (f" in {source}" if source else "")
+                          + " (submit some: stagectl farm submit JOBS.toml)"))
+    else:
+        lines.append(status_table(jobs, nodes, zone, now))
+    for j in jobs:
+        warning = job_outlook(j, jobs, nodes, zone, now)[1]
+        if warning is not None:
+            line = Text("! ", style="bold yellow")
+            line.append(j["id"], style="bold")
+            line.append(f": {warning}", style="yellow")
+            lines.append(line)
+    lines.append(Text(f"times in {zone_label(zone, now)}; now {when(now, zone)}"))
+    if source is not None:
+        lines.append(Text(f"read from {source} (no controller asked: nothing is running)"))
+    elif nodes is not None:
+        agents = [n for n in nodes if not n.get("pool")]
+        pools = [n for n in nodes if n.get("pool")]
+        busy = sum(n["busy"] for n in nodes)
+        slots = sum(n["slots"] for n in nodes)
+        if not nodes:
+            lines.append(Text("no agents connected and no compute pools: nothing can render "
+                              "(start one: stagectl farm agent)", style="bold yellow"))
+        else:
+            lines.append(Text(f"{plural(len(agents), 'agent')}"
+                              + (f" and {plural(len(pools), 'compute pool')}" if pools else "")
+                              + f": {busy} of {plural(slots, 'slot')} busy"))
+    if plan.get("at_utc") is not None:
+        lines.append(Text(
+            f"last plan {when(plan['at_utc'], zone)} ({plan.get('reason', '?')}): "
+            f"{plural(int(plan.get('tasks', 0)), 'task')}, "
+            f"{_cny(float(plan.get('cost_cny', 0.0)))} of rented compute"))
+    return Group(*lines)
+
+
+def status_json(jobs: list[dict[str, Any]], plan: dict[str, Any],
+                nodes: list[dict[str, Any]] | None, zone: ZoneInfo,
+                now: float) -> dict[str, Any]:
+    """``farm status --json``: the controller's keys, plus ISO local times and the outlook."""
+    out = []
+    for j in jobs:
+        finish, warning, _ = job_outlook(j, jobs, nodes, zone, now)
+        finished = j.get("predicted_finish_utc") if j["state"] == "done" else None
+        predicted = None if j["state"] == "done" else j.get("predicted_finish_utc")
+        out.append({**j, "deadline": iso(j.get("deadline_utc"), zone),
+                    "predicted_finish": iso(predicted, zone),
+                    "finished_utc": finished, "finished": iso(finished, zone),
+                    "outlook": " ".join(finish.split()), "warning": warning})
+    plan_out = dict(plan)
+    if plan.get("at_utc") is not None:
+        plan_out["at"] = iso(plan["at_utc"], zone)
+    return {"jobs": out, "plan": plan_out, "timezone": zone.key, "now": iso(now, zone)}
+
+
+def _offline_status(db: Path) -> list[dict[str, Any]]:
+    """The controller's job status, read from its file (no attempt is running)."""
+    from scheduler.dispatch.store import FILE as FARM_FILE
+    from scheduler.dispatch.store import FarmStore
+
+    try:
+        store = FarmStore(db, create=False)
+    except DatabaseFileError as exc:
+        _fail(1, str(exc))
+    try:
+        rows, task_rows = store.jobs(), store.tasks()
+    except sqlite3.DatabaseError as exc:
+        _fail(1, str(explain(db, exc, FARM_FILE)))
+    finally:
+        store.close()
+    tasks: dict[str, list[Any]] = {}
+    for t in task_rows:
+        tasks.setdefault(t["job_id"], []).append(t)
+    out = []
+    for row in rows:
+        try:
+            spec = json.loads(row["spec"])
+        except (json.JSONDecodeError, TypeError):
+            spec = {}
+        counts = dict.fromkeys(("QUEUED", "PLANNED", "RUNNING", "DONE", "FAILED", "BLOCKED"), 0)
+        frames = done_frames = 0
+        finish = None
+        for t in tasks.get(row["id"], []):
+            counts[t["state"]] = counts.get(t["state"], 0) + 1
+            n = t["frame_end"] - t["frame_start"] + 1
+            frames += n
+            if t["state"] == "DONE":
+                done_frames += n
+                finish = max(finish or 0.0, t["done_utc"] or 0.0) or None
+        n_tasks = sum(counts.values())
+        if row["state"] == "cancelled":
+            state = "cancelled"
+        elif counts["DONE"] == n_tasks:
+            state = "done"
+        elif counts["FAILED"] or counts["BLOCKED"]:
+            state = "stalled"
+        else:
+            state = "active"
+        predicted = finish if state == "done" else None
+        deadline = spec.get("deadline_utc")
+        reasons = sorted({t["reason"] for t in tasks.get(row["id"], [])
+                          if t["state"] in ("FAILED", "BLOCKED") and t["reason"]})
+        out.append({
+            "id": row["id"], "state": state, "priority": spec.get("priority"),
+            "tasks": n_tasks, "counts": counts, "frames": frames, "frames_done": done_frames,
+            "progress": round(done_frames / frames, 4) if frames else 1.0,
+            "deadline_utc": deadline, "predicted_finish_utc": predicted,
+            "late": bool(predicted and deadline and predicted > deadline),
+            "after": list(spec.get("after", [])), "reasons": reasons[:3],
+            "vram_gb": spec.get("vram_gb"),
+        })
+    return out
 
 
 @app.command("nodes")
@@ -415,10 +765,17 @@ def nodes_cmd(
     if as_json:
         sys.stdout.write(json.dumps(reply["nodes"]) + "\n")
         return
-    table = Table(title="farm nodes")
-    for col in ("node", "kind", "busy/slots", "VRAM GB", "speed", "GPUs", "running", "blocklisted"):
-        table.add_column(col)
-    for n in reply["nodes"]:
+    nodes = reply["nodes"]
+    if not nodes:
+        Console().print("no agents connected and no compute pools: nothing can render "
+                        "(start one: stagectl farm agent --controller ADDRESS)",
+                        style="bold yellow", highlight=False)
+        return
+    table = Table(title="farm nodes", title_justify="left")
+    for col in ("node", "kind", "busy/slots", "VRAM GB", "speed", "GPUs", "running",
+                "blocklisted"):
+        table.add_column(col, overflow="fold")
+    for n in nodes:
         gpus = ", ".join(g["model"] for g in n.get("gpus", [])) or "-"
         running = ", ".join(r["task"] for r in n.get("running", [])) or "-"
         table.add_row(n["id"], f"pool ({n['backend']})" if n.get("pool") else "agent",
@@ -437,8 +794,8 @@ def cancel_cmd(
 ) -> None:
     """Cancel a job: running attempts are stopped, the rest will not run."""
     reply = _call(controller, keys_dir, key_name, "cancel_job", job=job)
-    _err.print(f"cancelled {reply['job']} ({reply['stopped']} running attempts stopped)",
-               highlight=False)
+    _err.print(f"cancelled {reply['job']} ({plural(reply['stopped'], 'running attempt')} "
+               "stopped)", highlight=False)
 
 
 @app.command("retry")
@@ -450,7 +807,7 @@ def retry_cmd(
 ) -> None:
     """Requeue a job's failed and blocked tasks and forget its node blocklist."""
     reply = _call(controller, keys_dir, key_name, "retry_job", job=job)
-    _err.print(f"{reply['job']}: {reply['requeued']} tasks requeued", highlight=False)
+    _err.print(f"{reply['job']}: {plural(reply['requeued'], 'task')} requeued", highlight=False)
 
 
 @app.command("cost")
@@ -466,25 +823,40 @@ def cost_cmd(
         sys.stdout.write(json.dumps({k: reply[k] for k in ("pools", "spent_cny",
                                                            "forecast_cny")}) + "\n")
         return
-    table = Table(title="compute-pool cost (CNY)")
-    for col in ("pool", "CNY / GPU-hour", "spent", "forecast"):
-        table.add_column(col)
+    out = Console()
+    if not reply["pools"]:
+        out.print("no compute pools configured ([[pools]] in the controller's --config): "
+                  "nothing is rented, nothing spent", highlight=False)
+        return
+    table = Table(title="rented compute (CNY)", title_justify="left")
+    table.add_column("pool", overflow="fold")
+    table.add_column("price per GPU-hour", justify="right", overflow="fold")
+    table.add_column("spent so far", justify="right", overflow="fold")
+    table.add_column("still to spend", justify="right", overflow="fold")
+    table.add_column("forecast total", justify="right", overflow="fold")
     for row in reply["pools"]:
-        table.add_row(row["pool"], f"{row['cost_per_gpu_hour_cny']:g}",
-                      f"{row['spent_cny']:.2f}", f"{row['forecast_cny']:.2f}")
-    table.add_row("total", "", f"{reply['spent_cny']:.2f}", f"{reply['forecast_cny']:.2f}")
-    Console().print(table)
+        table.add_row(row["pool"], _cny(row["cost_per_gpu_hour_cny"]), _cny(row["spent_cny"]),
+                      _cny(row["forecast_cny"] - row["spent_cny"]), _cny(row["forecast_cny"]))
+    if len(reply["pools"]) > 1:
+        table.add_row("total", "", _cny(reply["spent_cny"]),
+                      _cny(reply["forecast_cny"] - reply["spent_cny"]),
+                      _cny(reply["forecast_cny"]), style="bold")
+    out.print(table)
+    out.print("spent: what finished and running pool tasks have cost; forecast: that plus the "
+              "rest of the current plan", highlight=False)
 
 
 @app.command("demo")
 def demo_cmd(
-    out: Annotated[Path | None, typer.Option(
-        "--out", help="Folder for the db and frames (default: a temporary folder).")] = None,
+    out: Annotated[Path, typer.Option(
+        "--out", help="Folder for the db, frames and logs, kept afterwards for `farm status "
+        "--db` (an earlier demo's are replaced).")] = DEFAULT_DEMO_DIR,
     scale: Annotated[int, typer.Option(
         "--scale", min=1, help="Render 8K divided by this (8: 960x540).")] = 8,
     timeout_s: Annotated[float, typer.Option("--timeout-s", min=1)] = 50.0,
+    tz: TzOpt = None,
 ) -> None:
     """A controller, three local agents and a small 8K job set rendered for real, with progress."""
     from stagectl.cli.farm_demo import run_demo
 
-    raise typer.Exit(run_demo(out, scale, timeout_s))
+    raise typer.Exit(run_demo(out, scale, timeout_s, _zone(tz)))

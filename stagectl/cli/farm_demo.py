@@ -2,23 +2,25 @@
 
 Every piece is the production one started as its own process on loopback; the frames are
 rendered for real (at 8K / ``scale``) and checked at the end. Ctrl-C, an error or the
-timeout stop every process the demo started.
+timeout stop every process the demo started. The farm's file and frames stay in the demo
+folder (default ``var/farm/demo``): ``stagectl farm status --db var/farm/demo/farm.sqlite``
+shows them afterwards.
 """
 
 from __future__ import annotations
 
-import contextlib
+import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
@@ -76,17 +78,31 @@ def _stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.wait()
 
 
-def run_demo(out: Path | None, scale: int, timeout_s: float) -> int:
-    """Run the demo; returns the exit code (0 when every frame was rendered)."""
+DB_NAME = "farm.sqlite"
+
+
+def run_demo(out: Path, scale: int, timeout_s: float,
+             zone: ZoneInfo | None = None) -> int:
+    """Run the demo; returns the exit code (0 when every frame was rendered).
+
+    ``out`` keeps the farm's file, frames and logs for ``farm status --db``; what an earlier
+    demo left there (its file, its jobs' frames, its logs) is replaced.
+    """
     console = Console()
-    with contextlib.ExitStack() as stack:
-        if out is None:
-            out = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="farm-demo-")))
-        out.mkdir(parents=True, exist_ok=True)
-        return _run(console, out.resolve(), scale, timeout_s)
+    out.mkdir(parents=True, exist_ok=True)
+    _clear_previous(out)
+    return _run(console, out.resolve(), scale, timeout_s, zone or ZoneInfo("Asia/Shanghai"))
 
 
-def _run(console: Console, out: Path, scale: int, timeout_s: float) -> int:
+def _clear_previous(out: Path) -> None:
+    """Remove only what an earlier demo wrote into ``out`` (its job ids would clash)."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        (out / f"{DB_NAME}{suffix}").unlink(missing_ok=True)
+    for job_id in ("sh010-plate", "sh020-plate", "sh010-lookdev"):
+        shutil.rmtree(out / "frames" / job_id, ignore_errors=True)
+
+
+def _run(console: Console, out: Path, scale: int, timeout_s: float, zone: ZoneInfo) -> int:
     width, height = max(UHD_8K[0] // scale, 1), max(UHD_8K[1] // scale, 1)
     address = f"tcp://127.0.0.1:{_free_port()}"
     py = [sys.executable, "-m", "stagectl", "farm"]
@@ -109,7 +125,7 @@ def _run(console: Console, out: Path, scale: int, timeout_s: float) -> int:
     old_term = signal.signal(signal.SIGTERM, on_signal)
     t0 = time.monotonic()
     try:
-        spawn("controller", ["controller", "--db", str(out / "farm.sqlite"), "--bind", address,
+        spawn("controller", ["controller", "--db", str(out / DB_NAME), "--bind", address,
                              "--heartbeat-s", "0.5", "--node-timeout-s", "3"])
         for node_id, slots, vram, speed in AGENTS:
             spawn(node_id, ["agent", "--controller", address, "--node-id", node_id,
@@ -129,7 +145,7 @@ def _run(console: Console, out: Path, scale: int, timeout_s: float) -> int:
                     if interrupted or time.monotonic() > deadline:
                         raise
             client.request("submit", jobs=[j.to_wire() for j in jobs])
-            status = _watch(console, client, timeout_s, lambda: interrupted)
+            status = _watch(console, client, timeout_s, lambda: interrupted, zone)
             nodes = client.request("nodes")["nodes"]
             events = client.request("events", limit=1000)["events"]
     except (ControllerUnavailable, ControllerError) as exc:
@@ -142,33 +158,35 @@ def _run(console: Console, out: Path, scale: int, timeout_s: float) -> int:
     if interrupted:
         console.print("interrupted: every demo process stopped")
         return 130
-    return _summary(console, jobs, status, nodes, events, time.monotonic() - t0)
+    return _summary(console, out, jobs, status, nodes, events, time.monotonic() - t0)
 
 
 def _watch(console: Console, client: FarmClient, timeout_s: float,
-           interrupted: Any) -> list[dict[str, Any]]:
-    from stagectl.cli.farm import status_table
+           interrupted: Any, zone: ZoneInfo) -> list[dict[str, Any]]:
+    from stagectl.cli.farm import status_view
 
     deadline = time.monotonic() + timeout_s
     jobs: list[dict[str, Any]] = []
     with Live(console=console, refresh_per_second=8, transient=False) as live:
         while time.monotonic() < deadline and not interrupted():
-            jobs = client.request("status")["jobs"]
+            reply = client.request("status")
+            jobs = reply["jobs"]
             nodes = client.request("nodes")["nodes"]
-            busy = sum(n["busy"] for n in nodes)
-            live.update(Group(status_table(jobs),
-                              f"{len(nodes)} agents, {busy} tasks running"))
+            live.update(status_view(jobs, nodes, reply["plan"], zone, time.time()))
             if jobs and all(j["state"] in ("done", "cancelled", "stalled") for j in jobs):
                 break
             time.sleep(0.25)
+    console.print()
     return jobs
 
 
-def _summary(console: Console, jobs: list[JobSpec], status: list[dict[str, Any]],
+def _summary(console: Console, out: Path, jobs: list[JobSpec], status: list[dict[str, Any]],
              nodes: list[dict[str, Any]], events: list[dict[str, Any]], wall_s: float) -> int:
+    from stagectl.cli.farm import plural
+
     table = Table(title="farm demo summary")
     for col in ("job", "state", "frames on disk", "deadline met"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     ok = True
     by_id = {s["id"]: s for s in status}
     for job in jobs:
@@ -181,11 +199,20 @@ def _summary(console: Console, jobs: list[JobSpec], status: list[dict[str, Any]]
         table.add_row(job.id, str(st.get("state", "?")), f"{on_disk}/{len(files)}",
                       "yes" if met else "no")
     console.print(table)
-    per_node: dict[str, int] = {}
-    for e in events:
-        if e["kind"] == "node_up":
-            per_node.setdefault(e["resource"], 0)
-    console.print(f"{len(nodes)} agents; {sum(1 for e in events if e['kind'] == 'planned')} "
-                  f"plans; wall time {wall_s:.1f} s", highlight=False)
+    plans = sum(1 for e in events if e["kind"] == "planned")
+    console.print(f"{plural(len(nodes), 'agent')}; {plural(plans, 'plan')}; "
+                  f"wall time {wall_s:.1f} s", highlight=False)
     console.print("[green]all frames rendered[/]" if ok else "[red]some frames missing[/]")
+    db = _shown(out / DB_NAME)
+    console.print(f"kept in {_shown(out)}: the farm's file, frames/ and logs/\n"
+                  f"next: stagectl farm status --db {db}\n"
+                  f"to serve it again: stagectl farm controller --db {db}", highlight=False)
     return 0 if ok else 1
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working folder when inside it (shorter to type)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
