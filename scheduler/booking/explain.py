@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from scheduler.booking.domains import start_ranges
 from scheduler.booking.model import (
@@ -16,7 +17,6 @@ from scheduler.booking.model import (
     Assignment,
     Booking,
     Problem,
-    Stage,
     capable_stages,
 )
 
@@ -86,8 +86,9 @@ def _zone_of(problem: Problem, booking: Booking) -> str:
 
 
 def _span(start: datetime, end: datetime, tz_name: str) -> str:
-    stage = Stage("tz", timezone=tz_name)
-    a, b = start.astimezone(stage.tz), end.astimezone(stage.tz)
+    """``2031-03-04 08:00 – 12:00 (Asia/Shanghai)``: a window in the site's zone, named."""
+    zone = ZoneInfo(tz_name)
+    a, b = start.astimezone(zone), end.astimezone(zone)
     tail = b.strftime("%H:%M") if a.date() == b.date() else b.strftime("%Y-%m-%d %H:%M")
     return f"{a.strftime('%Y-%m-%d %H:%M')} – {tail} ({tz_name})"
 
