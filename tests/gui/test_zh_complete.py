@@ -82,7 +82,10 @@ CJK = "\u3400-\u4dbf\u4e00-\u9fff"
 # names, the product name, axis letters, joint names J1..J6, the F12 key.
 ALLOWED = ("°C", "K", "Hz", "ms", "mm", "fps", "UDP", "OSC", "JSON", "ZeroMQ", "MQTT", "FreeD",
            "OpenTrackIO", "LED", "SDI", "ST", "stagectl", "X", "Y", "Z", "x", "y", "z",
-           "S", "F12", "J1", "J2", "J3", "J4", "J5", "J6", "CPU")
+           "S", "F12", "J1", "J2", "J3", "J4", "J5", "J6", "CPU",
+           # the vendor LED APIs (docs/i18n-glossary.md): protocol names and the processors'
+           # own UI labels, as a crew reads them on the processor
+           "HTTP", "IP", "VMP", "Live Control", "Tessera", "HELIOS", "NovaStar", "COEX")
 _URL = re.compile(r"\b[a-z]+://\S+")
 _ASCII_AFTER_CJK = re.compile(f"[{CJK}\u3000-\u303f\uff00-\uffef] *[:;,(]")
 
