@@ -139,8 +139,9 @@ class HeliosProcessor(HttpLedProcessor):
     async def _close(self) -> None:
         if self._ws_task is not None:
             self._ws_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ws_task
+            done, _ = await asyncio.wait([self._ws_task], timeout=2.0)
+            if not done:  # never expected; the session is closed below either way
+                self.counters["ws_stop_late"] += 1
             self._ws_task = None
         self._ws_live = False
         await super()._close()
@@ -323,11 +324,13 @@ class HeliosProcessor(HttpLedProcessor):
                 await self._ws_read(ws, state_id)
             finally:
                 pinger.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await pinger
+                # gather: the pinger's own end is a result, but a cancel of *this* task
+                # (the driver stopping) still propagates instead of being swallowed here
+                await asyncio.gather(pinger, return_exceptions=True)
         finally:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await ws.close()
 
     async def _ws_pinger(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         while not ws.closed:
@@ -337,7 +340,9 @@ class HeliosProcessor(HttpLedProcessor):
 
     async def _ws_read(self, ws: aiohttp.ClientWebSocketResponse, state_id: int) -> None:
         while True:
-            msg = await asyncio.wait_for(ws.receive(), self.timeout_s)
+            # aiohttp's own receive timeout: asyncio.wait_for on 3.11 can swallow a cancel
+            # that lands as a message arrives, and the driver could then never stop
+            msg = await ws.receive(timeout=self.timeout_s)
             if msg.type != aiohttp.WSMsgType.TEXT:
                 if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
                                 aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):

@@ -411,7 +411,8 @@ class HeliosSimulator(VendorSimulator):
     @staticmethod
     async def _close_ws(ws: web.WebSocketResponse) -> None:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(ws.close(), 1.0)
+            async with asyncio.timeout(1.0):
+                await ws.close()
 
     async def _sender(self, client: _Client) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):
@@ -439,8 +440,7 @@ class HeliosSimulator(VendorSimulator):
             await self._close_ws(client.ws)
         for task in list(self._closing):
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*self._closing, return_exceptions=True)
 
     # ---- faults -----------------------------------------------------------------------
 
@@ -627,8 +627,7 @@ class HeliosSimulator(VendorSimulator):
             self._clients.discard(client)
             if client.sender is not None:
                 client.sender.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await client.sender
+                await asyncio.gather(client.sender, return_exceptions=True)
             if ws.exception() is not None:
                 self.counters.refuse("ws_error")
         return ws
