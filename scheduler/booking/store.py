@@ -728,8 +728,9 @@ class BookingStore:
             touched: set[str] = set()
             for a in plan.assignments:
                 b = by_id[a.id]
-                if b.stage == a.stage and b.start == a.start:
-                    continue
+                if b.stage == a.stage and b.start == a.start and \
+                        b.status is not Status.REQUESTED:
+                    continue  # unchanged (a request at its wished slot still becomes a hold)
                 fields: dict[str, Any] = {"stage": a.stage, "start": a.start.isoformat()}
                 if b.status is Status.REQUESTED:
                     fields.update(status=Status.HOLD.value, hold_rank=10**6)

@@ -426,9 +426,6 @@ def test_applied_plan_shows_what_the_store_now_holds(db: Path) -> None:
     assert "hold #1" in line
 
 
-@pytest.mark.xfail(strict=True, reason="scheduler/booking/store.py apply_plan skips a plan "
-                   "placement equal to the stored one, so a request whose wished-for slot the "
-                   "plan keeps stays REQUESTED instead of becoming a hold")
 def test_request_kept_at_its_wished_slot_becomes_a_hold(db: Path) -> None:
     request("--id", "A", "--stage", "NS-2", "--start", "2031-03-04T08:00+08:00")
     out = book("solve", "--apply").stdout
