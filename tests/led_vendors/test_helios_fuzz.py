@@ -387,3 +387,43 @@ def test_simulator_answers_any_request_without_a_crash(
     finally:
         conn.close()
     assert sim_thread.sim.counters.by_reason.get("internal", 0) == 0
+
+
+async def _ws_exchange(url: str, frames: list[str | bytes]) -> dict[str, Any]:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as s, s.ws_connect(url + hp.RPC) as ws:
+        for frame in frames:
+            if isinstance(frame, bytes):
+                await ws.send_bytes(frame)
+            else:
+                await ws.send_str(frame)
+        await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": "last", "method": "ping"}))
+        while True:
+            msg = await ws.receive(timeout=5)
+            assert msg.type == aiohttp.WSMsgType.TEXT, msg
+            data = json.loads(msg.data)
+            assert isinstance(data, dict) and data.get("jsonrpc") == "2.0"
+            if data.get("id") == "last":
+                result: dict[str, Any] = data
+                return result
+
+
+RPC_FRAMES = st.lists(st.one_of(
+    st.text(max_size=80), st.binary(max_size=40),
+    JSON.map(json.dumps),
+    st.fixed_dictionaries({"jsonrpc": st.sampled_from(["2.0", "1.0"]),
+                           "method": st.sampled_from(["state", "set", "ping", "update", "x"])
+                           | JSON,
+                           "params": NEAR_VALID | JSON},
+                          optional={"id": JSON}).map(json.dumps)), max_size=4)
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(frames=RPC_FRAMES)
+def test_simulator_websocket_answers_any_frames(sim_thread: SimThread,
+                                                frames: list[str | bytes]) -> None:
+    """Any JSON-RPC frames over a real WebSocket: answers or errors, and it still pongs."""
+    reply = asyncio.run(_ws_exchange(sim_thread.sim.url, frames))
+    assert reply["result"] == "pong"
+    assert sim_thread.sim.counters.by_reason.get("internal", 0) == 0
