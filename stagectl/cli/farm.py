@@ -13,6 +13,7 @@ import json
 import sqlite3
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -31,6 +32,7 @@ from scheduler.farm.model import (
     load_farm,
     parse_farm,
 )
+from stagectl.cli import timefmt
 
 if TYPE_CHECKING:
     from scheduler.dispatch.client import FarmClient
@@ -133,12 +135,22 @@ def _fail(code: int, message: str) -> NoReturn:
 def _summary(plan: Plan) -> None:
     table = Table(title="farm plan", show_header=False)
     data = plan.to_json()
-    for key in ("status", "objective", "bound", "greedy_objective", "makespan", "cost_cny"):
-        table.add_row(key, str(data[key]))
+    unit = _cny if plan.objective_name == "cost" else _seconds
+    table.add_row("status", str(data["status"]))
+    for key in ("objective", "bound", "greedy_objective"):
+        value = data[key]
+        table.add_row(key, unit(value) if isinstance(value, (int, float)) else str(value))
+    table.add_row("makespan", _seconds(data["makespan"]))
+    table.add_row("cost_cny", _cny(data["cost_cny"]) + " of rented compute")
     table.add_row("tasks", str(len(plan.assignments)))
-    table.add_row("late jobs", str(sum(1 for j in plan.jobs if j.late_s > 0)))
+    late = [j for j in plan.jobs if j.late_s > 0]
+    table.add_row("late jobs", ", ".join(f"{j.id} by {span(j.late_s)}" for j in late) or "0")
     table.add_row("solve_seconds", str(data["solve_seconds"]))
     _err.print(table)
+
+
+def _seconds(value: float) -> str:
+    return f"{span(value)} ({value:g} s)" if value >= 90 else f"{value:g} s"
 
 
 # --------------------------------------------------------------------------- execution
@@ -466,22 +478,23 @@ def _stage_zone() -> str:
     return DEFAULT_ZONE
 
 
+def _utc(t: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(t, dt.UTC)
+
+
 def zone_label(zone: ZoneInfo, t: float) -> str:
-    """``Asia/Shanghai (UTC+08:00)``."""
-    offset = dt.datetime.fromtimestamp(t, zone).strftime("%z")
-    return f"{zone.key} (UTC{offset[:3]}:{offset[3:]})"
+    """``times in Asia/Shanghai (CST, UTC+08:00)`` (:func:`stagectl.cli.timefmt.legend`)."""
+    return timefmt.legend([zone], _utc(t), labelled=False)
 
 
 def when(t: float, zone: ZoneInfo) -> str:
-    """A UTC timestamp as local date and time: ``2026-12-02 09:22:56``."""
-    return dt.datetime.fromtimestamp(t, zone).strftime("%Y-%m-%d %H:%M:%S")
+    """A UTC timestamp as local date and time, ``2026-12-02 09:22`` (the zone in the legend)."""
+    return timefmt.fmt_time(_utc(t), zone, label=False)
 
 
 def iso(t: float | None, zone: ZoneInfo) -> str | None:
-    """ISO 8601 with the zone's offset (``2026-12-02T09:22:56+08:00``), for ``--json``."""
-    if t is None:
-        return None
-    return dt.datetime.fromtimestamp(t, zone).isoformat(timespec="seconds")
+    """ISO 8601 with the zone's offset (``2026-12-02T09:22:56.5+08:00``), for ``--json``."""
+    return None if t is None else timefmt.iso(_utc(t), zone)
 
 
 def span(seconds: float) -> str:
@@ -652,7 +665,7 @@ def status_view(jobs: list[dict[str, Any]], nodes: list[dict[str, Any]] | None,
             line.append(j["id"], style="bold")
             line.append(f": {warning}", style="yellow")
             lines.append(line)
-    lines.append(Text(f"times in {zone_label(zone, now)}; now {when(now, zone)}"))
+    lines.append(Text(f"{zone_label(zone, now)}; now {when(now, zone)}"))
     if source is not None:
         lines.append(Text(f"read from {source} (no controller asked: nothing is running)"))
     elif nodes is not None:
@@ -771,18 +784,26 @@ def nodes_cmd(
                         "(start one: stagectl farm agent --controller ADDRESS)",
                         style="bold yellow", highlight=False)
         return
-    table = Table(title="farm nodes", title_justify="left")
-    for col in ("node", "kind", "busy/slots", "VRAM GB", "speed", "GPUs", "running",
-                "blocklisted"):
+    from rich import box
+
+    table = Table(title="farm nodes", title_justify="left", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False, collapse_padding=True)
+    longest = max(len(n["id"]) for n in nodes)
+    table.add_column("node", overflow="fold", min_width=min(longest, 20))
+    for col in ("kind", "busy", "VRAM", "speed", "GPUs", "running", "blocklist"):
         table.add_column(col, overflow="fold")
     for n in nodes:
-        gpus = ", ".join(g["model"] for g in n.get("gpus", [])) or "-"
+        pool = bool(n.get("pool"))
+        models = Counter(str(g.get("model", "?")) for g in n.get("gpus", []))
+        gpus = ", ".join(f"{c}x {m}" for m, c in models.items()) or "-"
         running = ", ".join(r["task"] for r in n.get("running", [])) or "-"
-        table.add_row(n["id"], f"pool ({n['backend']})" if n.get("pool") else "agent",
-                      f"{n['busy']}/{n['slots']}", f"{n['vram_gb']:g}", f"{n['speed']:g}",
-                      gpus if not n.get("pool") else "-", running if not n.get("pool") else "-",
+        table.add_row(n["id"], f"pool ({n['backend']})" if pool else "agent",
+                      f"{n['busy']}/{plural(n['slots'], 'slot')}", f"{n['vram_gb']:g} GB",
+                      f"{n['speed']:g}x", "-" if pool else gpus, "-" if pool else running,
                       ", ".join(n.get("blocklisted_for", [])) or "-")
     Console().print(table)
+    Console().print("speed: relative to the reference GPU; busy: tasks running of its slots; "
+                    "blocklist: jobs that failed there too often", highlight=False)
 
 
 @app.command("cancel")
@@ -828,7 +849,10 @@ def cost_cmd(
         out.print("no compute pools configured ([[pools]] in the controller's --config): "
                   "nothing is rented, nothing spent", highlight=False)
         return
-    table = Table(title="rented compute (CNY)", title_justify="left")
+    from rich import box
+
+    table = Table(title="rented compute (CNY)", title_justify="left", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False, collapse_padding=True)
     table.add_column("pool", overflow="fold")
     table.add_column("price per GPU-hour", justify="right", overflow="fold")
     table.add_column("spent so far", justify="right", overflow="fold")
