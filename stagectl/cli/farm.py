@@ -509,7 +509,7 @@ def span(seconds: float) -> str:
     if h < 48:
         return f"{h} h {m} min" if m else f"{h} h"
     d, h = divmod(h, 24)
-    return f"{d} d {h} h" if d < 14 else f"{d} days"
+    return f"{d} days" if d >= 14 or not h else f"{d} d {h} h"
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:

@@ -11,6 +11,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from tests.dispatch.conftest import ROOT, Farm
 
@@ -228,3 +229,44 @@ def test_no_pools_cost_says_so(farm: Farm) -> None:
     assert "no compute pools configured" in flat(result.stdout)
     nodes = cli("nodes", "--controller", farm.address)
     assert "no agents connected and no compute pools" in flat(nodes.stdout)
+
+
+def _job(job_id: str, state: str = "active", **kw: Any) -> dict[str, Any]:
+    counts = dict.fromkeys(("QUEUED", "PLANNED", "RUNNING", "DONE", "FAILED", "BLOCKED"), 0)
+    job = {"id": job_id, "state": state, "counts": counts, "frames": 4, "frames_done": 0,
+           "progress": 0.0, "deadline_utc": None, "predicted_finish_utc": None, "late": False,
+           "after": [], "reasons": [], "vram_gb": 24.0}
+    job.update(kw)
+    return job
+
+
+def test_outlook_names_what_stops_a_job() -> None:
+    """The controller's replies as they come (shapes of `status` and `nodes`), judged."""
+    from zoneinfo import ZoneInfo
+
+    from stagectl.cli.farm import job_outlook, plural, span
+
+    zone, now = ZoneInfo("Asia/Shanghai"), 1_900_000_000.0
+    node = {"id": "a6000-01", "vram_gb": 48.0, "slots": 1, "busy": 0, "blocklisted_for": []}
+    bad = {**node, "blocklisted_for": ["fx"]}
+    short, warning, _ = job_outlook(_job("fx"), [_job("fx")], [bad], zone, now)
+    assert short == "blocklisted" and warning is not None
+    assert "a6000-01" in warning and "stagectl farm retry fx" in warning
+    jobs = [_job("plate", "stalled", reasons=["exit code 7"]), _job("comp", after=["plate"])]
+    short, warning, _ = job_outlook(jobs[1], jobs, [node], zone, now)
+    assert short == "after plate" and warning is not None and "which is stalled" in warning
+    # a dependency that no agent can run makes its follower wait too (not "not planned")
+    jobs = [_job("big", vram_gb=80), _job("after-big", after=["big"])]
+    assert "cannot run either" in str(job_outlook(jobs[1], jobs, [node], zone, now)[1])
+    # a plan whose finish has passed is not shown as a prediction
+    stale = _job("old", predicted_finish_utc=now - 600, deadline_utc=now + 3600)
+    short, warning, _ = job_outlook(stale, [stale], [node], zone, now)
+    assert short.startswith("overdue: planned for") and "not late yet" in short
+    ok = _job("ok", predicted_finish_utc=now + 600, deadline_utc=now + 3600)
+    assert job_outlook(ok, [ok], [node], zone, now)[0].endswith("on time, 50 min to spare")
+    late = _job("late", predicted_finish_utc=now + 7800, deadline_utc=now + 600)
+    assert job_outlook(late, [late], [node], zone, now)[0].endswith("late by 2 h")
+    assert [span(s) for s in (45, 89, 90, 3599, 3660, 86400 * 3, 86400 * 3 + 7200)] == \
+        ["45 s", "89 s", "2 min", "1 h", "1 h 1 min", "3 days", "3 d 2 h"]
+    assert (plural(1, "plan"), plural(2, "plan"), plural(0, "agent")) == \
+        ("1 plan", "2 plans", "0 agents")
