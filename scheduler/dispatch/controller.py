@@ -357,6 +357,8 @@ class Controller:
             self._requeue(task, why)
             self.store.event("task_requeued", job_id=a.job_id, task_id=a.task_id,
                              resource=a.resource, detail=why)
+            if a.resource in self.pools:
+                self._replan = self._replan or "pool task lost"
 
     def _fail(self, a: AttemptRec, error: str, exit_code: int | None, cost: float = 0.0) -> None:
         self._end_attempt(a, "FAILED", error=error, exit_code=exit_code, cost_cny=cost)
@@ -379,6 +381,8 @@ class Controller:
         else:
             self.store.update_task(task.id, failures=task.failures)
             self._requeue(task, f"retry after: {error}")
+            if a.resource in self.pools:  # a pool runs only planned tasks: plan it again
+                self._replan = self._replan or "pool task failed"
 
     def _complete(self, a: AttemptRec, cost: float = 0.0, exit_code: int | None = 0) -> None:
         self._end_attempt(a, "DONE", exit_code=exit_code, cost_cny=cost)

@@ -171,3 +171,62 @@ def test_cancelling_a_job_bills_the_time_its_pool_attempts_ran(tmp_path: Path) -
     assert any(e["kind"] == "job_cancelled" for e in events)
     assert 1.0 <= cost["spent_cny"] < 30.0  # billed for the time it ran, then stopped
     assert cost["forecast_cny"] == pytest.approx(cost["spent_cny"])
+
+
+class _FailsFirstPool:
+    """A batch system whose first job fails (exit 3); later ones run for real (LocalPool)."""
+
+    def __init__(self) -> None:
+        self.local = LocalPool(max_running=2)
+        self.failed: str | None = None
+        self.submitted = 0
+
+    def submit(self, name: str, argv: list[str], **kw: object) -> str:
+        self.submitted += 1
+        if self.failed is None:
+            self.failed = f"fail-{name}"
+            return self.failed
+        return self.local.submit(name, argv, **kw)  # type: ignore[arg-type]
+
+    def poll(self, job_ids: list[str]) -> dict[str, PoolJobState]:
+        out = {j: PoolJobState(j, "FAILED", 0.1, 3) for j in job_ids if j == self.failed}
+        rest = [j for j in job_ids if j != self.failed]
+        if rest:
+            out.update(self.local.poll(rest))
+        return out
+
+    def cancel(self, job_id: str) -> None:
+        if job_id != self.failed:
+            self.local.cancel(job_id)
+
+    def close(self) -> None:
+        self.local.close()
+
+
+def test_a_pool_task_that_fails_is_planned_again_and_retried(tmp_path: Path) -> None:
+    """A pool runs only planned tasks: a failed attempt's requeued task must be re-planned,
+    or (with no agents) it would sit QUEUED forever."""
+    backend = _FailsFirstPool()
+    cfg = ControllerConfig(
+        bind=f"tcp://127.0.0.1:{free_port()}", plan_time_limit_s=0.3, pool_poll_s=0.2,
+        replan_min_interval_s=0.2,
+        pools=(PoolConfig(id="hpc", backend="slurm", max_slots=2, vram_gb=80, speed=2.0,
+                          workdir=str(ROOT)),))
+    ctl = Controller(tmp_path / "farm.sqlite", cfg, backends={"hpc": backend})
+    thread = threading.Thread(target=ctl.serve, name="controller-under-test")
+    thread.start()
+    out = tmp_path / "out"
+    job = work_job("retry", out, 1, 1, vram_gb=64, max_attempts=3)
+    try:
+        with FarmClient(cfg.bind, timeout_s=5) as client:
+            client.request("submit", jobs=[job.to_wire()])
+
+            def done() -> bool:
+                return client.request("status")["jobs"][0]["state"] == "done"
+            wait_for(done, 30)
+    finally:
+        ctl.stop()
+        thread.join(timeout=10)
+        backend.close()
+    assert backend.submitted == 2  # the failed attempt, then the re-planned retry
+    frames_exactly_once(out, [job])
