@@ -50,6 +50,55 @@ def demo_config() -> StageConfig:
     return parse_config(data)
 
 
+def vendor_config() -> StageConfig:
+    """The four-wall vendor stage, LED walls only (OSC, Tessera, HELIOS, NovaStar)."""
+    data: dict[str, Any] = tomllib.loads(
+        (ROOT / "configs/sim-stage-vendors.toml").read_text("utf-8"))
+    data["safety"]["audit_db"] = ":memory:"
+    data["mqtt"]["enabled"] = False
+    data["cues"]["file"] = ""
+    data["devices"] = [d for d in data["devices"] if d["kind"] == "led"]
+    data["simulators"] = [s for s in data["simulators"] if s["kind"] == "led"]
+    for entry in (*data["devices"], *data["simulators"]):
+        if "credentials_file" in entry:
+            entry["credentials_file"] = str(ROOT / entry["credentials_file"])
+    return parse_config(data)
+
+
+def shoot_vendors(lang: str, out: Path, app: QApplication) -> None:
+    """Each vendor wall's LED panel (what its processor cannot do shown as unsupported)."""
+    i18n.set_language(lang)
+    config = vendor_config()
+    harness = StageHarness(config, base_dir=ROOT).start(wait_online_s=8)
+    op = EngineClient(config, ClientIdentity("ana", "operator"), timeout_s=3.0)
+    bridge = EngineBridge(config, identity=ClientIdentity("ana", "operator"), base_dir=ROOT)
+    window = MainWindow(config, bridge)
+    window.resize(*SIZE)
+    window.show()
+    bridge.start()
+    try:
+        pump(app, 5.0, lambda: bridge.connected)
+        for device in ("led-tessera", "led-helios", "led-novastar"):
+            op.call("led.set", {"device": device, "key": "brightness_nits", "value": 900.0})
+        op.call("led.set", {"device": "led-tessera", "key": "input", "value": "hdmi:1"})
+        pump(app, 6.0)  # a status resync brings every processor's identity
+        for name, panel in window.led_panels.items():
+            if name == "led-main":
+                continue
+            tabs = window.findChild(QTabWidget)
+            if tabs is not None:
+                tabs.setCurrentWidget(panel)
+            pump(app, 0.6)
+            save(panel, out, name, lang)
+    finally:
+        op.close()
+        bridge.stop()
+        window.close()
+        window.deleteLater()
+        pump(app, 0.2)
+        harness.stop()
+
+
 def pump(app: QApplication, seconds: float, until: Callable[[], bool] | None = None) -> None:
     """Run the Qt loop for ``seconds`` (or until ``until()`` holds)."""
     deadline = time.monotonic() + seconds
@@ -143,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     for lang in args.lang or ["en", "zh"]:
         print(f"{lang}:")
         shoot(lang, args.out, app)
+        shoot_vendors(lang, args.out, app)
     return 0
 
 

@@ -603,7 +603,7 @@ def _demo_script(cfg: StageConfig, stop: threading.Event) -> None:
     """
     kinds = {d.kind for d in cfg.devices}
     cues = "arm" in kinds and cfg.cues.file is not None
-    led_steps: list[tuple[str, dict[str, Any]]] = [
+    looks: list[tuple[str, dict[str, Any]]] = [
         ("led.set", {"key": "brightness_nits", "value": 800.0}),
         ("led.set", {"key": "colour_temperature_k", "value": 3200}),
         ("led.set", {"key": "test_pattern", "value": "grid"}),
@@ -613,7 +613,10 @@ def _demo_script(cfg: StageConfig, stop: threading.Event) -> None:
         ("led.preset", {"number": 3}),
         ("led.set", {"key": "freeze", "value": True}),
         ("led.set", {"key": "freeze", "value": False}),
-    ] if "led" in kinds else []
+    ]
+    # every wall takes the same looks, whatever its processor (OSC, Tessera, HELIOS, NovaStar)
+    walls = [d.name for d in cfg.devices if d.kind == "led"]
+    led_steps = [(cmd, {**args, "device": wall}) for cmd, args in looks for wall in walls]
     cue_steps: list[tuple[str, dict[str, Any]]] = [
         ("cue.jump", {"number": 1}), ("cue.go", {}), ("cue.go", {}), ("cue.go", {}),
     ] if cues else []
