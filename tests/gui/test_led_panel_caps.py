@@ -349,16 +349,25 @@ def test_screenshot_of_a_vendor_wall(qtbot: QtBot, tmp_path: Path, lang: str) ->
     assert image.width() >= 800 and image.height() >= 500
 
 
-def test_window_still_fits_1366x768_with_a_vendor_wall(
-        qtbot: QtBot, vendor_window: tuple[MainWindow, EngineBridge]) -> None:
-    """Unsupported marks, groups and the identity never squeeze the device table and log."""
-    window, bridge = vendor_window
-    window.show()
-    qtbot.waitExposed(window)
-    led = window.led_panels["led-main"]
-    window.tabs.setCurrentWidget(led)
-    for lang in ("en", "zh"):
-        i18n.set_language(lang)
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_window_still_fits_1366x768_with_a_vendor_wall(qtbot: QtBot, lang: str) -> None:
+    """Unsupported marks, groups and the identity never squeeze the device table and log.
+
+    The console takes its language at start (``STAGECTL_LANG``), so each language gets its
+    own window, as an operator's would.
+    """
+    i18n.set_language(lang)
+    try:
+        config = free_port_config(stage="gui-vendor")
+        bridge = EngineBridge(config, identity=OPERATOR)  # never started: no engine
+        window = MainWindow(config, bridge)
+        qtbot.addWidget(window)
+        window.controls.apply_snapshot(operator_controls().snapshot)
+        bridge.connection_changed.emit(True)
+        window.show()
+        qtbot.waitExposed(window)
+        led = window.led_panels["led-main"]
+        window.tabs.setCurrentWidget(led)
         bridge.status_received.emit({"devices": [VENDOR_SNAPSHOT]})
         QApplication.processEvents()
         assert (window.width(), window.height()) == DEFAULT_SIZE, lang
@@ -366,6 +375,9 @@ def test_window_still_fits_1366x768_with_a_vendor_wall(
         assert hint.width() <= 1366 and hint.height() <= 768, (lang, hint)
         assert window.splitter.sizes()[0] >= LEFT_WIDTH - 10, (lang, window.splitter.sizes())
         assert led.width() >= led.minimumSizeHint().width(), lang  # nothing clipped
+        window.close()
+    finally:
+        i18n.set_language("en")
 
 
 def test_osc_stage_through_the_harness_shows_the_same_capabilities(qtbot: QtBot) -> None:
