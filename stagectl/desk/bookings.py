@@ -1,0 +1,492 @@
+"""The booking store behind the desk: a pool of connections, JSON shapes, times, refusals.
+
+``BookingStore`` holds one sqlite3 connection; FastAPI runs the (sync) endpoints on a thread
+pool, so each request checks a store out of :class:`StorePool` and gives it back: a
+connection is never used by two threads at once, the number of connections is bounded, and
+every one is closed when the desk stops. Concurrency between connections (and processes) is
+the store's own: every change runs in ``BEGIN IMMEDIATE``.
+
+Times in replies are ISO 8601 with the site's offset (:func:`stagectl.cli.timefmt.iso`); a
+time sent without an offset is read in the site's zone by the one parser,
+:func:`stagectl.cli.timefmt.parse_time`, and the reply's ``notes`` say so.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from scheduler.booking.checker import Violation, check_plan
+from scheduler.booking.model import Assignment, Booking, Problem, Stage, Status, Window
+from scheduler.booking.optimiser import optimise
+from scheduler.booking.parse import BookingInputError, booking_to_dict
+from scheduler.booking.store import FILE, BookingStore, Record
+from scheduler.dbfile import open_database
+from stagectl.cli.book import _booking_zone, _request_zones, _zones
+from stagectl.cli.timefmt import TimeInputError, fmt_span, fmt_time, iso, parse_time
+from stagectl.desk import DeskError
+
+__all__ = [
+    "StorePool",
+    "booking_json",
+    "explain_refusal",
+    "outage_preview",
+    "read_request",
+    "read_time",
+    "stage_json",
+]
+
+_TIME_FIELDS = ("earliest_start", "latest_end", "start")
+
+
+class _PooledStore(BookingStore):
+    """A :class:`BookingStore` whose connection the stopping thread may close.
+
+    It is only ever used by one thread at a time, through the pool.
+    """
+
+    def __init__(self, path: Path, clock: Callable[[], datetime], create: bool) -> None:
+        self.path = Path(path)
+        self.clock = clock
+        self.conn = open_database(self.path, FILE, create=create, synchronous="FULL",
+                                  timeout_s=30.0, check_same_thread=False)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA busy_timeout = 30000")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StorePool:
+    """At most ``size`` stores on one database file, checked out one request at a time.
+
+    Args:
+        path: the booking database (created, with its folder's parents, when missing).
+        size: most connections open at once; a request waits up to ``wait_s`` for one.
+        clock: the stores' clock (tests inject one).
+    """
+
+    def __init__(self, path: Path, size: int = 8, clock: Callable[[], datetime] = _utc_now,
+                 wait_s: float = 30.0) -> None:
+        self.path = Path(path)
+        self.size = size
+        self.clock = clock
+        self.wait_s = wait_s
+        self._idle: queue.LifoQueue[BookingStore] = queue.LifoQueue()
+        self._all: list[BookingStore] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        first = _PooledStore(self.path, clock, create=True)
+        self._all.append(first)
+        self._idle.put(first)
+
+    @contextmanager
+    def store(self) -> Iterator[BookingStore]:
+        """A store for this thread until the block ends."""
+        if self._closed:
+            raise DeskError(503, "store_unavailable", reason="the desk is stopping")
+        try:
+            s = self._idle.get_nowait()
+        except queue.Empty:
+            s = self._grow() or self._wait()
+        try:
+            yield s
+        finally:
+            if s.conn.in_transaction:  # a failure between BEGIN and COMMIT/ROLLBACK
+                try:
+                    s.conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            if self._closed:
+                s.close()
+            else:
+                self._idle.put(s)
+
+    def _grow(self) -> BookingStore | None:
+        with self._lock:
+            if len(self._all) >= self.size:
+                return None
+            s = _PooledStore(self.path, self.clock, create=False)
+            self._all.append(s)
+            return s
+
+    def _wait(self) -> BookingStore:
+        try:
+            return self._idle.get(timeout=self.wait_s)
+        except queue.Empty:
+            raise DeskError(503, "store_unavailable",
+                            reason=f"all {self.size} connections busy for {self.wait_s:g} s")\
+                from None
+
+    def close(self) -> None:
+        """Close every idle connection now (busy ones close when given back)."""
+        self._closed = True
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                break
+
+
+# --------------------------------------------------------------------------- JSON shapes
+
+
+def stages_of(store: BookingStore) -> dict[str, Stage]:
+    """The stored stages by id (outages recorded with ``book outage`` included)."""
+    return store.problem(frozenset()).stage_by_id()
+
+
+def booking_json(rec: Record, stages: dict[str, Stage]) -> dict[str, Any]:
+    """A booking as docs/desk-api.md shows it: times with the site's offset."""
+    b = rec.booking
+    tz = _booking_zone(rec, stages)
+    return {
+        "id": b.id,
+        "status": rec.status.value,
+        "production": b.production,
+        "contact": b.contact,
+        "priority": b.priority,
+        "stage": b.stage,
+        "start": iso(b.start, tz),
+        "end": iso(b.end, tz),
+        "timezone": tz,
+        "hold_rank": b.hold_rank if rec.status is Status.HOLD else None,
+        "hold_expires": iso(rec.hold_expires, tz),
+        "requires": sorted(b.requires),
+        "stages": list(b.stages),
+        "pool": dict(b.pools),
+        "earliest_start": iso(b.earliest_start, tz),
+        "latest_end": iso(b.latest_end, tz),
+        "duration_minutes": b.duration_minutes,
+        "sequence": rec.sequence,
+        "challenged_by": rec.challenged_by,
+        "challenge_deadline": iso(rec.challenge_deadline, tz),
+        "created_at": iso(rec.created_at, tz),
+        "updated_at": iso(rec.updated_at, tz),
+    }
+
+
+def stage_json(stage: Stage, outages: list[tuple[str, Window, str]]) -> dict[str, Any]:
+    """A stage: site, zone, capabilities, changeover, rate, open windows, outages."""
+    tz = stage.timezone
+    reasons = {(w.start, w.end): why for sid, w, why in outages if sid == stage.id}
+    return {
+        "id": stage.id,
+        "site": stage.site,
+        "timezone": tz,
+        "capabilities": sorted(stage.capabilities),
+        "changeover_minutes": stage.changeover_minutes,
+        "day_rate_cny": stage.day_rate_cny,
+        "prelight_strike_rate_cny": stage.prelight_strike_rate_cny,
+        "windows": [{"start": iso(w.start, tz), "end": iso(w.end, tz)} for w in stage.open],
+        "outages": [{"start": iso(w.start, tz), "end": iso(w.end, tz),
+                     "reason": reasons.get((w.start, w.end), "")} for w in stage.outages],
+        "wall_width_m": stage.wall_width_m,
+        "wall_height_m": stage.wall_height_m,
+        "pixel_pitch_mm": stage.pixel_pitch_mm,
+    }
+
+
+def history_json(store: BookingStore, rec: Record,
+                 stages: dict[str, Stage]) -> list[dict[str, Any]]:
+    """The booking's audit trail, times in its site's zone, with who did each change."""
+    tz = _booking_zone(rec, stages)
+    out = []
+    for h in store.history(rec.id):
+        details = dict(h.details)
+        for key in ("start", "deadline", "hold_expires", "challenge_deadline"):
+            value = details.get(key)
+            if isinstance(value, str):
+                try:
+                    details[key] = iso(datetime.fromisoformat(value), tz)
+                except ValueError:
+                    pass
+        out.append({"seq": h.seq, "at": iso(h.at, tz), "actor": h.actor, "action": h.action,
+                    "from": h.from_status, "to": h.to_status, "reason": h.reason,
+                    "details": details, "timezone": tz})
+    return out
+
+
+# --------------------------------------------------------------------------- times
+
+
+def read_time(value: Any, zones: list[str], field: str, *, end_of_day: bool = False,
+              notes: list[str] | None = None) -> datetime:
+    """A sent time; one without an offset is read in ``zones`` and a note says so.
+
+    Raises:
+        DeskError: 400 ``invalid`` naming the field.
+    """
+    if not isinstance(value, str) or len(value) > 100:
+        raise DeskError(400, "invalid", {"field": field}, field=field,
+                        reason=f"expected a date or time as a string, got {_show(value)}")
+    try:
+        parsed = parse_time(value, zones, field, end_of_day=end_of_day)
+    except TimeInputError as exc:
+        raise DeskError(400, "invalid", {"field": field}, field=field,
+                        reason=str(exc).removeprefix(f"{field}: ")) from None
+    if parsed.note and notes is not None:
+        notes.append(parsed.note)
+    return parsed.value
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def read_request(body: dict[str, Any], stages: dict[str, Stage]) -> tuple[dict[str, Any],
+                                                                          list[str]]:
+    """A ``POST /bookings`` body as a store request spec, and the notes on its times.
+
+    The body uses the booking input contract (docs/booking-json.md); times may lack an
+    offset (read in the zone of its stage, else of the stages it may use).
+
+    Raises:
+        DeskError: 400 ``invalid`` for a field that is wrong.
+    """
+    for key in ("status", "hold_rank"):
+        if key in body:
+            raise DeskError(400, "invalid", {"field": key}, field=key,
+                            reason="set by the booking lifecycle, not by a request "
+                                   "(use /hold and /confirm)")
+    spec = dict(body)
+    stage = spec.get("stage") if isinstance(spec.get("stage"), str) else None
+    if stage is not None and stage not in stages:
+        raise DeskError(400, "invalid", {"field": "stage"}, field="stage",
+                        reason=f"unknown stage {stage!r} (stages: {', '.join(sorted(stages))})")
+    allowed_raw = spec.get("stages", [])
+    allowed = [s for s in allowed_raw if isinstance(s, str)] \
+        if isinstance(allowed_raw, list) else []
+    for sid in allowed:
+        if sid not in stages:
+            raise DeskError(400, "invalid", {"field": "stages"}, field="stages",
+                            reason=f"unknown stage {sid!r} (stages: {', '.join(sorted(stages))})")
+    req_raw = spec.get("requires", [])
+    requires = [c for c in req_raw if isinstance(c, str)] if isinstance(req_raw, list) else []
+    known = sorted(set().union(*(s.capabilities for s in stages.values())))
+    unknown = [c for c in requires if c not in known]
+    if unknown:
+        raise DeskError(400, "invalid", {"field": "requires"}, field="requires",
+                        reason=f"unknown capability {', '.join(map(repr, unknown))} (no stage "
+                               f"has it; known: {', '.join(known) or 'none'})")
+    zones = _request_zones(stages, stage, allowed, requires) if stages else ["UTC"]
+    notes: list[str] = []
+    times: dict[str, datetime] = {}
+    for key in _TIME_FIELDS:
+        if key in spec and spec[key] is not None:
+            times[key] = read_time(spec[key], zones, key, end_of_day=key == "latest_end",
+                                   notes=notes)
+            spec[key] = times[key].isoformat()
+    duration = spec.get("duration_minutes")
+    first, last = times.get("earliest_start"), times.get("latest_end")
+    if isinstance(duration, int) and not isinstance(duration, bool) and duration > 0 \
+            and first and last and last - first < timedelta(minutes=duration):
+        raise DeskError(400, "invalid", {"field": "latest_end"}, field="latest_end",
+                        reason=f"the window {fmt_span(first, last, zones[0])} ({zones[0]}) is "
+                               f"shorter than duration_minutes {duration}: widen it or ask "
+                               "for less time")
+    return spec, notes
+
+
+def input_error(exc: BookingInputError) -> DeskError:
+    """A booking contract error as 400 ``invalid`` (``details.errors``: every line)."""
+    first = exc.errors[0] if exc.errors else "request: invalid"
+    path, _, reason = first.partition(": ")
+    field = path.removeprefix("request").lstrip(".") or "request"
+    return DeskError(400, "invalid", {"field": field, "errors": list(exc.errors)},
+                     field=field, reason=reason or first)
+
+
+# --------------------------------------------------------------------------- refusals
+
+_CLI_HINT = re.compile(r"\s*\(`stagectl [^`]*`[^)]*\)|`stagectl [^`]*`")
+_FIRST_HOLD = re.compile(r"^(\S+) holds (\S+) first \(rank (\d+)\)")
+
+
+def _local_span(a: datetime | None, b: datetime | None, tz: str) -> str:
+    return f"{fmt_span(a, b, tz)} ({tz})"
+
+
+def _who(rec: Record) -> str:
+    b = rec.booking
+    what = f"{b.id} ({b.production}, {rec.status.value}" if b.production else \
+        f"{b.id} ({rec.status.value}"
+    if rec.status is Status.HOLD and b.hold_rank:
+        what += f" #{b.hold_rank}"
+    return what + ")"
+
+
+def _violation_sentence(v: Violation, me: Booking, store: BookingStore,
+                        stages: dict[str, Stage], problem: Problem) -> str:
+    st = stages.get(me.stage or "")
+    tz = st.timezone if st else "UTC"
+    sid = me.stage or "?"
+    if v.kind == "overlap":
+        other_id = next((i for i in v.ids if i != me.id), None)
+        if other_id is not None:
+            try:
+                other = store.get(other_id)
+            except BookingInputError:  # pragma: no cover - stored rows decode
+                other = None
+            if other is not None and other.booking.start is not None:
+                co = st.changeover_minutes if st else 0
+                tail = (f"; with its {co}-minute changeover nothing else may use {sid} "
+                        f"within {co} minutes of it") if co else ""
+                return (f"{sid} is taken by {_who(other)} "
+                        f"{_local_span(other.booking.start, other.booking.end, tz)}{tail}")
+        return f"{sid} is taken then by another booking (changeover included)"
+    if v.kind == "capability" and st is not None:
+        lacks = sorted(me.requires - st.capabilities)
+        return (f"{sid} lacks {', '.join(lacks)}, which this booking requires "
+                f"(it has {', '.join(sorted(st.capabilities)) or 'no special capabilities'})")
+    if v.kind == "window":
+        return (f"the slot {_local_span(me.start, me.end, tz)} is outside the booking's window "
+                f"{_local_span(me.earliest_start, me.latest_end, tz)}")
+    if v.kind == "outage" and st is not None and me.start and me.end:
+        hit = [w for w in st.outages if w.overlaps(me.start, me.end)]
+        if hit:
+            return (f"{sid} is out of service then (outage "
+                    f"{_local_span(hit[0].start, hit[0].end, tz)})")
+    if v.kind == "pool":
+        others = [i for i in v.ids if i != me.id]
+        return (f"{v.message.split(' needs ')[0]} is used up then"
+                + (f" by {', '.join(others)}" if others else "")
+                + f" ({v.message.split('(')[0].split('needs ')[-1].strip()})")
+    if v.kind == "open" and st is not None:
+        hours = "; ".join(fmt_span(w.start, w.end, tz) for w in st.open[:3])
+        return f"{sid} is not open for all of {_local_span(me.start, me.end, tz)}" + \
+            (f" (open {hours} {tz})" if hours else "")
+    if v.kind == "slot":
+        return (f"the start {fmt_time(me.start, tz)} is not on the {problem.slot_minutes}-minute "
+                "grid (start on a whole quarter hour)")
+    if v.kind == "stage":
+        return f"{sid} is not one of this booking's allowed stages ({', '.join(me.stages)})"
+    if v.kind == "duration":
+        return v.message
+    return str(v)
+
+
+def placement_explanation(store: BookingStore, booking: Booking) -> list[str]:
+    """Plain sentences saying what stops ``booking`` at its stage and start (may be empty)."""
+    if booking.stage is None or booking.start is None:
+        return []
+    problem = store.problem(frozenset({Status.CONFIRMED}))
+    stages = problem.stage_by_id()
+    if booking.stage not in stages:
+        return [f"there is no stage {booking.stage!r} (stages: {', '.join(sorted(stages))})"]
+    mine = replace(booking, status=Status.CONFIRMED, hold_rank=None)
+    others = tuple(b for b in problem.bookings if b.id != booking.id)
+    problem = replace(problem, bookings=(*others, mine))
+    assignments = [
+        Assignment(b.id, b.stage, b.start, b.start + timedelta(minutes=b.duration_minutes))
+        for b in problem.bookings if b.stage is not None and b.start is not None]
+    out = []
+    for v in check_plan(problem, assignments):
+        if booking.id in v.ids:
+            sentence = _violation_sentence(v, mine, store, stages, problem)
+            if sentence not in out:
+                out.append(sentence)
+    slot = problem.slot_minutes * 60
+    if booking.start.timestamp() % slot:
+        tz = stages[booking.stage].timezone
+        out.append(f"the start {fmt_time(booking.start, tz)} is not on the "
+                   f"{problem.slot_minutes}-minute grid (start on a whole quarter hour)")
+    return out
+
+
+def explain_refusal(store: BookingStore, message: str, booking: Booking | None = None,
+                    api_id: str | None = None) -> list[str]:
+    """The refusal as plain sentences: what is in the way, and what to do.
+
+    Args:
+        store: to look up the bookings and stages named.
+        message: the store's refusal.
+        booking: the booking at the placement that was tried (hold, confirm), if any.
+        api_id: the booking the request was about (for the API's own hints).
+    """
+    if booking is not None and " cannot go on " in message:
+        sentences = placement_explanation(store, booking)
+        if sentences:
+            return sentences
+    m = _FIRST_HOLD.match(message)
+    if m is not None:
+        first_id, stage, rank = m.groups()
+        stages = stages_of(store)
+        try:
+            first = store.get(first_id)
+            tz = _booking_zone(first, stages)
+            when = _local_span(first.booking.start, first.booking.end, tz)
+        except BookingInputError:  # pragma: no cover
+            first, when = None, ""
+        who = _who(first) if first else first_id
+        hint = (f"challenge it (POST /api/v1/bookings/{api_id}/challenge)" if api_id
+                else "challenge it")
+        return [f"{who} holds {stage} first (hold rank {rank}) {when}".rstrip(),
+                f"{hint} or wait until it is released"]
+    text = _CLI_HINT.sub("", message).strip()
+    if text.startswith("no slot for ") and ": " in text:
+        head, _, reason = text.partition(": ")
+        return [f"{head}: {reason}"]
+    parts = [p.strip() for p in text.split("; ") if p.strip()]
+    return parts or [text]
+
+
+# --------------------------------------------------------------------------- re-plans
+
+
+def outage_preview(store: BookingStore, stage: str, start: datetime, end: datetime,
+                   time_limit_s: float) -> dict[str, Any]:
+    """What ``store.outage`` would move, computed on a copy of the problem (nothing stored).
+
+    The same re-plan as :meth:`BookingStore.outage`: the stored holds and confirmed bookings,
+    the new outage added to the stage's outages *in memory*, the bookings it hits made
+    movable, optimised with "keep the current placement" as the second objective.
+    """
+    current = store.problem(frozenset({Status.HOLD, Status.CONFIRMED}))
+    current = replace(current, stages=tuple(
+        replace(s, outages=(*s.outages, Window(start, end))) if s.id == stage else s
+        for s in current.stages))
+    window = Window(start, end)
+    hit = {b.id for b in current.bookings
+           if b.stage == stage and b.start is not None and b.end is not None
+           and window.overlaps(b.start, b.end)}
+    problem = replace(current, bookings=tuple(
+        replace(b, status=Status.HOLD, hold_rank=1) if b.id in hit else b
+        for b in current.bookings))
+    plan = optimise(problem, time_limit_s)
+    placed = plan.assignment_by_id()
+    by_id = problem.booking_by_id()
+    moved = []
+    for bid in sorted(placed):
+        b, a = by_id[bid], placed[bid]
+        if b.stage != a.stage or b.start != a.start:
+            moved.append({"id": bid, "from_stage": str(b.stage), "from_start": b.start,
+                          "to_stage": a.stage, "to_start": a.start})
+    unplaced = [{"id": r.id, "reason": r.reason} for r in plan.rejected]
+    return {"moved": moved, "unplaced": unplaced, "kept": len(placed) - len(moved),
+            "hit": sorted(hit), "solve_seconds": plan.solve_seconds, "source": plan.source,
+            "productions": {b.id: b.production for b in problem.bookings}}
+
+
+def zone_for(stages: dict[str, Stage], stage: str | None = None) -> str:
+    """A stage's zone, else the most common zone of all stages."""
+    if stage is not None and stage in stages:
+        return stages[stage].timezone
+    return _zones(stages.values())[0]
+
+
+def as_spec(booking: Booking) -> dict[str, Any]:
+    """A booking in the input contract's shape."""
+    return booking_to_dict(booking)

@@ -1,0 +1,152 @@
+"""The desk's configuration file (``configs/desk.toml``, docs/desk-api.md "Config").
+
+Unknown keys, bad addresses and bad values are refused with the file, the key and what was
+expected (``stagectl.config`` style, :class:`stagectl.config.ConfigError`); the CLI exits 2.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from stagectl.config import ConfigError, format_validation_error
+
+__all__ = ["DEFAULT_DESK_CONFIG", "DeskConfig", "load_desk_config", "parse_desk_config"]
+
+DEFAULT_DESK_CONFIG = Path("configs/desk.toml")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _split_bind(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("host:port, such as 127.0.0.1:8470 (port 0: any free port)")
+    return host, int(port)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _DeskSection(_Model):
+    bind: str = "127.0.0.1:8470"
+    db: str = Field(default="var/desk/booking.sqlite", min_length=1)
+    seed: str = "configs/booking/stages.json"
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    max_body_bytes: int = Field(default=65536, ge=1024, le=16 * 1024 * 1024)
+
+    @field_validator("bind")
+    @classmethod
+    def _bind(cls, value: str) -> str:
+        host, _ = _split_bind(value)
+        if not _is_loopback(host):
+            raise ValueError("a loopback address such as 127.0.0.1:8470 (serving other "
+                             "machines needs TLS, which is a later step of issue 15)")
+        return value
+
+
+class _FarmSection(_Model):
+    controller: str = ""
+    timeout_s: float = Field(default=2.0, gt=0, le=30)
+    keys_dir: str = ""
+
+    @field_validator("controller")
+    @classmethod
+    def _controller(cls, value: str) -> str:
+        if value and not (value.startswith("tcp://") and ":" in value[6:]
+                          and value.rsplit(":", 1)[1].isdigit()):
+            raise ValueError("tcp://host:port of `stagectl farm controller`, or \"\" for none")
+        return value
+
+
+class _File(_Model):
+    desk: _DeskSection = _DeskSection()
+    farm: _FarmSection = _FarmSection()
+
+
+@dataclass(frozen=True)
+class DeskConfig:
+    """What ``stagectl desk serve`` needs.
+
+    Attributes:
+        host: address to bind (loopback only in this slice).
+        port: port to bind; 0 picks a free one (tests).
+        db: the booking store (SQLite); the desk's tables live in it too.
+        seed: stages loaded with ``book setup`` semantics when the store has none (None: no
+            seed).
+        session_hours: idle browser sessions end after this.
+        max_body_bytes: larger request bodies are answered 413 ``too_large``.
+        farm_controller: ``tcp://host:port`` of the farm controller, "" for none.
+        farm_timeout_s: how long a farm request may wait before 503 ``farm_unavailable``.
+        farm_keys_dir: CURVE keys for a controller off loopback (None: plain).
+        secure_cookies: set ``Secure`` on the session cookie (served over https).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8470
+    db: Path = Path("var/desk/booking.sqlite")
+    seed: Path | None = Path("configs/booking/stages.json")
+    session_hours: float = 12.0
+    max_body_bytes: int = 65536
+    farm_controller: str = ""
+    farm_timeout_s: float = 2.0
+    farm_keys_dir: Path | None = None
+    secure_cookies: bool = False
+
+    @property
+    def bind(self) -> str:
+        """``host:port``."""
+        return f"{self.host}:{self.port}"
+
+
+def parse_desk_config(data: dict[str, Any], source: Path | str = "<config>") -> DeskConfig:
+    """Validate an already parsed TOML mapping.
+
+    Raises:
+        ConfigError: unknown keys or bad values, one line each.
+    """
+    try:
+        f = _File.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, format_validation_error(exc)) from None
+    host, port = _split_bind(f.desk.bind)
+    return DeskConfig(
+        host=host, port=port, db=Path(f.desk.db), seed=Path(f.desk.seed) if f.desk.seed else None,
+        session_hours=f.desk.session_hours, max_body_bytes=f.desk.max_body_bytes,
+        farm_controller=f.farm.controller, farm_timeout_s=f.farm.timeout_s,
+        farm_keys_dir=Path(f.farm.keys_dir) if f.farm.keys_dir else None,
+    )
+
+
+def load_desk_config(path: Path | str) -> DeskConfig:
+    """Read and validate a desk TOML file.
+
+    Raises:
+        ConfigError: unreadable file, TOML syntax error, or invalid values.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, ["file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [f"cannot read: {exc}"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [f"TOML syntax error: {exc}"]) from None
+    return parse_desk_config(data, path)

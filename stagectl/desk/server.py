@@ -1,0 +1,163 @@
+"""Run the desk: :func:`serve` (the CLI, until a signal) and :class:`DeskServer` (a thread).
+
+``DeskServer`` binds its socket before uvicorn starts (port 0: a free port, known at once),
+runs uvicorn on a background thread, and stops it within a bounded time: uvicorn is told to
+exit, open connections get ``graceful_s`` to finish, the thread is joined and the app's
+store connections are closed. Nothing is left running.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from types import TracebackType
+
+import uvicorn
+from fastapi import FastAPI
+
+from stagectl.desk.app import close_app, create_app
+from stagectl.desk.config import DeskConfig
+
+__all__ = ["DeskServer", "serve"]
+
+log = logging.getLogger("stagectl.desk")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(256)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _uvicorn(app: FastAPI, graceful_s: float) -> uvicorn.Server:
+    cfg = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                         timeout_graceful_shutdown=max(1, int(graceful_s)),
+                         timeout_keep_alive=5, server_header=False,
+                         limit_concurrency=512)
+    return uvicorn.Server(cfg)
+
+
+class DeskServer:
+    """The desk on a background thread (tests, the demo).
+
+    Args:
+        config: the desk's configuration (``port`` 0: any free port).
+        clock: "now" for the store and sessions.
+        graceful_s: how long stopping waits for open requests.
+
+    Example::
+
+        with DeskServer(config) as desk:
+            httpx.get(desk.url + "/api/v1/me", headers=...)
+    """
+
+    def __init__(self, config: DeskConfig, *, clock: Callable[[], datetime] | None = None,
+                 graceful_s: float = 3.0) -> None:
+        self.config = config
+        self.clock = clock
+        self.graceful_s = graceful_s
+        self.app: FastAPI | None = None
+        self.port = 0
+        self._sock: socket.socket | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` (no trailing slash)."""
+        host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
+        return f"http://{host}:{self.port}"
+
+    def start(self, timeout_s: float = 10.0) -> DeskServer:
+        """Open the store, bind, start uvicorn and wait until it serves.
+
+        Raises:
+            RuntimeError: uvicorn did not start in time (its error chained).
+            OSError: the address cannot be bound.
+        """
+        self.app = create_app(self.config, clock=self.clock)
+        try:
+            self._sock = _bind(self.config.host, self.config.port)
+        except OSError:
+            close_app(self.app)
+            raise
+        self.port = int(self._sock.getsockname()[1])
+        self._server = _uvicorn(self.app, self.graceful_s)
+        self._thread = threading.Thread(target=self._run, name=f"desk-{self.port}",
+                                        daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the desk did not start on {self.url}") from self._error
+            time.sleep(0.01)
+        return self
+
+    def _run(self) -> None:
+        assert self._server is not None and self._sock is not None
+        try:
+            self._server.run(sockets=[self._sock])
+        except BaseException as exc:  # reported by start()/stop()
+            self._error = exc
+            log.exception("desk server stopped with an error")
+
+    def stop(self) -> None:
+        """Stop serving, join the thread, close the socket and the store (idempotent)."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(self.graceful_s + 5.0)
+            if self._thread.is_alive() and self._server is not None:
+                self._server.force_exit = True
+                self._thread.join(5.0)
+            self._thread = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self.app is not None:
+            close_app(self.app)
+
+    def __enter__(self) -> DeskServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def serve(config: DeskConfig, on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve until SIGINT/SIGTERM (uvicorn's own signal handling), then stop cleanly.
+
+    Args:
+        config: the desk's configuration.
+        on_ready: called with the URL once the socket is bound.
+    """
+    app = create_app(config)
+    try:
+        sock = _bind(config.host, config.port)
+    except OSError:
+        close_app(app)
+        raise
+    try:
+        port = int(sock.getsockname()[1])
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        if on_ready is not None:
+            on_ready(f"http://{host}:{port}")
+        _uvicorn(app, 3.0).run(sockets=[sock])
+    finally:
+        sock.close()
+        close_app(app)
