@@ -21,7 +21,13 @@ from typing import Any
 
 from drivers.device import Backoff, CommandError, Problem
 from drivers.led import protocol as p
-from drivers.led.model import Capabilities, LedDevice, Unsupported, feature_of
+from drivers.led.model import (
+    Capabilities,
+    LedDevice,
+    Unsupported,
+    feature_of,
+    wall_problems,
+)
 from drivers.messages import Message, message
 from drivers.osc import (
     BundleHold,
@@ -33,7 +39,6 @@ from drivers.osc import (
 )
 from drivers.transport import Addr, UdpTransport
 
-DEGRADED_TEMPERATURE_C = 55.0
 REJECTED_SOURCES_NAMED = 16  # distinct impostor sources announced as events; later ones counted
 MAX_ALERTS, ALERT_CHARS = 32, 200  # what one alerts report may hold (one datagram, bounded)
 _PANELS_ALERT = re.compile(r"panels offline: (\d+)$")
@@ -134,16 +139,7 @@ class OscLedProcessor(LedDevice):
         self.event(message("led_stopping"))
 
     def _problems(self) -> list[str]:
-        problems: list[str] = []
-        online, total = self.reported.get("panels_online"), self.reported.get("panels_total")
-        if isinstance(online, int) and isinstance(total, int) and online < total:
-            problems.append(Problem(f"{total - online} of {total} panels offline",
-                                    "panels_offline", offline=total - online, total=total))
-        temp = self.reported.get("temperature_c")
-        if isinstance(temp, float) and temp >= DEGRADED_TEMPERATURE_C:
-            problems.append(Problem(f"processor at {temp:.1f} C", "processor_hot",
-                                    temperature_c=round(temp, 1)))
-        return problems
+        return wall_problems(self.reported)
 
     # ---- actions ----------------------------------------------------------------------
 

@@ -39,10 +39,9 @@ from typing import Any
 import aiohttp
 
 from drivers.device import Backoff, CommandError, Health, Problem, problem_dicts
-from drivers.led.model import LedDevice
+from drivers.led.model import LedDevice, wall_problems
 from drivers.messages import message
 
-DEGRADED_TEMPERATURE_C = 55.0
 MAX_POLL_INTERVAL_S = 5.0
 MAX_REPLY_BYTES = 8 * 1024 * 1024  # a Tessera whole tree with 2,200 panels is well under this
 OFFLINE_AFTER_FAILURES = 2
@@ -300,16 +299,7 @@ class HttpLedProcessor(LedDevice):
         self.event(message("led_stopping"))
 
     def _problems(self) -> list[str]:
-        problems: list[str] = list(self._vendor_problems)
-        online, total = self.reported.get("panels_online"), self.reported.get("panels_total")
-        if isinstance(online, int) and isinstance(total, int) and online < total:
-            problems.append(Problem(f"{total - online} of {total} panels offline",
-                                    "panels_offline", offline=total - online, total=total))
-        temp = self.reported.get("temperature_c")
-        if isinstance(temp, float) and temp >= DEGRADED_TEMPERATURE_C:
-            problems.append(Problem(f"processor at {temp:.1f} C", "processor_hot",
-                                    temperature_c=round(temp, 1)))
-        return problems
+        return [*self._vendor_problems, *wall_problems(self.reported)]
 
     def set_vendor_problems(self, problems: list[Problem]) -> None:
         """Degrade (or not) for processor-specific reasons (no project loaded, locked by VMP)."""

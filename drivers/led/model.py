@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from drivers.device import CommandError, Device
+from drivers.device import CommandError, Device, Problem
 from drivers.led import protocol as p
 
 INPUT = "input"
@@ -164,6 +164,23 @@ def validate_key(key: str, value: object, caps: Capabilities, max_nits: float,
         raise Unsupported(device, f"test_pattern {normalised}",
                           "this processor has no such pattern", caps.vendor)
     return normalised
+
+
+DEGRADED_TEMPERATURE_C = 55.0
+
+
+def wall_problems(reported: Mapping[str, Any]) -> list[str]:
+    """What in an LED processor's reported status degrades it: panels offline, a hot processor."""
+    problems: list[str] = []
+    online, total = reported.get("panels_online"), reported.get("panels_total")
+    if isinstance(online, int) and isinstance(total, int) and online < total:
+        problems.append(Problem(f"{total - online} of {total} panels offline",
+                                "panels_offline", offline=total - online, total=total))
+    temp = reported.get("temperature_c")
+    if isinstance(temp, float) and temp >= DEGRADED_TEMPERATURE_C:
+        problems.append(Problem(f"processor at {temp:.1f} C", "processor_hot",
+                                temperature_c=round(temp, 1)))
+    return problems
 
 
 class LedDevice(Device):

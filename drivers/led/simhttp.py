@@ -29,6 +29,7 @@ Vendor simulators add their own (``ip_control_disabled``, ``no_project``, ``lock
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import contextlib
@@ -477,3 +478,38 @@ def check_model(key: str, value: Any, max_nits: float) -> Any:
     except (p.ValidationError, ValueError, TypeError):
         return None
     return value
+
+
+# ---- running one simulator from the command line ----------------------------------------
+
+def simulator_parser(description: str, default_listen: str) -> argparse.ArgumentParser:
+    """The options every vendor simulator takes (``--listen``, ``--panels``, ``--latency-ms``)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--listen", default=default_listen, help="host:port to bind")
+    parser.add_argument("--panels", type=int, default=240)
+    parser.add_argument("--latency-ms", type=float, default=2.0)
+    return parser
+
+
+def settings_from(args: argparse.Namespace, name: str, **extra: Any) -> VendorSimSettings:
+    """:class:`VendorSimSettings` from the common options plus a vendor's ``extra`` fields."""
+    host, _, port = str(args.listen).rpartition(":")
+    return VendorSimSettings(name=name, host=host or "127.0.0.1", port=int(port),
+                             panels_total=args.panels, latency_ms=args.latency_ms, **extra)
+
+
+def run_forever(simulator: Callable[[VendorSimSettings], VendorSimulator],
+                settings: VendorSimSettings, path: str = "") -> None:
+    """Serve one simulator until Ctrl-C, printing where it listens."""
+    async def serve() -> None:
+        sim = simulator(settings)
+        await sim.start()
+        print(f"{sim.protocol} simulator on {sim.url}{path}", flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await sim.stop()
+
+    logging.basicConfig(level=logging.INFO)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())

@@ -35,7 +35,6 @@ Run alone: ``python -m drivers.led.helios.simulator --listen 127.0.0.1:8080``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -49,7 +48,15 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from drivers.led.helios import parse as hp
-from drivers.led.simhttp import MAX_WS_CLIENTS, VendorSimSettings, VendorSimulator, float32
+from drivers.led.simhttp import (
+    MAX_WS_CLIENTS,
+    VendorSimSettings,
+    VendorSimulator,
+    float32,
+    run_forever,
+    settings_from,
+    simulator_parser,
+)
 
 log = logging.getLogger(__name__)
 
@@ -671,42 +678,24 @@ class HeliosSimulator(VendorSimulator):
         return json.dumps({"jsonrpc": "2.0", "id": msg_id, "result": result})
 
 
-async def _amain(settings: VendorSimSettings) -> None:
-    sim = HeliosSimulator(settings)
-    await sim.start()
-    print(f"HELIOS simulator on {sim.url}/api/v1/public", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await sim.stop()
-
-
 def main() -> None:
     """Run one HELIOS simulator from the command line."""
-    parser = argparse.ArgumentParser(description="Simulated Megapixel HELIOS processor")
-    parser.add_argument("--listen", default="127.0.0.1:8080", help="host:port to bind")
-    parser.add_argument("--panels", type=int, default=240)
-    parser.add_argument("--latency-ms", type=float, default=2.0)
+    parser = simulator_parser("Simulated Megapixel HELIOS processor", "127.0.0.1:8080")
     parser.add_argument("--max-nits", type=float, default=1500.0,
                         help="nits at 100 %% brightness")
     parser.add_argument("--auth", choices=("basic", "digest"), default="basic")
     parser.add_argument("--credentials-env", default=None,
                         help="environment variable holding user:password (auth on)")
     args = parser.parse_args()
-    host, _, port = args.listen.rpartition(":")
     credentials = None
     if args.credentials_env:
         user, _, password = os.environ.get(args.credentials_env, "").partition(":")
         if not user:
             parser.error(f"{args.credentials_env} must hold user:password")
         credentials = (user, password)
-    settings = VendorSimSettings(name="helios-sim", host=host or "127.0.0.1", port=int(port),
-                                 panels_total=args.panels, latency_ms=args.latency_ms,
-                                 max_brightness_nits=args.max_nits, credentials=credentials,
-                                 auth=args.auth)
-    logging.basicConfig(level=logging.INFO)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_amain(settings))
+    run_forever(HeliosSimulator, settings_from(
+        args, "helios-sim", max_brightness_nits=args.max_nits, credentials=credentials,
+        auth=args.auth), "/api/v1/public")
 
 
 if __name__ == "__main__":

@@ -39,8 +39,6 @@ answered under ``/api/v1`` (for tests: which calls a client made, and when).
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import contextlib
 import json
 import logging
@@ -55,7 +53,13 @@ from aiohttp import web
 
 from drivers.led.model import GROUP_PREFIX, group_key
 from drivers.led.novastar import parse
-from drivers.led.simhttp import VendorSimSettings, VendorSimulator
+from drivers.led.simhttp import (
+    VendorSimSettings,
+    VendorSimulator,
+    run_forever,
+    settings_from,
+    simulator_parser,
+)
 
 log = logging.getLogger(__name__)
 
@@ -509,31 +513,15 @@ class NovastarSimulator(VendorSimulator):
             self._applying = False
 
 
-async def _amain(settings: VendorSimSettings) -> None:
-    sim = NovastarSimulator(settings)
-    await sim.start()
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await sim.stop()
-
-
 def main() -> None:
     """Run one simulator from the command line."""
-    parser = argparse.ArgumentParser(description="Simulated NovaStar COEX processor")
-    parser.add_argument("--listen", default="127.0.0.1:8001", help="host:port to bind")
-    parser.add_argument("--panels", type=int, default=240)
+    parser = simulator_parser("Simulated NovaStar COEX processor", "127.0.0.1:8001")
     parser.add_argument("--screens", type=int, default=1)
     parser.add_argument("--absent", choices=("404", "empty"), default="404")
-    parser.add_argument("--latency-ms", type=float, default=2.0)
     args = parser.parse_args()
-    host, _, port = args.listen.rpartition(":")
-    settings = VendorSimSettings(name="novastar-sim", host=host or "127.0.0.1", port=int(port),
-                                 panels_total=args.panels, latency_ms=args.latency_ms,
-                                 options={"screens": args.screens, "absent": args.absent})
-    logging.basicConfig(level=logging.INFO)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_amain(settings))
+    run_forever(NovastarSimulator, settings_from(
+        args, "novastar-sim", options={"screens": args.screens, "absent": args.absent}),
+        "/api/v1")
 
 
 if __name__ == "__main__":

@@ -40,10 +40,7 @@ Faults beyond the shared ones (``POST /__sim__/fault``):
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import collections
-import contextlib
 import json
 import logging
 import math
@@ -57,7 +54,14 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from drivers.led.model import group_key
-from drivers.led.simhttp import VendorSimSettings, VendorSimulator, Wall
+from drivers.led.simhttp import (
+    VendorSimSettings,
+    VendorSimulator,
+    Wall,
+    run_forever,
+    settings_from,
+    simulator_parser,
+)
 from drivers.led.tessera import parse as tp
 
 log = logging.getLogger(__name__)
@@ -574,33 +578,15 @@ def _query(raw: str) -> dict[str, str]:
     return out
 
 
-async def _amain(settings: VendorSimSettings) -> None:
-    sim = TesseraSimulator(settings)
-    await sim.start()
-    print(f"Tessera simulator on {sim.url}/api/", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await sim.stop()
-
-
 def main() -> None:
     """Run one simulator from the command line."""
-    parser = argparse.ArgumentParser(description="A simulated Brompton Tessera processor "
-                                     "(HTTP IP-control API)")
-    parser.add_argument("--listen", default="127.0.0.1:8080", help="host:port to bind")
-    parser.add_argument("--panels", type=int, default=240)
-    parser.add_argument("--latency-ms", type=float, default=2.0)
+    parser = simulator_parser("A simulated Brompton Tessera processor (HTTP IP-control API)",
+                              "127.0.0.1:8080")
     parser.add_argument("--firmware", default="3.5.2", help="3.5 or later has "
                         "system/temperature; 3.1.0 has none")
     args = parser.parse_args()
-    host, _, port = args.listen.rpartition(":")
-    settings = VendorSimSettings(name="tessera-sim", host=host or "127.0.0.1", port=int(port),
-                                 panels_total=args.panels, latency_ms=args.latency_ms,
-                                 options={"firmware": args.firmware})
-    logging.basicConfig(level=logging.INFO)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_amain(settings))
+    run_forever(TesseraSimulator, settings_from(args, "tessera-sim",
+                                                options={"firmware": args.firmware}), "/api/")
 
 
 if __name__ == "__main__":
