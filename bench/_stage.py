@@ -52,3 +52,41 @@ def percentile(samples: list[float], q: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def led_round_trips(config_path: Path, n: int, device: str = "led-main",
+                    timeout_s: float = 2.0) -> list[float]:
+    """``led.set colour_temperature_k`` through the engine until its delta is on the PUB socket.
+
+    Returns the round trips in ms. The engine's replies are read (and an error raised) as they
+    come, so a refused command cannot pass for a slow one.
+    """
+    import json
+
+    from stagectl.client import ClientIdentity, StateSubscriber
+
+    config = load_config(config_path)
+    sub = StateSubscriber(config, topics=(f"device.{device}",))
+    out = []
+    with EngineClient(config, ClientIdentity("bench", "operator")) as client:
+        time.sleep(0.3)
+        for i in range(n):
+            value = 3000 + (i % 2) * 2000 + i % 7 + 1
+            start = time.perf_counter()
+            rid = client.send("led.set", {"device": device, "key": "colour_temperature_k",
+                                          "value": value})
+            while True:
+                got = sub.recv(timeout_s)
+                if got is None:
+                    raise RuntimeError(f"{device}: no state change came back within "
+                                       f"{timeout_s:g} s")
+                body = got[1]
+                if body["type"] == "delta" and body["data"].get("colour_temperature_k") == value:
+                    break
+            out.append((time.perf_counter() - start) * 1000)
+            while client.socket.poll(0):  # consume the command reply
+                reply = json.loads(client.socket.recv())
+                if reply["id"] == rid and not reply["ok"]:
+                    raise RuntimeError(reply["error"])
+    sub.close()
+    return out

@@ -20,12 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from _stage import percentile, start_engine, stop
+from _stage import led_round_trips, percentile, start_engine, stop
 from pythonosc.osc_message import OscMessage
 from pythonosc.udp_client import SimpleUDPClient
 
-from stagectl.client import ClientIdentity, EngineClient, StateSubscriber
-from stagectl.config import load_config
 from stagectl.harness import free_port
 
 
@@ -84,29 +82,7 @@ def raw_round_trips(host: str, port: int, n: int) -> list[float]:
 
 
 def engine_round_trips(config_path: Path, n: int) -> list[float]:
-    config = load_config(config_path)
-    sub = StateSubscriber(config, topics=("device.led-main",))
-    out = []
-    with EngineClient(config, ClientIdentity("bench", "operator")) as client:
-        time.sleep(0.3)
-        for i in range(n):
-            value = 3000 + (i % 2) * 2000 + i % 7 + 1
-            start = time.perf_counter()
-            rid = client.send("led.set", {"key": "colour_temperature_k", "value": value})
-            while True:
-                got = sub.recv(2.0)
-                if got is None:
-                    raise RuntimeError("no state change came back within 2 s")
-                body = got[1]
-                if body["type"] == "delta" and body["data"].get("colour_temperature_k") == value:
-                    break
-            out.append((time.perf_counter() - start) * 1000)
-            while client.socket.poll(0):  # consume the command reply
-                reply = json.loads(client.socket.recv())
-                if reply["id"] == rid and not reply["ok"]:
-                    raise RuntimeError(reply["error"])
-    sub.close()
-    return out
+    return led_round_trips(config_path, n)
 
 
 def main() -> None:

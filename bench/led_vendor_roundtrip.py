@@ -27,10 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from _stage import percentile, start_engine, stop
+from _stage import led_round_trips, percentile, start_engine, stop
 
-from stagectl.client import ClientIdentity, EngineClient, StateSubscriber
-from stagectl.config import load_config
 from stagectl.harness import free_port
 
 VENDORS = ("tessera", "helios", "novastar")
@@ -114,31 +112,7 @@ def bare_round_trips(vendor: str, port: int, n: int, single: bool = False) -> li
 
 
 def engine_round_trips(config_path: Path, vendor: str, n: int) -> list[float]:
-    config = load_config(config_path)
-    device = f"led-{vendor}"
-    sub = StateSubscriber(config, topics=(f"device.{device}",))
-    out = []
-    with EngineClient(config, ClientIdentity("bench", "operator")) as client:
-        time.sleep(0.3)
-        for i in range(n):
-            value = 3000 + (i % 2) * 2000 + i % 7 + 1
-            start = time.perf_counter()
-            rid = client.send("led.set", {"device": device, "key": "colour_temperature_k",
-                                          "value": value})
-            while True:
-                got = sub.recv(3.0)
-                if got is None:
-                    raise RuntimeError(f"{vendor}: no state change came back within 3 s")
-                body = got[1]
-                if body["type"] == "delta" and body["data"].get("colour_temperature_k") == value:
-                    break
-            out.append((time.perf_counter() - start) * 1000)
-            while client.socket.poll(0):  # consume the command reply
-                reply = json.loads(client.socket.recv())
-                if reply["id"] == rid and not reply["ok"]:
-                    raise RuntimeError(reply["error"])
-    sub.close()
-    return out
+    return led_round_trips(config_path, n, f"led-{vendor}", 3.0)
 
 
 def main() -> None:
