@@ -837,8 +837,9 @@ def _api_router() -> APIRouter:
             try:
                 made = A.add_user(s.conn, body.name, body.role, body.password, state.clock)
             except A.UserError as exc:
-                fld = str(exc).split(" ", 1)[0].rstrip(":") if str(exc).startswith(("role", "password"))\
-                    else "name"
+                text = str(exc)
+                fld = text.split(" ", 1)[0].rstrip(":") \
+                    if text.startswith(("role", "password")) else "name"
                 if "already exists" in str(exc):
                     raise DeskError(409, "refused", {"explanation": [str(exc)]},
                                     reason=str(exc)) from None
