@@ -16,7 +16,7 @@ __all__ = ["DESK_MESSAGES", "DeskError", "error_body"]
 DESK_MESSAGES: dict[str, tuple[str, str]] = {
     "bad_json": ("the request body is not valid JSON: {reason}",
                  "请求内容不是有效的 JSON：{reason}"),
-    "invalid": ("{field}: {reason}", "{field}：{reason}"),
+    "invalid": ("{field}: {reason}", "字段 {field} 有误：{reason}"),
     "unauthenticated": ("log in first (POST /api/v1/session) or send "
                         "'Authorization: Bearer <token>'",
                         "请先登录（POST /api/v1/session）或发送令牌（Authorization: Bearer）"),

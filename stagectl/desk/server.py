@@ -9,6 +9,7 @@ store connections are closed. Nothing is left running.
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import threading
 import time
@@ -25,6 +26,7 @@ from stagectl.desk.config import DeskConfig
 __all__ = ["DeskServer", "serve"]
 
 log = logging.getLogger("stagectl.desk")
+HARD_EXIT_S_AFTER_GRACE = 6.0  # a stop signal to exit, whatever still runs
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -140,24 +142,43 @@ class DeskServer:
 
 
 def serve(config: DeskConfig, on_ready: Callable[[str], None] | None = None) -> None:
-    """Serve until SIGINT/SIGTERM (uvicorn's own signal handling), then stop cleanly.
+    """Serve until SIGINT, SIGTERM or SIGHUP, then stop within a bound (exit 0).
+
+    uvicorn runs on a :class:`DeskServer` thread; the main thread waits for a signal. The
+    stop (open requests get ``graceful_s``) is bounded by
+    :data:`stagectl.cli.lifecycle.HARD_EXIT_S` more seconds, after which
+    :class:`~stagectl.cli.lifecycle.ExitDeadline` ends the process, as every stagectl
+    service does (docs/decisions/0047-processes-always-stop.md).
 
     Args:
         config: the desk's configuration.
-        on_ready: called with the URL once the socket is bound.
+        on_ready: called with the URL once the desk serves.
+
+    Raises:
+        RuntimeError: uvicorn stopped by itself (its error chained).
     """
-    app = create_app(config)
+    from stagectl.cli.lifecycle import HANDLED_SIGNALS, ExitDeadline
+
+    stop = threading.Event()
+    deadline = ExitDeadline("desk", HARD_EXIT_S_AFTER_GRACE)
+
+    def on_signal(signum: int, frame: object) -> None:
+        deadline.arm()
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in HANDLED_SIGNALS}
     try:
-        sock = _bind(config.host, config.port)
-    except OSError:
-        close_app(app)
-        raise
-    try:
-        port = int(sock.getsockname()[1])
-        host = f"[{config.host}]" if ":" in config.host else config.host
-        if on_ready is not None:
-            on_ready(f"http://{host}:{port}")
-        _uvicorn(app, 3.0).run(sockets=[sock])
+        server = DeskServer(config, graceful_s=2.0).start()
+        try:
+            if on_ready is not None:
+                on_ready(server.url)
+            while not stop.wait(0.5):
+                if server._thread is None or not server._thread.is_alive():
+                    raise RuntimeError("the desk's server stopped by itself") \
+                        from server._error
+        finally:
+            server.stop()
     finally:
-        sock.close()
-        close_app(app)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        deadline.cancel()
