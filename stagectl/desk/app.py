@@ -21,6 +21,7 @@ import logging
 import secrets
 import sqlite3
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,9 +43,10 @@ from scheduler.booking.model import Status
 from scheduler.booking.parse import BookingInputError
 from scheduler.booking.report import utilisation
 from scheduler.booking.solve import PlanCheckFailed, solve
-from scheduler.booking.store import BookingRefused, BookingStore, Record, UnknownBooking
+from scheduler.booking.store import BookingRefused, BookingStore, UnknownBooking
 from scheduler.dbfile import DatabaseFileError
 from stagectl.cli.book import _booking_zone
+from stagectl.cli.timefmt import iso
 from stagectl.desk import DeskError
 from stagectl.desk import auth as A
 from stagectl.desk.bookings import (
@@ -82,6 +84,21 @@ class DeskState:
     throttle: A.LoginThrottle = field(default_factory=A.LoginThrottle)
     counters: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    swept_at: float = -1e9
+    sweep_every_s: float = 1.0
+
+    def sweep(self, store: BookingStore) -> None:
+        """Apply the store's deadlines (expired holds...) before a read, at most once a second.
+
+        ``BookingStore.sweep`` takes SQLite's write lock; many readers at once need not each
+        take it.
+        """
+        now = time.monotonic()
+        with self.lock:
+            if now - self.swept_at < self.sweep_every_s:
+                return
+            self.swept_at = now
+        store.sweep()
 
     def count(self, key: str) -> None:
         """Count an event (an error code, a crash)."""
@@ -488,7 +505,8 @@ def _api_router() -> APIRouter:
             cookie, csrf = A.create_session(s.conn, user, state.clock)
         state.throttle.succeeded(keys[0])
         response.set_cookie(A.SESSION_COOKIE, cookie, httponly=True, samesite="strict",
-                            path="/", secure=state.config.secure_cookies,
+                            path="/",
+                            secure=state.config.secure_cookies or request.url.scheme == "https",
                             max_age=int(state.config.session_hours * 3600))
         response.headers["Cache-Control"] = "no-store"
         return {"user": user.name, "role": user.role, "csrf": csrf}
@@ -559,8 +577,9 @@ def _api_router() -> APIRouter:
                 raise DeskError(400, "invalid", {"field": "status"}, field="status",
                                 reason=f"expected a comma-separated list of "
                                        f"{', '.join(x.value for x in Status)}") from None
-        with _state(request).pool.store() as s:
-            s.sweep()
+        state = _state(request)
+        with state.pool.store() as s:
+            state.sweep(s)
             st = stages_of(s)
             if stage is not None and stage not in st:
                 raise DeskError(404, "not_found", {"stage": stage}, what=f"stage {stage}")
@@ -602,8 +621,9 @@ def _api_router() -> APIRouter:
 
     @r.get("/bookings/{booking_id}", tags=["bookings"])
     def get_booking(booking_id: str, request: Request, user: Viewer) -> dict[str, Any]:
-        with _state(request).pool.store() as s, _store_errors(s, booking_id):
-            s.sweep()
+        state = _state(request)
+        with state.pool.store() as s, _store_errors(s, booking_id):
+            state.sweep(s)
             return booking_json(s.get(booking_id), stages_of(s))
 
     @r.get("/bookings/{booking_id}/history", tags=["bookings"])
@@ -634,6 +654,9 @@ def _api_router() -> APIRouter:
             start = read_time(body.start, zones, "start", notes=notes) if body.start else None
             expires = read_time(body.expires, zones, "expires", notes=notes) \
                 if body.expires else None
+            if expires is not None and expires <= _state(request).clock():
+                raise DeskError(400, "invalid", {"field": "expires"}, field="expires",
+                                reason="must be in the future")
             tried = rec.booking
             if body.stage is not None and start is not None:
                 tried = replace(tried, stage=body.stage, start=start)
@@ -782,7 +805,7 @@ def _api_router() -> APIRouter:
         state = _state(request)
         notes: list[str] = []
         with state.pool.store() as s:
-            s.sweep()
+            state.sweep(s)
             st = stages_of(s)
             tz = zone_for(st)
             if start:
@@ -906,8 +929,5 @@ def _zone(tz: str) -> Any:
 
 def iso_in(dt: datetime | None, stages: dict[str, Any], stage: str | None = None) -> str | None:
     """ISO 8601 with the offset of the stage's zone (else the main zone)."""
-    from stagectl.cli.timefmt import iso
     return iso(dt, zone_for(stages, stage))
 
-
-_ = Record  # re-exported type for the ICS module's annotations

@@ -164,3 +164,36 @@ def test_wrong_types_in_query_and_path(desk: Desk) -> None:
     r = c.put("/api/v1/bookings")
     assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
     _alive(desk)
+
+
+def test_a_crash_is_logged_counted_answered_500_and_the_desk_serves_on(
+        desk: Desk, caplog: Any) -> None:
+    import sqlite3
+
+    assert desk.server.app is not None
+
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    async def aboom() -> None:
+        raise KeyError("async bug")
+
+    def locked() -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    desk.server.app.add_api_route("/api/v1/test-boom", boom)
+    desk.server.app.add_api_route("/api/v1/test-aboom", aboom)
+    desk.server.app.add_api_route("/api/v1/test-locked", locked)
+    c = desk.client("admin")
+    for path in ("/api/v1/test-boom", "/api/v1/test-aboom"):
+        r = c.get(path)
+        assert r.status_code == 500
+        err = r.json()["error"]
+        assert err["code"] == "internal" and err["message_zh"]
+        assert "a bug" not in r.text and "Traceback" not in r.text  # nothing internal leaks
+    r = c.get("/api/v1/test-locked")
+    assert r.status_code == 503 and r.json()["error"]["code"] == "store_unavailable"
+    assert any("unhandled error" in rec.getMessage() for rec in caplog.records)
+    stats = c.get("/api/v1/stats").json()
+    assert stats["errors"]["crash"] == 2 and stats["errors"]["internal"] == 2
+    _alive(desk)
