@@ -43,7 +43,7 @@ from stagectl.config import DEFAULT_CONFIG, ConfigError, StageConfig, load_confi
 class _LazyGroup(TyperGroup):
     """Loads the planning command groups (OR-Tools: slow to import) only when used."""
 
-    LAZY = {"book": "stagectl.cli.book", "farm": "stagectl.cli.farm"}
+    LAZY = {"book": "stagectl.cli.book", "farm": "stagectl.cli.farm", "desk": "stagectl.cli.desk"}
 
     def list_commands(self, ctx: Any) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self.LAZY))
