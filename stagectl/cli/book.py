@@ -12,8 +12,9 @@ import json
 import os
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -26,11 +27,20 @@ from rich.table import Table
 from scheduler.booking.ics import build_calendar
 from scheduler.booking.model import DEFAULT_TIMEZONE, Stage, Status
 from scheduler.booking.parse import BookingInputError, load_problem
-from scheduler.booking.report import utilisation
+from scheduler.booking.report import UtilisationRow, utilisation
 from scheduler.booking.solve import PlanCheckFailed, solve
 from scheduler.booking.store import FILE as BOOKING_FILE
-from scheduler.booking.store import BookingRefused, BookingStore, Record
+from scheduler.booking.store import BookingRefused, BookingStore, OutageReport, Record
 from scheduler.dbfile import DatabaseFileError, explain
+from stagectl.cli.desk_remote import (
+    Desk,
+    DeskCallFailed,
+    ServerOpt,
+    bad_reply,
+    open_desk,
+    record_from_json,
+    stages_of,
+)
 from stagectl.cli.timefmt import TimeInputError, fmt_span, fmt_time, iso, legend, parse_time
 
 app = typer.Typer(help="Book stage time: requests, holds, confirmations, solve, outages, ICS.",
@@ -163,6 +173,46 @@ def _check_stage(option: str, sid: str, stages: dict[str, Stage]) -> None:
         _fail(f"{option}: unknown stage {sid!r} (stages: {', '.join(sorted(stages))})", 2)
 
 
+# --- the desk (--server) ------------------------------------------------------------------
+
+
+@contextmanager
+def _desk(server: str, actor: str = "") -> Iterator[Desk]:
+    """A desk client for ``--server``; its failures become one line each and an exit code.
+
+    The desk records the token's user as the actor, so ``--actor`` is refused with it.
+    """
+    if actor:
+        _fail("--actor: with --server the desk records the user of $STAGECTL_DESK_TOKEN as "
+              "the actor; leave --actor out", 2)
+    try:
+        with open_desk(server) as desk:
+            try:
+                yield desk
+            except (KeyError, ValueError, TypeError, AttributeError) as exc:
+                raise bad_reply(server, "a request", exc) from exc
+    except DeskCallFailed as exc:
+        err = _err()
+        err.print(f"[red]error:[/red] {escape(exc.lines[0])}", soft_wrap=True)
+        for line in exc.lines[1:]:
+            err.print(escape(line), soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from exc
+
+
+def _path(*parts: str) -> str:
+    """``/bookings/BK%2F1/hold``: each part quoted, so an id cannot change the path."""
+    from urllib.parse import quote
+
+    return "".join("/" + quote(p, safe="") for p in parts)
+
+
+def _remote_records(docs: Any) -> tuple[list[Record], dict[str, str]]:
+    """Desk bookings as records, with the zone the desk gave each."""
+    records = [record_from_json(d) for d in docs]
+    zones = {str(d["id"]): str(d["timezone"]) for d in docs if d.get("timezone")}
+    return records, zones
+
+
 # --- output -------------------------------------------------------------------------------
 
 
@@ -170,9 +220,9 @@ def _print_json(doc: Any) -> None:
     typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
 
 
-def _record_json(rec: Record, stages: dict[str, Stage]) -> dict[str, Any]:
+def _record_json(rec: Record, stages: dict[str, Stage], tz: str | None = None) -> dict[str, Any]:
     b = rec.booking
-    tz = _booking_zone(rec, stages)
+    tz = tz or _booking_zone(rec, stages)
     return {
         "id": b.id,
         "status": rec.status.value,
@@ -215,11 +265,12 @@ def _status_cell(rec: Record, tz: str, label: bool) -> str:
 
 
 def _show_records(records: list[Record], stages: dict[str, Stage], as_json: bool,
-                  title: str) -> None:
+                  title: str, zone_of: Mapping[str, str] | None = None) -> None:
+    """The bookings table (or ``--json``); ``zone_of``: zones the desk gave, by booking id."""
+    zones = [(zone_of or {}).get(r.id) or _booking_zone(r, stages) for r in records]
     if as_json:
-        _print_json([_record_json(r, stages) for r in records])
+        _print_json([_record_json(r, stages, tz) for r, tz in zip(records, zones, strict=True)])
         return
-    zones = [_booking_zone(r, stages) for r in records]
     label = len(set(zones)) > 1  # one zone: named once, in the caption
     when = min((r.booking.earliest_start for r in records), default=None)
     table = _table(title, ("id", "status", "production", "prio", "stage", "slot", "window"),
@@ -296,6 +347,7 @@ def request(
     as_json: JsonOpt = False,
     actor: ActorOpt = "",
     reason: ReasonOpt = "",
+    server: ServerOpt = None,
 ) -> None:
     """Request stage time (status REQUESTED)."""
     if (stage is None) != (start is None):
@@ -307,44 +359,79 @@ def request(
         if not amount.isdigit():
             _fail(f"--pool: expected POOL=AMOUNT, got {item!r}", 2)
         needs[name] = int(amount)
+    args = _RequestArgs(production, duration_minutes, earliest_start, latest_end, priority,
+                        booking_id, contact, list(requires or []), list(allow_stage or []),
+                        needs, stage, start)
+    if server:
+        with _desk(server, actor) as desk:
+            stages = stages_of(desk)
+            spec = _request_spec(args, stages)
+            docs = [desk.post("/bookings", dict(spec, reason=reason) if reason else spec)]
+            records, zones = _remote_records(docs)
+        _show_records(records, stages, as_json, "requested", zones)
+        return
     with _store(db) as store:
         stages = _stages(store)
-        for sid in allow_stage or []:
-            _check_stage("--allow-stage", sid, stages)
-        if stage is not None:
-            _check_stage("--stage", stage, stages)
-        known = sorted(set().union(*(s.capabilities for s in stages.values())))
-        unknown = [c for c in requires or [] if c not in known]
-        if unknown:
-            _fail(f"--requires: unknown capability {', '.join(map(repr, unknown))} (no stage "
-                  f"has it; known: {', '.join(known) or 'none'})", 2)
-        zones = _request_zones(stages, stage, list(allow_stage or []), list(requires or []))
-        first = _read_time(earliest_start, zones, "--earliest-start")
-        last = _read_time(latest_end, zones, "--latest-end", end_of_day=True)
-        if duration_minutes > 0 and last - first < timedelta(minutes=duration_minutes):
-            _fail(f"the window {fmt_span(first, last, zones[0])} ({zones[0]}) is shorter than "
-                  f"--duration-minutes {duration_minutes}: widen --earliest-start/--latest-end "
-                  "or ask for less time", 2)
-        spec: dict[str, Any] = {
-            "production": production,
-            "priority": priority,
-            "duration_minutes": duration_minutes,
-            "earliest_start": first.isoformat(),
-            "latest_end": last.isoformat(),
-            "requires": list(requires or []),
-            "pools": needs,
-        }
-        if booking_id:
-            spec["id"] = booking_id
-        if contact:
-            spec["contact"] = contact
-        if allow_stage:
-            spec["stages"] = list(allow_stage)
-        if stage is not None and start is not None:
-            spec["stage"] = stage
-            spec["start"] = _read_time(start, zones, "--start").isoformat()
-        rec = store.request(spec, actor or _default_actor(), reason)
+        rec = store.request(_request_spec(args, stages), actor or _default_actor(), reason)
     _show_records([rec], stages, as_json, "requested")
+
+
+@dataclass(frozen=True)
+class _RequestArgs:
+    production: str
+    duration_minutes: int
+    earliest_start: str
+    latest_end: str
+    priority: int
+    booking_id: str | None
+    contact: str
+    requires: list[str]
+    allow_stage: list[str]
+    pools: dict[str, int]
+    stage: str | None
+    start: str | None
+
+
+def _request_spec(a: _RequestArgs, stages: dict[str, Stage]) -> dict[str, Any]:
+    """A request's booking spec (the input contract), its options checked against ``stages``.
+
+    Times without an offset are read in the zone of the stages it may use (a note says so).
+    """
+    for sid in a.allow_stage:
+        _check_stage("--allow-stage", sid, stages)
+    if a.stage is not None:
+        _check_stage("--stage", a.stage, stages)
+    known = sorted(set().union(*(s.capabilities for s in stages.values())))
+    unknown = [c for c in a.requires if c not in known]
+    if unknown:
+        _fail(f"--requires: unknown capability {', '.join(map(repr, unknown))} (no stage "
+              f"has it; known: {', '.join(known) or 'none'})", 2)
+    zones = _request_zones(stages, a.stage, a.allow_stage, a.requires)
+    first = _read_time(a.earliest_start, zones, "--earliest-start")
+    last = _read_time(a.latest_end, zones, "--latest-end", end_of_day=True)
+    if a.duration_minutes > 0 and last - first < timedelta(minutes=a.duration_minutes):
+        _fail(f"the window {fmt_span(first, last, zones[0])} ({zones[0]}) is shorter than "
+              f"--duration-minutes {a.duration_minutes}: widen --earliest-start/--latest-end "
+              "or ask for less time", 2)
+    spec: dict[str, Any] = {
+        "production": a.production,
+        "priority": a.priority,
+        "duration_minutes": a.duration_minutes,
+        "earliest_start": first.isoformat(),
+        "latest_end": last.isoformat(),
+        "requires": a.requires,
+        "pools": a.pools,
+    }
+    if a.booking_id:
+        spec["id"] = a.booking_id
+    if a.contact:
+        spec["contact"] = a.contact
+    if a.allow_stage:
+        spec["stages"] = a.allow_stage
+    if a.stage is not None and a.start is not None:
+        spec["stage"] = a.stage
+        spec["start"] = _read_time(a.start, zones, "--start").isoformat()
+    return spec
 
 
 def _history_rows(store: BookingStore, booking_id: str,
@@ -381,6 +468,7 @@ def list_(
     = None,
     db: DbOpt = DEFAULT_DB,
     as_json: JsonOpt = False,
+    server: ServerOpt = None,
 ) -> None:
     """List bookings (or one booking's audit history), times in each site's zone."""
     statuses = None
@@ -389,32 +477,63 @@ def list_(
             statuses = frozenset(Status(s) for s in status)
         except ValueError:
             _fail(f"--status: expected one of {[s.value for s in Status]}, got {status}", 2)
+    if server:
+        with _desk(server) as desk:
+            stages = stages_of(desk)
+            if history is not None:
+                records, zones = _remote_records([desk.get(_path("bookings", history))])
+                tz = zones.get(history) or _booking_zone(records[0], stages)
+                rows = []
+                for r in desk.get(_path("bookings", history, "history")):
+                    at = datetime.fromisoformat(str(r["at"]))
+                    rows.append({"seq": r["seq"], "at": iso(at, tz), "actor": r["actor"],
+                                 "action": r["action"], "from": r.get("from"),
+                                 "to": r.get("to"), "reason": r.get("reason") or "",
+                                 "details": r.get("details") or {}, "_at": at})
+                _show_history(history, tz, rows, stages, as_json)
+                return
+            wanted = ",".join(sorted(x.value for x in statuses)) if statuses else None
+            if stage is not None and stage not in stages:
+                records, zones = [], {}  # as the local store: no bookings on it
+            else:
+                records, zones = _remote_records(desk.get("/bookings", stage=stage,
+                                                          production=production,
+                                                          status=wanted))
+        records = [r for r in records
+                   if (statuses is None or r.status in statuses)
+                   and (stage is None or r.booking.stage == stage)
+                   and (production is None or r.booking.production == production)]
+        _show_records(records, stages, as_json, "bookings", zones)
+        return
     with _store(db) as store:
         store.sweep()
         stages = _stages(store)
         if history is not None:
             tz, rows = _history_rows(store, history, stages)
-            if as_json:
-                _print_json([{k: v for k, v in r.items() if k != "_at"} for r in rows])
-                return
-            table = _table(f"history of {history}",
-                           ("seq", "at", "actor", "action", "status", "reason"),
-                           caption=legend([tz], rows[0]["_at"] if rows else None,
-                                          labelled=False),
-                           right=("seq",))
-            for row in rows:
-                change = " → ".join(x for x in (row["from"], row["to"]) if x)
-                if row["from"] == row["to"]:
-                    change = row["to"] or ""
-                why = "; ".join(x for x in (row["reason"], _history_detail(row, stages, tz))
-                                if x)
-                table.add_row(str(row["seq"]),
-                              fmt_time(row["_at"], tz, seconds=True, label=False),
-                              row["actor"], row["action"], change, why)
-            _out().print(table)
+            _show_history(history, tz, rows, stages, as_json)
             return
         records = store.records(statuses, stage, production)
     _show_records(records, stages, as_json, "bookings")
+
+
+def _show_history(booking_id: str, tz: str, rows: list[dict[str, Any]],
+                  stages: dict[str, Stage], as_json: bool) -> None:
+    """A booking's audit history (``rows`` from :func:`_history_rows`)."""
+    if as_json:
+        _print_json([{k: v for k, v in r.items() if k != "_at"} for r in rows])
+        return
+    table = _table(f"history of {booking_id}",
+                   ("seq", "at", "actor", "action", "status", "reason"),
+                   caption=legend([tz], rows[0]["_at"] if rows else None, labelled=False),
+                   right=("seq",))
+    for row in rows:
+        change = " → ".join(x for x in (row["from"], row["to"]) if x)
+        if row["from"] == row["to"]:
+            change = row["to"] or ""
+        why = "; ".join(x for x in (row["reason"], _history_detail(row, stages, tz)) if x)
+        table.add_row(str(row["seq"]), fmt_time(row["_at"], tz, seconds=True, label=False),
+                      row["actor"], row["action"], change, why)
+    _out().print(table)
 
 
 @app.command()
@@ -428,8 +547,30 @@ def hold(
     as_json: JsonOpt = False,
     actor: ActorOpt = "",
     reason: ReasonOpt = "",
+    server: ServerOpt = None,
 ) -> None:
     """Put a ranked hold on a slot."""
+    if server:
+        with _desk(server, actor) as desk:
+            stages = stages_of(desk)
+            if stage is not None:
+                _check_stage("--stage", stage, stages)
+            records, zone_of = _remote_records([desk.get(_path("bookings", booking_id))])
+            zones = ([stages[stage].timezone] if stage
+                     else [zone_of.get(booking_id) or _booking_zone(records[0], stages)])
+            body: dict[str, Any] = {}
+            if stage is not None:
+                body["stage"] = stage
+            if start:
+                body["start"] = _read_time(start, zones, "--start").isoformat()
+            if expires:
+                body["expires"] = _read_time(expires, zones, "--expires").isoformat()
+            if reason:
+                body["reason"] = reason
+            records, zone_of = _remote_records([desk.post(_path("bookings", booking_id,
+                                                                "hold"), body)])
+        _show_records(records, stages, as_json, "held", zone_of)
+        return
     with _store(db) as store:
         stages = _stages(store)
         if stage is not None:
@@ -444,11 +585,19 @@ def hold(
 
 
 def _change(name: str, booking_id: str, db: Path, as_json: bool, actor: str,
-            reason: str) -> None:
+            reason: str, server: str | None = None) -> None:
+    titles = {"confirm": "confirmed", "release": "released", "cancel": "cancelled"}
+    if server:
+        with _desk(server, actor) as desk:
+            stages = stages_of(desk)
+            doc = desk.post(_path("bookings", booking_id, name),
+                            {"reason": reason} if reason else {})
+            records, zones = _remote_records([doc])
+        _show_records(records, stages, as_json, titles[name], zones)
+        return
     with _store(db) as store:
         stages = _stages(store)
         rec = getattr(store, name)(booking_id, actor or _default_actor(), reason)
-    titles = {"confirm": "confirmed", "release": "released", "cancel": "cancelled"}
     _show_records([rec], stages, as_json, titles[name])
 
 
@@ -459,9 +608,10 @@ def confirm(
     as_json: JsonOpt = False,
     actor: ActorOpt = "",
     reason: ReasonOpt = "",
+    server: ServerOpt = None,
 ) -> None:
     """Confirm a first hold; never double-books."""
-    _change("confirm", booking_id, db, as_json, actor, reason)
+    _change("confirm", booking_id, db, as_json, actor, reason, server)
 
 
 @app.command()
@@ -471,9 +621,10 @@ def release(
     as_json: JsonOpt = False,
     actor: ActorOpt = "",
     reason: ReasonOpt = "",
+    server: ServerOpt = None,
 ) -> None:
     """Release a hold; the holds behind it move up."""
-    _change("release", booking_id, db, as_json, actor, reason)
+    _change("release", booking_id, db, as_json, actor, reason, server)
 
 
 @app.command()
@@ -483,9 +634,10 @@ def cancel(
     as_json: JsonOpt = False,
     actor: ActorOpt = "",
     reason: ReasonOpt = "",
+    server: ServerOpt = None,
 ) -> None:
     """Cancel a request, hold or confirmed booking."""
-    _change("cancel", booking_id, db, as_json, actor, reason)
+    _change("cancel", booking_id, db, as_json, actor, reason, server)
 
 
 @app.command()
@@ -496,9 +648,18 @@ def challenge(
     as_json: JsonOpt = False,
     actor: ActorOpt = "",
     reason: ReasonOpt = "",
+    server: ServerOpt = None,
 ) -> None:
     """Challenge the first hold: it must confirm or release by the deadline."""
     deadline = datetime.now(UTC) + timedelta(hours=hours)
+    if server:
+        with _desk(server, actor) as desk:
+            stages = stages_of(desk)
+            body = {"deadline": deadline.isoformat()} | ({"reason": reason} if reason else {})
+            reply = desk.post(_path("bookings", booking_id, "challenge"), body)
+            records, zones = _remote_records([reply["challenged"]])
+        _show_records(records, stages, as_json, "challenged", zones)
+        return
     with _store(db) as store:
         stages = _stages(store)
         rec = store.challenge(booking_id, actor or _default_actor(), deadline, reason)
@@ -559,11 +720,27 @@ def solve_cmd(
     db: DbOpt = DEFAULT_DB,
     as_json: JsonOpt = False,
     actor: ActorOpt = "",
+    server: ServerOpt = None,
 ) -> None:
     """Optimise a JSON input file (--input/--output), or the bookings in the database."""
     if time_limit <= 0:
         _fail(f"--time-limit: must be > 0, got {time_limit}", 2)
     now: dict[str, str] | None = None
+    if server and input_path is None:  # (--input never uses a store: it runs here)
+        with _desk(server, actor) as desk:
+            stages = stages_of(desk)
+            reply = desk.post("/solve", {"time_limit_s": time_limit, "apply": apply})
+            doc, productions = _plan_doc(reply, stages)
+            if apply:
+                records, _ = _remote_records(desk.get("/bookings"))
+                now = {r.id: _state(r) for r in records}
+        if as_json:
+            _print_json(doc)
+            return
+        title = ("plan (stored)" if apply
+                 else "plan (preview: nothing stored; add --apply to hold these)")
+        _show_plan(doc, productions, stages, title, now)
+        return
     if input_path is not None:
         try:
             problem = load_problem(input_path)
@@ -598,6 +775,35 @@ def solve_cmd(
     _show_plan(doc, productions, problem.stage_by_id(), title, now)
 
 
+def _plan_doc(reply: dict[str, Any], stages: dict[str, Stage]) -> tuple[dict[str, Any],
+                                                                        dict[str, str]]:
+    """A desk ``POST /solve`` reply as ``Plan.to_json``'s document, and productions by id."""
+    def local(text: str, sid: str) -> str:
+        at = datetime.fromisoformat(text)
+        return at.astimezone(stages[sid].tz).isoformat() if sid in stages else at.isoformat()
+
+    stats = reply["stats"]
+    assignments = sorted(reply["assignments"],
+                         key=lambda a: (datetime.fromisoformat(a["start"]), a["stage"],
+                                        a["booking"]))
+    doc = {
+        "status": stats["status"],
+        "objective": stats["objective"],
+        "bound": stats["bound"],
+        "greedy_objective": stats["greedy_objective"],
+        "solve_seconds": stats["solve_seconds"],
+        "source": stats["source"],
+        "assignments": [{"id": a["booking"], "stage": a["stage"],
+                         "start": local(a["start"], a["stage"]),
+                         "end": local(a["end"], a["stage"])} for a in assignments],
+        "rejected": [{"id": r["booking"], "reason": " ".join(map(str, r["explanation"]))}
+                     for r in reply["rejected"]],
+    }
+    productions = {str(x["booking"]): str(x.get("production") or "")
+                   for x in [*reply["assignments"], *reply["rejected"]]}
+    return doc, productions
+
+
 @app.command()
 def outage(
     stage: Annotated[str, typer.Argument(help="Stage that goes down.")],
@@ -609,16 +815,29 @@ def outage(
     as_json: JsonOpt = False,
     actor: ActorOpt = "",
     reason: ReasonOpt = "",
+    server: ServerOpt = None,
 ) -> None:
     """Record an outage and move the bookings it hits, with the fewest changes."""
-    with _store(db) as store:
-        stages = _stages(store)
-        _check_stage("stage", stage, stages)
-        tz = stages[stage].timezone
-        start_dt = _read_time(start, [tz], "--from")
-        end_dt = _read_time(end, [tz], "--to", end_of_day=True)
-        rep = store.outage(stage, start_dt, end_dt, actor or _default_actor(), reason,
-                           time_limit)
+    if server:
+        with _desk(server, actor) as desk:
+            stages = stages_of(desk)
+            _check_stage("stage", stage, stages)
+            tz = stages[stage].timezone
+            start_dt = _read_time(start, [tz], "--from")
+            end_dt = _read_time(end, [tz], "--to", end_of_day=True)
+            reply = desk.post("/outages", {"stage": stage, "start": start_dt.isoformat(),
+                                           "end": end_dt.isoformat(), "reason": reason,
+                                           "apply": True, "time_limit_s": time_limit})
+            rep = _outage_report(reply, stage, start_dt, end_dt)
+    else:
+        with _store(db) as store:
+            stages = _stages(store)
+            _check_stage("stage", stage, stages)
+            tz = stages[stage].timezone
+            start_dt = _read_time(start, [tz], "--from")
+            end_dt = _read_time(end, [tz], "--to", end_of_day=True)
+            rep = store.outage(stage, start_dt, end_dt, actor or _default_actor(), reason,
+                               time_limit)
 
     def zone_of(sid: str) -> str:
         return stages[sid].timezone if sid in stages else tz
@@ -654,6 +873,23 @@ def outage(
     typer.echo(f"kept {rep.kept}, moved {len(rep.moved)}, could not move {len(rep.unplaced)}")
 
 
+def _outage_report(reply: dict[str, Any], stage: str, start: datetime,
+                   end: datetime) -> OutageReport:
+    """A desk ``POST /outages`` reply as the store's ``OutageReport``."""
+    def utc(text: Any) -> str:
+        return datetime.fromisoformat(str(text)).astimezone(UTC).isoformat() if text else ""
+
+    moved = [{"id": str(m["booking"]), "from_stage": str(m["from_stage"]),
+              "from_start": utc(m.get("from_start")), "to_stage": str(m["to_stage"]),
+              "to_start": utc(m["to_start"])} for m in reply["moved"]]
+    unplaced = [{"id": str(u["booking"]), "reason": " ".join(map(str, u["explanation"]))}
+                for u in reply["unplaced"]]
+    return OutageReport(stage=stage, start=start, end=end, moved=moved, unplaced=unplaced,
+                        kept=int(reply["kept"]),
+                        solve_seconds=float(reply.get("solve_seconds") or 0.0),
+                        source=str(reply.get("source") or ""))
+
+
 @app.command()
 def ics(
     stage: Annotated[str | None, typer.Option(help="Calendar of this stage.")] = None,
@@ -680,6 +916,23 @@ def ics(
         typer.echo(text.decode("utf-8"))
 
 
+def _report_span(start: str | None, end: str | None,
+                 zones: list[str]) -> tuple[datetime, datetime]:
+    """``--from``/``--to`` read in the main zone (default: today and 30 days on)."""
+    tz = zones[0]
+    if start:
+        start_dt = _read_time(start, zones, "--from")
+    else:
+        now = datetime.now(UTC).astimezone(Stage("today", timezone=tz).tz)
+        start_dt = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    end_dt = (_read_time(end, zones, "--to", end_of_day=True) if end
+              else start_dt + timedelta(days=30))
+    if end_dt <= start_dt:
+        _fail(f"--to ({fmt_time(end_dt, tz)}) must be after --from "
+              f"({fmt_time(start_dt, tz)})", 2)
+    return start_dt, end_dt
+
+
 @app.command()
 def report(
     start: Annotated[str | None, typer.Option(
@@ -691,24 +944,26 @@ def report(
     = None,
     db: DbOpt = DEFAULT_DB,
     as_json: JsonOpt = False,
+    server: ServerOpt = None,
 ) -> None:
     """Utilisation per stage and per site."""
-    with _store(db) as store:
-        store.sweep()
-        stage_list = store.problem().stages
-        zones = _zones(stage_list)
-        tz = zones[0]
-        if start:
-            start_dt = _read_time(start, zones, "--from")
-        else:
-            now = datetime.now(UTC).astimezone(Stage("today", timezone=tz).tz)
-            start_dt = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        end_dt = (_read_time(end, zones, "--to", end_of_day=True) if end
-                  else start_dt + timedelta(days=30))
-        if end_dt <= start_dt:
-            _fail(f"--to ({fmt_time(end_dt, tz)}) must be after --from "
-                  f"({fmt_time(start_dt, tz)})", 2)
-        rows, sites = utilisation(stage_list, store.records(), start_dt, end_dt)
+    if server:
+        with _desk(server) as desk:
+            zones = _zones(stages_of(desk).values())
+            tz = zones[0]
+            start_dt, end_dt = _report_span(start, end, zones)
+            reply = desk.get("/reports", **{"from": start_dt.isoformat(),
+                                            "to": end_dt.isoformat()})
+            rows = [UtilisationRow(**r) for r in reply["stages"]]
+            sites = [UtilisationRow(**r) for r in reply["sites"]]
+    else:
+        with _store(db) as store:
+            store.sweep()
+            stage_list = store.problem().stages
+            zones = _zones(stage_list)
+            tz = zones[0]
+            start_dt, end_dt = _report_span(start, end, zones)
+            rows, sites = utilisation(stage_list, store.records(), start_dt, end_dt)
     if as_json:
         _print_json({"from": iso(start_dt, tz), "to": iso(end_dt, tz), "timezone": tz,
                      "stages": [r.to_json() for r in rows],

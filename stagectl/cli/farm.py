@@ -33,6 +33,7 @@ from scheduler.farm.model import (
     parse_farm,
 )
 from stagectl.cli import timefmt
+from stagectl.cli.desk_remote import ServerOpt
 
 if TYPE_CHECKING:
     from scheduler.dispatch.client import FarmClient
@@ -387,11 +388,17 @@ def status_cmd(
     db: Annotated[Path | None, typer.Option(
         "--db", help="Read a farm's SQLite file instead of asking a controller (a stopped "
         "farm, or what `farm demo` left).")] = None,
+    server: ServerOpt = None,
 ) -> None:
     """Jobs with progress, deadline, predicted or actual finish, and why a job cannot run."""
     zone = _zone(tz)
+    plan: dict[str, Any]
     if db is not None:
         jobs, nodes, plan = _offline_status(db), None, {}
+    elif server:
+        reply = _desk_call(server, "jobs")
+        jobs, plan = reply["jobs"], reply.get("plan") or {}
+        nodes = _desk_call(server, "nodes")["nodes"]
     else:
         reply = _status_call(controller, keys_dir, key_name, "status")
         jobs, plan = reply["jobs"], reply["plan"]
@@ -401,6 +408,38 @@ def status_cmd(
         sys.stdout.write(json.dumps(status_json(jobs, plan, nodes, zone, now)) + "\n")
         return
     Console().print(status_view(jobs, nodes, plan, zone, now, source=db))
+
+
+def _as_controller(value: Any) -> Any:
+    """A desk reply as the controller sent it: the ISO twins of ``*_utc`` times dropped."""
+    if isinstance(value, list):
+        return [_as_controller(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    return {k: _as_controller(v) for k, v in value.items()
+            if not (isinstance(k, str) and f"{k}_utc" in value)}
+
+
+def _desk_call(server: str, what: str) -> dict[str, Any]:
+    """``GET /api/v1/farm/{what}`` of the desk at ``server``, shaped as the controller's reply.
+
+    Failures are one line and exit 1 (2 for a bad ``--server`` or no token).
+    """
+    from stagectl.cli.desk_remote import DeskCallFailed, open_desk
+
+    try:
+        with open_desk(server) as desk:
+            reply = desk.get(f"/farm/{what}")
+    except DeskCallFailed as exc:
+        for line in exc.lines[1:]:
+            _err.print(escape(line), highlight=False, soft_wrap=True)
+        _fail(exc.exit_code, exc.lines[0])
+    if not isinstance(reply, dict):
+        _fail(1, f"the desk at {server} answered /farm/{what} with {type(reply).__name__}, "
+              "not an object; are both the same version?")
+    reply.pop("timezone", None)
+    out: dict[str, Any] = _as_controller(reply)
+    return out
 
 
 def _status_call(controller: str, keys_dir: Path | None, key_name: str,
@@ -772,9 +811,11 @@ def nodes_cmd(
     keys_dir: KeysOpt = None,
     key_name: KeyNameOpt = "client",
     as_json: JsonFlag = False,
+    server: ServerOpt = None,
 ) -> None:
     """Registered agents and compute pools with their slots in use."""
-    reply = _call(controller, keys_dir, key_name, "nodes")
+    reply = (_desk_call(server, "nodes") if server
+             else _call(controller, keys_dir, key_name, "nodes"))
     if as_json:
         sys.stdout.write(json.dumps(reply["nodes"]) + "\n")
         return
@@ -837,9 +878,11 @@ def cost_cmd(
     keys_dir: KeysOpt = None,
     key_name: KeyNameOpt = "client",
     as_json: JsonFlag = False,
+    server: ServerOpt = None,
 ) -> None:
     """Compute-pool rent: CNY spent so far and forecast to the end of the plan."""
-    reply = _call(controller, keys_dir, key_name, "cost")
+    reply = (_desk_call(server, "cost") if server
+             else _call(controller, keys_dir, key_name, "cost"))
     if as_json:
         sys.stdout.write(json.dumps({k: reply[k] for k in ("pools", "spent_cny",
                                                            "forecast_cny")}) + "\n")
