@@ -204,6 +204,7 @@ def test_book_explain_confirm_replan_and_chinese(tab: Tab, desk: Desk) -> None:
     why = refusal(page)
     assert f"HP-2 is taken by {dune} (Dune, confirmed) 2031-03-04 08:00–16:00" in why, why
     assert "90-minute changeover" in why, why
+    pop = tab.selected_id()
 
     # 5. outage re-plan: preview (nothing changes), then apply
     page.locator("#out-stage").select_option("HP-2")
@@ -243,10 +244,6 @@ def test_book_explain_confirm_replan_and_chinese(tab: Tab, desk: Desk) -> None:
     expect(svg.locator(".site-name").first).to_have_text(
         "Huangpu · 时间按 Asia/Shanghai（UTC+08:00）")
     expect(page.locator("#req-submit")).to_have_text("提交申请")
-    # an action after the reload still carries the session's CSRF token
-    page.locator(f"#tl-table tr[data-booking='{music}'] button").click()
-    page.locator("#act-release").click()
-    assert flash(page).startswith(f"{music} 已释放")
     # a refusal in Chinese: the server's message_zh, the explanation as sent
     page.locator(f"#tl-waiting tr[data-booking='{vol}'] button").click()
     page.locator("#act-hold").click()
@@ -254,6 +251,23 @@ def test_book_explain_confirm_replan_and_chinese(tab: Tab, desk: Desk) -> None:
     assert why.startswith("被拒绝："), why
     assert "HP-1 lacks volumetric" in why
     tab.shot("desk-timeline-zh.png")
+    # actions after the reload still carry the session's CSRF token
+    page.locator(f"#tl-table tr[data-booking='{music}'] button").click()
+    page.locator("#act-release").click()
+    assert flash(page).startswith(f"{music} 已释放")
+    # cancel asks first, in the page's language
+    page.locator(f"#tl-table tr[data-booking='{pop}'] button").click()
+    asked: list[str] = []
+
+    def answer(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", answer)
+    page.locator("#act-cancel").click()
+    assert flash(page).startswith(f"{pop} 已取消")
+    assert asked == [f"取消预订 {pop}？取消后无法恢复。"]
+    expect(page.locator(f"#tl-table tr[data-booking='{pop}'] .pill")).to_have_text("已取消")
 
     page.locator("#lang").click()
     expect(page.locator("#tl-title")).to_have_text("Stage timeline")
@@ -415,3 +429,74 @@ def test_farm_view_with_a_real_controller(browser: Browser, desk_template: Templ
     finally:
         tab.close()
         server.stop()
+
+
+# ------------------------------------------------------------------------- accessible basics
+
+UNLABELLED = """() => [...document.querySelectorAll('input, select, button')]
+  .filter(e => e.offsetParent !== null)
+  .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+               && !(e.textContent || '').trim())
+  .map(e => e.outerHTML.slice(0, 80))"""
+
+# WCAG 2 contrast of every visible text's colour against the background it sits on.
+LOW_CONTRAST = """() => {
+  const rgb = s => (s.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const c = [r, g, b].map(v => { v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  const background = el => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const bad = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    const el = node.parentElement;
+    if (!node.textContent.trim() || !el || el.closest('svg') || el.offsetParent === null) continue;
+    const fg = rgb(getComputedStyle(el).color).slice(0, 3);
+    const [a, b] = [lum(fg), lum(background(el))].sort((x, y) => y - x);
+    const ratio = (a + 0.05) / (b + 0.05);
+    if (ratio < 4.5) bad.push(`${node.textContent.trim().slice(0, 30)}: ${ratio.toFixed(2)}`);
+  }
+  return bad;
+}"""
+
+
+def test_labels_keyboard_and_contrast(tab: Tab) -> None:
+    page = tab.open()
+    assert page.evaluate(UNLABELLED) == []
+    assert page.evaluate(LOW_CONTRAST) == []
+    # the checks see what they are for: grey on white, an input with no label
+    page.evaluate("""() => { const p = document.createElement('p'); p.id = 'probe';
+      p.style.color = '#aaaaaa'; p.textContent = 'pale'; document.body.append(p);
+      document.body.append(Object.assign(document.createElement('input'), {id: 'bare'})); }""")
+    assert page.evaluate(LOW_CONTRAST) == ["pale: 2.13"]  # on the page background #f4f5f7
+    assert page.evaluate(UNLABELLED) == ['<input id="bare">']
+    page.evaluate("document.getElementById('probe').remove(); document.getElementById('bare')"
+                  ".remove()")
+    # sign in with the keyboard only
+    page.locator("#login-user").focus()
+    page.keyboard.type("producer")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORDS["producer"])
+    page.keyboard.press("Enter")
+    expect(page.locator("#timeline svg")).to_be_visible()
+    for lang in ("en", "zh"):
+        assert page.evaluate(UNLABELLED) == [], lang
+        assert page.evaluate(LOW_CONTRAST) == [], lang
+        page.locator("#lang").click()
+    # the month view: one tick per day of the site's month, in its zone
+    page.locator("#tl-month").click()
+    expect(page.locator("#tl-month")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#tl-range")).to_have_text("Mon 3 Mar to Wed 2 Apr")
+    expect(page.locator("#timeline svg g.site-head").first.locator("text.day")).to_have_count(31)
+    page.locator("#tl-next").click()
+    expect(page.locator("#tl-range")).to_have_text("Thu 3 Apr to Fri 2 May")
+    assert page.url.endswith("#date=2031-04-03&span=month")
