@@ -684,8 +684,13 @@ def demo(config: ConfigOpt = DEFAULT_CONFIG,
          duration: Annotated[float | None, typer.Option(
              help="Exit 0 after SECONDS.")] = None,
          script: Annotated[bool, typer.Option(
-             help="Drive the LED with a demo sequence.")] = True) -> None:
+             help="Drive the LED with a demo sequence.")] = True,
+         desk: Annotated[bool, typer.Option(
+             help="Also serve the producer desk on a seeded month.")] = True) -> None:
     """Simulators + engine + console (or terminal dashboard), stopped together on any exit.
+
+    The producer desk (``stagectl desk serve``) runs beside them on a seeded month in SQLite;
+    its URL and a login are printed.
 
     Refuses to start while another stack holds the config's ports. The simulators, the
     engine and the console are child processes that stop with the demo (signals, a console
@@ -708,6 +713,14 @@ def demo(config: ConfigOpt = DEFAULT_CONFIG,
             err.print(f"starting engine on {cfg.engine.command} ...", highlight=False)
             group.spawn("engine", ["serve", "--config", str(config)], stop_wait_s=3.2)
             _wait_for_engine(cfg, group)
+            if desk:
+                from stagectl.cli import desk_demo
+
+                err.print("starting the producer desk on a seeded month ...")
+                url, password = desk_demo.start(group)
+                err.print(f"[bold]producer desk[/]: {url}   (log in as "
+                          f"{desk_demo.DEMO_USER} / {password})", highlight=False,
+                          soft_wrap=True)
             if script:
                 threading.Thread(target=_demo_script, args=(cfg, stop), daemon=True,
                                  name="demo-script").start()
