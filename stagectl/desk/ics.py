@@ -226,7 +226,7 @@ def _feed(request: Request, token: str | None, lang: str, kind: str, name: str) 
         if lang not in LANGS:
             raise DeskError(400, "invalid", {"field": "lang"}, field="lang",
                             reason=f"expected one of {', '.join(LANGS)}, got {lang!r}")
-        s.sweep()  # holds past their expiry leave the feed now, not at the next change
+        state.sweep(s)  # expired holds leave the feed now (at most one sweep a second)
         stages = stages_of(s)
         if kind == "stage":
             if name not in stages:

@@ -9,6 +9,7 @@ a strict reading written from the RFC's text (octets, folding, grammar, required
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -293,3 +294,47 @@ def test_a_hold_promoted_when_the_one_above_leaves_gets_a_later_dtstamp(feeds: F
     assert str(after["X-STAGECTL-HOLD-RANK"]) == "1" and "(hold 1)" in str(after["SUMMARY"])
     # only hold_rank changed in the row; the DTSTAMP still moves on, so clients take the title
     assert after.decoded("DTSTAMP") > before.decoded("DTSTAMP")
+
+
+def test_a_hold_that_expires_turns_cancelled_in_the_feed(feeds: Feeds) -> None:
+    p = feeds.client("producer")
+    _request(p, "E1", "NS-3", "2031-03-04 08:00")
+    _ok(p.post("/api/v1/bookings/E1/hold", json={"expires": "2031-02-21 08:00"}))
+    url = _feed_urls(feeds.client("viewer"))["stage:NS-3"]
+    before = _events(_get_feed(url)[2])[feed_uid("E1")]
+    assert str(before["STATUS"]) == "TENTATIVE"
+    feeds.clock.advance(days=2)
+    # the desk applies deadlines at most once a second: poll with a deadline
+    deadline = time.monotonic() + 5.0
+    while True:
+        ev = _events(_get_feed(url)[2])[feed_uid("E1")]
+        if str(ev["STATUS"]) == "CANCELLED" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert str(ev["STATUS"]) == "CANCELLED" and "(expired)" in str(ev["SUMMARY"])
+    assert int(str(ev["SEQUENCE"])) > int(str(before["SEQUENCE"]))
+
+
+def test_hostile_feed_paths_and_tokens_get_contract_errors_and_the_desk_serves_on(
+        feeds: Feeds) -> None:
+    url = _feed_urls(feeds.client("viewer"))["stage:HP-1"]
+    token = url.split("token=", 1)[1]
+    base = feeds.server.url
+    for path in ("/ics/stage/%00.ics", "/ics/stage/" + "A" * 3000 + ".ics",
+                 "/ics/stage/..%2F..%2Fetc%2Fpasswd.ics", "/ics/production/%FF%FE.ics",
+                 "/ics/production/" + "长" * 500 + ".ics"):
+        r = httpx.get(f"{base}{path}?token={token}")
+        assert r.status_code == 404, (path, r.status_code, r.text[:200])
+        assert r.json()["error"]["code"] == "not_found"
+    for bad in ("%00", "令牌", "a" * 257, "%FF"):
+        r = httpx.get(f"{base}/ics/stage/HP-1.ics?token={bad}")
+        assert r.status_code in (401, 422), (bad, r.status_code)
+        assert r.json()["error"]["code"] in ("unauthenticated", "invalid")
+    r = httpx.post(url)
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+    head = httpx.head(url)
+    assert head.status_code == 200 and head.content == b""
+    assert httpx.get(url).status_code == 200
+    stats = _ok(feeds.client("admin").get("/api/v1/stats"))
+    assert stats["errors"].get("unauthenticated", 0) >= 1
+    assert stats["errors"].get("crash", 0) == 0
