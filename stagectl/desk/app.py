@@ -98,7 +98,8 @@ class DeskState:
             if now - self.swept_at < self.sweep_every_s:
                 return
             self.swept_at = now
-        store.sweep()
+        with self.pool.writing():
+            store.sweep()
 
     def count(self, key: str) -> None:
         """Count an event (an error code, a crash)."""
@@ -612,7 +613,7 @@ def _api_router() -> APIRouter:
         if not isinstance(reason, str) or len(reason) > 500:
             raise DeskError(400, "invalid", {"field": "reason"}, field="reason",
                             reason="a string of at most 500 characters")
-        with _state(request).pool.store() as s:
+        with _state(request).pool.store(write=True) as s:
             st = stages_of(s)
             spec, notes = read_request(spec, st)
             with _store_errors(s, spec.get("id") if isinstance(spec.get("id"), str) else None):
@@ -643,7 +644,7 @@ def _api_router() -> APIRouter:
                             reason="give both stage and start, or neither (then the wished-for "
                                    "slot, else the earliest free one, is held)")
         notes: list[str] = []
-        with _state(request).pool.store() as s:
+        with _state(request).pool.store(write=True) as s:
             st = stages_of(s)
             with _store_errors(s, booking_id):
                 rec = s.get(booking_id)
@@ -666,7 +667,7 @@ def _api_router() -> APIRouter:
 
     def change(name: str, booking_id: str, request: Request, user: A.DeskUser,
                body: ReasonBody | None) -> dict[str, Any]:
-        with _state(request).pool.store() as s:
+        with _state(request).pool.store(write=True) as s:
             st = stages_of(s)
             with _store_errors(s, booking_id):
                 before = s.get(booking_id)
@@ -694,7 +695,7 @@ def _api_router() -> APIRouter:
                   user: Producer) -> dict[str, Any]:
         notes: list[str] = []
         state = _state(request)
-        with state.pool.store() as s:
+        with state.pool.store(write=True) as s:
             st = stages_of(s)
             with _store_errors(s, booking_id):
                 rec = s.get(booking_id)

@@ -85,6 +85,7 @@ class StorePool:
         self._idle: queue.LifoQueue[BookingStore] = queue.LifoQueue()
         self._all: list[BookingStore] = []
         self._lock = threading.Lock()
+        self._write = threading.Lock()
         self._closed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         first = _PooledStore(self.path, clock, create=True)
@@ -92,10 +93,37 @@ class StorePool:
         self._idle.put(first)
 
     @contextmanager
-    def store(self) -> Iterator[BookingStore]:
-        """A store for this thread until the block ends."""
+    def store(self, write: bool = False) -> Iterator[BookingStore]:
+        """A store for this thread until the block ends.
+
+        Args:
+            write: the block changes the store: hold this process's write lock meanwhile.
+                SQLite lets one writer in at a time anyway (``BEGIN IMMEDIATE``, across
+                processes too); queueing the desk's own writers on a lock spares them
+                SQLite's busy handler, which sleeps up to 100 ms between tries.
+        """
         if self._closed:
             raise DeskError(503, "store_unavailable", reason="the desk is stopping")
+        with self._checkout() as s:
+            if write:  # connection first, then the lock: a lock holder never waits for one
+                with self.writing():
+                    yield s
+            else:
+                yield s
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """This process's write lock (see :meth:`store`); take it while holding a store."""
+        if not self._write.acquire(timeout=self.wait_s):
+            raise DeskError(503, "store_unavailable",
+                            reason=f"waited {self.wait_s:g} s for the other changes to finish")
+        try:
+            yield
+        finally:
+            self._write.release()
+
+    @contextmanager
+    def _checkout(self) -> Iterator[BookingStore]:
         try:
             s = self._idle.get_nowait()
         except queue.Empty:

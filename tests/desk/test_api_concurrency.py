@@ -10,7 +10,7 @@ import httpx
 
 from tests.desk.conftest import Desk
 
-CLIENTS = 20
+CLIENTS = 50
 
 
 def test_overlapping_confirmations_never_double_book(desk: Desk) -> None:
@@ -30,7 +30,7 @@ def test_overlapping_confirmations_never_double_book(desk: Desk) -> None:
                     "stage": "HP-3", "start": start.strftime("%Y-%m-%d %H:%M")})
                 assert r.status_code == 201, r.text
                 bid = r.json()["id"]
-                barrier.wait(timeout=30)
+                barrier.wait(timeout=90)
                 steps = [(a, c.post(f"/api/v1/bookings/{bid}/{a}"))
                          for a in ("hold", "confirm")]
                 with lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import string
 import subprocess
 import sys
@@ -100,6 +101,8 @@ def test_openapi_lists_the_contract_resources(desk: Desk) -> None:
 def test_stop_is_clean_with_a_keep_alive_client_and_a_request_in_flight(
         desk_template: Template, tmp_path: Path) -> None:
     server = start_desk(desk_template, tmp_path)
+    # asyncio sets TCP_NODELAY only on IPPROTO_TCP sockets: else ~40 ms per reply
+    assert server._sock is not None and server._sock.proto == socket.IPPROTO_TCP
     client = httpx.Client(base_url=server.url, timeout=30, headers={
         "Authorization": f"Bearer {desk_template.tokens['engineer']}"})
     try:
