@@ -500,3 +500,84 @@ def test_labels_keyboard_and_contrast(tab: Tab) -> None:
     page.locator("#tl-next").click()
     expect(page.locator("#tl-range")).to_have_text("Thu 3 Apr to Fri 2 May")
     assert page.url.endswith("#date=2031-04-03&span=month")
+
+
+# ------------------------------------------------------------------ sites in different zones
+
+def test_each_site_in_its_own_zone(browser: Browser, tmp_path: Path) -> None:
+    """A London stage beside a Shanghai one: each site's rows, ticks and times in its zone."""
+    import json
+
+    import httpx
+
+    from stagectl.desk import auth
+    from stagectl.desk.app import open_pool
+    from stagectl.desk.config import DeskConfig
+    from stagectl.desk.server import DeskServer
+
+    seed = tmp_path / "stages.json"
+    seed.write_text(json.dumps({"slot_minutes": 15, "stages": [
+        {"id": "HP-1", "site": "Huangpu", "timezone": "Asia/Shanghai", "capabilities": ["arm"],
+         "changeover_minutes": 60},
+        {"id": "LN-1", "site": "London", "timezone": "Europe/London", "capabilities": ["arm"],
+         "changeover_minutes": 30}]}), encoding="utf-8")
+    config = DeskConfig(db=tmp_path / "booking.sqlite", seed=seed, port=0)
+    pool = open_pool(config)
+    try:
+        with pool.store() as s:
+            auth.add_user(s.conn, "producer", "producer", PASSWORDS["producer"])
+            token = auth.create_token(s.conn, "producer", "tests")
+    finally:
+        pool.close()
+    with DeskServer(config) as server:
+        api = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"})
+        ids = {}
+        try:
+            for stage, start in (("HP-1", "2031-03-04T09:00:00+08:00"),
+                                 ("LN-1", "2031-03-04T09:00:00+00:00")):
+                r = api.post("/api/v1/bookings", json={
+                    "production": f"Shoot {stage}", "priority": 1, "duration_minutes": 240,
+                    "earliest_start": start, "latest_end": start.replace("T09", "T20"),
+                    "stage": stage, "start": start})
+                assert r.status_code == 201, r.text
+                ids[stage] = r.json()["id"]
+                assert api.post(f"/api/v1/bookings/{ids[stage]}/hold", json={}).status_code == 200
+        finally:
+            api.close()
+        tab = Tab(browser, server.url)
+        try:
+            page = tab.open()
+            tab.login("producer")
+            heads = page.locator("#timeline svg .site-name")
+            expect(heads).to_have_text([
+                "Huangpu · times in Asia/Shanghai (UTC+08:00)",
+                "London · times in Europe/London (UTC+00:00)"])
+            for stage, zone in (("HP-1", SHANGHAI), ("LN-1", "Europe/London (UTC+00:00)")):
+                cells = page.locator(f"#tl-table tr[data-booking='{ids[stage]}'] td")
+                expect(cells.nth(4)).to_have_text("Tue, 4 Mar 2031, 09:00")
+                expect(cells.nth(6)).to_have_text(zone)
+            # both at 09:00 local: on the one time axis London's is 8 hours later
+            xs = {stage: float(bar(page, ids[stage]).locator("rect").get_attribute("x") or 0)
+                  for stage in ids}
+            px_per_day = page.evaluate("""() => {
+              const t = [...document.querySelectorAll('#timeline svg g.site-head')][0]
+                .querySelectorAll('line.tick');
+              return t[1].x1.baseVal.value - t[0].x1.baseVal.value; }""")
+            assert abs((xs["LN-1"] - xs["HP-1"]) - px_per_day / 3) < 1.5, (xs, px_per_day)
+            # London's midnights sit 8 hours right of Shanghai's
+            ticks = page.evaluate("""() => [...document.querySelectorAll(
+              '#timeline svg g.site-head')].map(g => g.querySelector('line.tick').x1.baseVal
+              .value)""")
+            assert abs((ticks[1] - ticks[0]) - px_per_day / 3) < 1.5, ticks
+            # a request wished for the London stage is typed and sent in London time
+            page.locator("#req-wish-stage").select_option("LN-1")
+            expect(page.locator("#req-zone")).to_have_text(
+                "Times are read in Europe/London (UTC+00:00).")
+            tab.request("Night shoot", hours=2, earliest="2031-03-05T18:00",
+                        latest="2031-03-05T23:00", wish=("LN-1", "2031-03-05T19:00"))
+            booking = tab.selected_id()
+            r = httpx.get(f"{server.url}/api/v1/bookings/{booking}",
+                          headers={"Authorization": f"Bearer {token}"})
+            assert r.json()["start"] == "2031-03-05T19:00:00+00:00", r.json()
+        finally:
+            tab.close()
