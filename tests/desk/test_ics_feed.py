@@ -338,3 +338,25 @@ def test_hostile_feed_paths_and_tokens_get_contract_errors_and_the_desk_serves_o
     stats = _ok(feeds.client("admin").get("/api/v1/stats"))
     assert stats["errors"].get("unauthenticated", 0) >= 1
     assert stats["errors"].get("crash", 0) == 0
+
+
+def test_feeds_read_concurrently_while_bookings_change(feeds: Feeds) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    p = feeds.client("producer")
+    url = _feed_urls(feeds.client("viewer"))["stage:SZ-3"]
+
+    def fetch(_: int) -> int:
+        with httpx.Client(timeout=30.0) as c:
+            r = c.get(url)
+            parse(r.content)
+            return r.status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        pending = [pool.submit(fetch, i) for i in range(40)]
+        for n in range(6):
+            _request(p, f"K{n}", "SZ-3", f"2031-03-0{4 + n // 3} {8 + 4 * (n % 3):02d}:00")
+            _ok(p.post(f"/api/v1/bookings/K{n}/hold"))
+        codes = [f.result() for f in pending]
+    assert codes == [200] * 40
+    assert set(_events(_get_feed(url)[2])) == {feed_uid(f"K{n}") for n in range(6)}
