@@ -779,7 +779,8 @@
     fact("sel.production", b.production || t("dash"));
     fact("col.status", statusText(b));
     fact("col.stage", b.stage || t("dash"));
-    fact("col.start", fmtTime(b.start, z, true));
+    fact(b.status === "requested" && b.start ? "req.wish_start" : "col.start",
+      fmtTime(b.start, z, true));
     fact("col.end", fmtTime(b.end, z, false));
     fact("sel.duration", fmtDuration(b.duration_minutes));
     fact("sel.window", `${fmtTime(b.earliest_start, z)} – ${fmtTime(b.latest_end, z, true)}`);
@@ -1038,7 +1039,8 @@
           const id = m.id || m.booking;
           const fromStage = m.from_stage || t("dash");
           const toStage = m.to_stage || m.stage;
-          return el("li", { text: t("out.move_row", { id,
+          return el("li", { text: t("out.move_row", {
+            id: m.production ? `${id} (${m.production})` : id,
             from_stage: fromStage, from_start: fmtTime(m.from_start, zoneOf(fromStage)),
             to_stage: toStage, to_start: fmtTime(m.to_start || m.start, zoneOf(toStage), true),
           }) });
