@@ -214,8 +214,9 @@ def test_book_explain_confirm_replan_and_chinese(tab: Tab, desk: Desk) -> None:
     page.locator("#out-preview").click()
     moved = page.locator("#out-result ul.moved li")
     expect(moved).to_have_count(1)
-    assert re.match(rf"{dune} \(Dune\): HP-2 Tue, 4 Mar 2031, 08:00 → \S+ Tue, 4 Mar 2031, \d\d:\d\d "
-                    + re.escape(SHANGHAI), moved.inner_text()), moved.inner_text()
+    assert re.match(rf"{dune} \(Dune\): HP-2 Tue, 4 Mar 2031, 08:00 → \S+ "
+                    rf"Tue, 4 Mar 2031, \d\d:\d\d " + re.escape(SHANGHAI),
+                    moved.inner_text()), moved.inner_text()
     expect(page.locator("#out-result")).to_contain_text("Preview only")
     client = desk.client("viewer")
     assert client.get(f"/api/v1/bookings/{dune}").json()["stage"] == "HP-2"
