@@ -816,6 +816,9 @@ def outage(
     actor: ActorOpt = "",
     reason: ReasonOpt = "",
     server: ServerOpt = None,
+    preview: Annotated[bool, typer.Option(
+        "--preview", help="Only show what would move; nothing is stored (through the desk a "
+                          "producer may preview; recording needs the engineer role).")] = False,
 ) -> None:
     """Record an outage and move the bookings it hits, with the fewest changes."""
     if server:
@@ -827,7 +830,7 @@ def outage(
             end_dt = _read_time(end, [tz], "--to", end_of_day=True)
             reply = desk.post("/outages", {"stage": stage, "start": start_dt.isoformat(),
                                            "end": end_dt.isoformat(), "reason": reason,
-                                           "apply": True, "time_limit_s": time_limit})
+                                           "apply": not preview, "time_limit_s": time_limit})
             rep = _outage_report(reply, stage, start_dt, end_dt)
     else:
         with _store(db) as store:
@@ -836,8 +839,11 @@ def outage(
             tz = stages[stage].timezone
             start_dt = _read_time(start, [tz], "--from")
             end_dt = _read_time(end, [tz], "--to", end_of_day=True)
-            rep = store.outage(stage, start_dt, end_dt, actor or _default_actor(), reason,
-                               time_limit)
+            if preview:
+                rep = _outage_preview(store, stage, start_dt, end_dt, time_limit)
+            else:
+                rep = store.outage(stage, start_dt, end_dt, actor or _default_actor(), reason,
+                                   time_limit)
 
     def zone_of(sid: str) -> str:
         return stages[sid].timezone if sid in stages else tz
@@ -852,11 +858,12 @@ def outage(
         _print_json({"stage": rep.stage, "from": iso(rep.start, tz), "to": iso(rep.end, tz),
                      "timezone": tz, "moved": moved, "unplaced": rep.unplaced,
                      "kept": rep.kept, "solve_seconds": round(rep.solve_seconds, 3),
-                     "source": rep.source})
+                     "source": rep.source} | ({"applied": False} if preview else {}))
         return
     out = _out()
     zones = [tz] + [zone_of(m["to_stage"]) for m in rep.moved]
-    table = _table(f"outage on {stage} {fmt_span(rep.start, rep.end, tz)}: moved",
+    table = _table(f"outage on {stage} {fmt_span(rep.start, rep.end, tz)}: "
+                   + ("would move (preview: nothing stored)" if preview else "moved"),
                    ("booking", "from", "to"), caption=legend(zones, rep.start))
     for m in rep.moved:
         table.add_row(
@@ -866,11 +873,33 @@ def outage(
     if rep.moved:
         out.print(table)
     if rep.unplaced:
-        t2 = _table("could not be moved (now rejected)", ("booking", "why"))
+        t2 = _table("could not be moved (" + ("would be rejected)" if preview
+                                              else "now rejected)"), ("booking", "why"))
         for u in rep.unplaced:
             t2.add_row(u["id"], u["reason"])
         out.print(t2)
-    typer.echo(f"kept {rep.kept}, moved {len(rep.moved)}, could not move {len(rep.unplaced)}")
+    if preview:
+        typer.echo(f"preview, nothing stored: would keep {rep.kept}, move {len(rep.moved)}, "
+                   f"fail to move {len(rep.unplaced)} (run it again without --preview to "
+                   "record the outage)")
+    else:
+        typer.echo(f"kept {rep.kept}, moved {len(rep.moved)}, could not move "
+                   f"{len(rep.unplaced)}")
+
+
+def _outage_preview(store: BookingStore, stage: str, start: datetime, end: datetime,
+                    time_limit: float) -> OutageReport:
+    """What ``store.outage`` would move, computed on a copy (the desk's preview)."""
+    from stagectl.desk.bookings import outage_preview
+
+    prev = outage_preview(store, stage, start, end, time_limit)
+    moved = [{"id": m["id"], "from_stage": m["from_stage"],
+              "from_start": m["from_start"].isoformat() if m["from_start"] else "",
+              "to_stage": m["to_stage"], "to_start": m["to_start"].isoformat()}
+             for m in prev["moved"]]
+    return OutageReport(stage=stage, start=start, end=end, moved=moved,
+                        unplaced=list(prev["unplaced"]), kept=int(prev["kept"]),
+                        solve_seconds=float(prev["solve_seconds"]), source=str(prev["source"]))
 
 
 def _outage_report(reply: dict[str, Any], stage: str, start: datetime,
