@@ -53,6 +53,7 @@ class DeskError(Exception):
         code: a key of :data:`DESK_MESSAGES`.
         details: machine-readable extras (``field``, ``explanation``...).
         headers: extra response headers (``Retry-After``).
+            Set :attr:`params_zh` for fields whose Chinese differs (a refusal's reason).
         template: the :data:`DESK_MESSAGES` key of the sentence when it is not ``code``
             (401 ``unauthenticated`` says whether a login, token or session failed).
         **params: the template's fields.
@@ -64,6 +65,7 @@ class DeskError(Exception):
         self.status = status
         self.code = code
         self.template = template or code
+        self.params_zh: dict[str, Any] = {}
         self.params = params
         self.details = details or {}
         self.headers = headers or {}
@@ -73,8 +75,9 @@ class DeskError(Exception):
         """The sentence in ``lang`` (``en`` or ``zh``)."""
         en, zh = DESK_MESSAGES.get(self.template, DESK_MESSAGES["internal"])
         template = zh if lang == "zh" else en
+        params = {**self.params, **self.params_zh} if lang == "zh" else self.params
         try:
-            return template.format(**self.params)
+            return template.format(**params)
         except (KeyError, IndexError, ValueError):
             return template
 

@@ -249,14 +249,28 @@ def _store_errors(store: BookingStore, booking_id: str | None = None,
         raise DeskError(404, "not_found", {"booking": booking_id},
                         what=f"booking {booking_id}") from None
     except BookingRefused as exc:
-        explanation = explain_refusal(store, str(exc), tried, booking_id)
-        raise DeskError(409, "refused", {"explanation": explanation, "booking": booking_id},
-                        reason="; ".join(explanation)) from None
+        raise refused(store, str(exc), tried, booking_id) from None
     except BookingInputError as exc:
         raise input_error(exc) from None
     except PlanCheckFailed as exc:
         raise DeskError(500, "internal", {"violations": str(exc).splitlines()[:20]},
                         ref="plan-check") from None
+
+
+def refused(store: BookingStore, message: str, tried: Any = None,
+            booking_id: str | None = None) -> DeskError:
+    """409 ``refused`` with the explanation in both languages.
+
+    ``details.explanation`` (English) and ``details.explanation_zh`` list the same sentences;
+    ``message`` and ``message_zh`` join them.
+    """
+    sentences = explain_refusal(store, message, tried, booking_id)
+    err = DeskError(409, "refused", {"explanation": [en for en, _ in sentences],
+                                     "explanation_zh": [zh for _, zh in sentences],
+                                     "booking": booking_id},
+                    reason="; ".join(en for en, _ in sentences))
+    err.params_zh = {"reason": "；".join(zh for _, zh in sentences)}
+    return err
 
 
 def _validation_error(exc: RequestValidationError) -> DeskError:
@@ -864,9 +878,12 @@ def _api_router() -> APIRouter:
                 text = str(exc)
                 fld = text.split(" ", 1)[0].rstrip(":") \
                     if text.startswith(("role", "password")) else "name"
-                if "already exists" in str(exc):
-                    raise DeskError(409, "refused", {"explanation": [str(exc)]},
-                                    reason=str(exc)) from None
+                if "already exists" in text:
+                    zh = f"用户 {body.name} 已存在"
+                    err = DeskError(409, "refused", {"explanation": [text],
+                                                     "explanation_zh": [zh]}, reason=text)
+                    err.params_zh = {"reason": zh}
+                    raise err from None
                 raise DeskError(400, "invalid", {"field": fld}, field=fld,
                                 reason=str(exc)) from None
         log.info("desk: %s added user %s (%s)", user.name, made.name, made.role)

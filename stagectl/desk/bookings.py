@@ -341,102 +341,161 @@ def input_error(exc: BookingInputError) -> DeskError:
 
 _CLI_HINT = re.compile(r"\s*\(`stagectl [^`]*`[^)]*\)|`stagectl [^`]*`")
 _FIRST_HOLD = re.compile(r"^(\S+) holds (\S+) first \(rank (\d+)\)")
+_POOL = re.compile(r"pool (\S+) needs (\d+) > capacity (\d+)")
+
+#: Lifecycle states in Chinese (the page's words, stagectl/desk/static/i18n.js).
+STATUS_ZH = {"requested": "已申请", "hold": "预留", "confirmed": "已确认", "released": "已释放",
+             "completed": "已结束", "expired": "预留已过期", "cancelled": "已取消",
+             "rejected": "已拒绝"}
+
+#: (pattern of a store refusal, its Chinese); groups: booking id, then a status when named.
+_STORE_ZH: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^(\S+) is (\w+); only a hold or a placed request can be confirmed"),
+     "{0} 当前为{s1}，只有预留或已指定时段的申请才能确认"),
+    (re.compile(r"^(\S+) has no stage and start yet"),
+     "{0} 还没有摄影棚和开始时间：请先预留，或运行排期"),
+    (re.compile(r"^(\S+) is (\w+); only a hold can be released"),
+     "{0} 当前为{s1}，只有预留才能释放（其他情况请取消）"),
+    (re.compile(r"^(\S+) is (\w+); only a requested booking can be put on hold"),
+     "{0} 当前为{s1}，只有已申请的预订才能预留"),
+    (re.compile(r"^(\S+) is already (\w+)"), "{0} 已经是{s1}"),
+    (re.compile(r"^(\S+) must be a hold ranked 2 or lower to challenge"),
+     "{0} 必须是顺位第 2 或更后的预留，才能向第一预留发起确认要求"),
+    (re.compile(r"^no first hold clashes with (\S+)"), "没有与 {0} 冲突的第一预留"),
+    (re.compile(r"^booking '(.+)' already exists"), "预订 {0} 已存在"),
+    (re.compile(r"^bookings changed while (?:planning|re-planning)"),
+     "排期期间预订有变化，请重试"),
+    (re.compile(r"^outage end must be after its start"), "停用的结束时间必须晚于开始时间"),
+    (re.compile(r"^unknown stage '(.+)'"), "没有摄影棚 {0}"),
+    (re.compile(r"^no slot for (\S+): (.*)$"), "{0} 找不到可用时段：{1}"),
+]
+
+#: One sentence of an explanation: (English, Simplified Chinese).
+Sentence = tuple[str, str]
 
 
 def _local_span(a: datetime | None, b: datetime | None, tz: str) -> str:
     return f"{fmt_span(a, b, tz)} ({tz})"
 
 
-def _who(rec: Record) -> str:
+def _who(rec: Record) -> Sentence:
     b = rec.booking
-    what = f"{b.id} ({b.production}, {rec.status.value}" if b.production else \
-        f"{b.id} ({rec.status.value}"
+    state, state_zh = rec.status.value, STATUS_ZH.get(rec.status.value, rec.status.value)
     if rec.status is Status.HOLD and b.hold_rank:
-        what += f" #{b.hold_rank}"
-    return what + ")"
+        state += f" #{b.hold_rank}"
+        state_zh = f"第 {b.hold_rank} 预留"
+    if b.production:
+        return f"{b.id} ({b.production}, {state})", f"{b.id}（{b.production}，{state_zh}）"
+    return f"{b.id} ({state})", f"{b.id}（{state_zh}）"
 
 
 def _violation_sentence(v: Violation, me: Booking, store: BookingStore,
-                        stages: dict[str, Stage], problem: Problem) -> str:
+                        stages: dict[str, Stage], problem: Problem) -> Sentence:
     st = stages.get(me.stage or "")
     tz = st.timezone if st else "UTC"
     sid = me.stage or "?"
     if v.kind == "overlap":
         other_id = next((i for i in v.ids if i != me.id), None)
-        if other_id is not None:
-            try:
-                other = store.get(other_id)
-            except BookingInputError:  # pragma: no cover - stored rows decode
-                other = None
-            if other is not None and other.booking.start is not None:
-                co = st.changeover_minutes if st else 0
-                tail = (f"; with its {co}-minute changeover nothing else may use {sid} "
-                        f"within {co} minutes of it") if co else ""
-                return (f"{sid} is taken by {_who(other)} "
-                        f"{_local_span(other.booking.start, other.booking.end, tz)}{tail}")
-        return f"{sid} is taken then by another booking (changeover included)"
+        other = store.get(other_id) if other_id is not None else None
+        if other is not None and other.booking.start is not None:
+            co = st.changeover_minutes if st else 0
+            when = _local_span(other.booking.start, other.booking.end, tz)
+            who, who_zh = _who(other)
+            en = f"{sid} is taken by {who} {when}"
+            zh = f"{sid} 在 {when} 已被 {who_zh} 占用"
+            if co:
+                en += (f"; with its {co}-minute changeover nothing else may use {sid} within "
+                       f"{co} minutes of it")
+                zh += f"；换场需 {co} 分钟，其前后 {co} 分钟内 {sid} 不能再用"
+            return en, zh
+        return (f"{sid} is taken then by another booking (changeover included)",
+                f"{sid} 此时已被其他预订占用（含换场时间）")
     if v.kind == "capability" and st is not None:
-        lacks = sorted(me.requires - st.capabilities)
-        return (f"{sid} lacks {', '.join(lacks)}, which this booking requires "
-                f"(it has {', '.join(sorted(st.capabilities)) or 'no special capabilities'})")
+        lacks = ", ".join(sorted(me.requires - st.capabilities))
+        has = ", ".join(sorted(st.capabilities))
+        return (f"{sid} lacks {lacks}, which this booking requires "
+                f"(it has {has or 'no special capabilities'})",
+                f"{sid} 没有本预订需要的 {lacks}（它有：{has or '无特殊能力'}）")
     if v.kind == "window":
-        return (f"the slot {_local_span(me.start, me.end, tz)} is outside the booking's window "
-                f"{_local_span(me.earliest_start, me.latest_end, tz)}")
+        slot = _local_span(me.start, me.end, tz)
+        window = _local_span(me.earliest_start, me.latest_end, tz)
+        return (f"the slot {slot} is outside the booking's window {window}",
+                f"时段 {slot} 超出本预订允许的时间范围 {window}")
     if v.kind == "outage" and st is not None and me.start and me.end:
         hit = [w for w in st.outages if w.overlaps(me.start, me.end)]
         if hit:
-            return (f"{sid} is out of service then (outage "
-                    f"{_local_span(hit[0].start, hit[0].end, tz)})")
+            when = _local_span(hit[0].start, hit[0].end, tz)
+            return (f"{sid} is out of service then (outage {when})", f"{sid} 在 {when} 停用")
     if v.kind == "pool":
-        others = [i for i in v.ids if i != me.id]
-        return (f"{v.message.split(' needs ')[0]} is used up then"
-                + (f" by {', '.join(others)}" if others else "")
-                + f" ({v.message.split('(')[0].split('needs ')[-1].strip()})")
+        others = ", ".join(i for i in v.ids if i != me.id)
+        m = _POOL.search(v.message)
+        if m:
+            pool, need, cap = m.groups()
+            return (f"pool {pool} is used up then: {need} needed, capacity {cap}"
+                    + (f" (with {others})" if others else ""),
+                    f"资源池 {pool} 此时不够用：需要 {need}，容量 {cap}"
+                    + (f"（与 {others} 同时）" if others else ""))
     if v.kind == "open" and st is not None:
+        slot = _local_span(me.start, me.end, tz)
         hours = "; ".join(fmt_span(w.start, w.end, tz) for w in st.open[:3])
-        return f"{sid} is not open for all of {_local_span(me.start, me.end, tz)}" + \
-            (f" (open {hours} {tz})" if hours else "")
+        return (f"{sid} is not open for all of {slot}" + (f" (open {hours})" if hours else ""),
+                f"{sid} 在 {slot} 不全在开放时间内" + (f"（开放：{hours}）" if hours else ""))
     if v.kind == "slot":
-        return (f"the start {fmt_time(me.start, tz)} is not on the {problem.slot_minutes}-minute "
-                "grid (start on a whole quarter hour)")
+        return _grid(me, tz, problem.slot_minutes)
     if v.kind == "stage":
-        return f"{sid} is not one of this booking's allowed stages ({', '.join(me.stages)})"
-    if v.kind == "duration":
-        return v.message
-    return str(v)
+        allowed = ", ".join(me.stages)
+        return (f"{sid} is not one of this booking's allowed stages ({allowed})",
+                f"{sid} 不在本预订允许的摄影棚中（{allowed}）")
+    return str(v), str(v)
 
 
-def placement_explanation(store: BookingStore, booking: Booking) -> list[str]:
+def _grid(me: Booking, tz: str, slot_minutes: int) -> Sentence:
+    when = fmt_time(me.start, tz)
+    return (f"the start {when} is not on the {slot_minutes}-minute grid "
+            "(start on a whole quarter hour)",
+            f"开始时间 {when} 不在 {slot_minutes} 分钟的时间格上（请从整刻钟开始）")
+
+
+def placement_explanation(store: BookingStore, booking: Booking) -> list[Sentence]:
     """Plain sentences saying what stops ``booking`` at its stage and start (may be empty)."""
     if booking.stage is None or booking.start is None:
         return []
     problem = store.problem(frozenset({Status.CONFIRMED}))
     stages = problem.stage_by_id()
     if booking.stage not in stages:
-        return [f"there is no stage {booking.stage!r} (stages: {', '.join(sorted(stages))})"]
+        return [(f"there is no stage {booking.stage!r}", f"没有摄影棚 {booking.stage}")]
     mine = replace(booking, status=Status.CONFIRMED, hold_rank=None)
     others = tuple(b for b in problem.bookings if b.id != booking.id)
     problem = replace(problem, bookings=(*others, mine))
     assignments = [
         Assignment(b.id, b.stage, b.start, b.start + timedelta(minutes=b.duration_minutes))
         for b in problem.bookings if b.stage is not None and b.start is not None]
-    out = []
+    out: list[Sentence] = []
     for v in check_plan(problem, assignments):
         if booking.id in v.ids:
             sentence = _violation_sentence(v, mine, store, stages, problem)
             if sentence not in out:
                 out.append(sentence)
-    slot = problem.slot_minutes * 60
-    if booking.start.timestamp() % slot:
-        tz = stages[booking.stage].timezone
-        out.append(f"the start {fmt_time(booking.start, tz)} is not on the "
-                   f"{problem.slot_minutes}-minute grid (start on a whole quarter hour)")
+    if booking.start.timestamp() % (problem.slot_minutes * 60):
+        sentence = _grid(mine, stages[booking.stage].timezone, problem.slot_minutes)
+        if sentence not in out:
+            out.append(sentence)
     return out
 
 
+def _store_zh(text: str) -> str:
+    for pattern, zh in _STORE_ZH:
+        m = pattern.match(text)
+        if m:
+            groups = m.groups()
+            fields = {f"s{i}": STATUS_ZH.get(g, g) for i, g in enumerate(groups)}
+            return zh.format(*groups, **fields)
+    return text
+
+
 def explain_refusal(store: BookingStore, message: str, booking: Booking | None = None,
-                    api_id: str | None = None) -> list[str]:
-    """The refusal as plain sentences: what is in the way, and what to do.
+                    api_id: str | None = None) -> list[Sentence]:
+    """The refusal as plain sentences, English and Chinese: what is in the way, what to do.
 
     Args:
         store: to look up the bookings and stages named.
@@ -452,23 +511,22 @@ def explain_refusal(store: BookingStore, message: str, booking: Booking | None =
     if m is not None:
         first_id, stage, rank = m.groups()
         stages = stages_of(store)
-        try:
-            first = store.get(first_id)
-            tz = _booking_zone(first, stages)
-            when = _local_span(first.booking.start, first.booking.end, tz)
-        except BookingInputError:  # pragma: no cover
-            first, when = None, ""
-        who = _who(first) if first else first_id
-        hint = (f"challenge it (POST /api/v1/bookings/{api_id}/challenge)" if api_id
-                else "challenge it")
-        return [f"{who} holds {stage} first (hold rank {rank}) {when}".rstrip(),
-                f"{hint} or wait until it is released"]
+        first = store.get(first_id)
+        tz = _booking_zone(first, stages)
+        when = _local_span(first.booking.start, first.booking.end, tz)
+        who, who_zh = _who(first)
+        where = f"POST /api/v1/bookings/{api_id}/challenge" if api_id else ""
+        return [(f"{who} holds {stage} first (hold rank {rank}) {when}",
+                 f"{who_zh} 已在 {when} 第一预留 {stage}（顺位 {rank}）"),
+                (f"challenge it ({where}) or wait until it is released" if where
+                 else "challenge it or wait until it is released",
+                 f"可向它发起确认要求（{where}），或等它释放" if where
+                 else "可向它发起确认要求，或等它释放")]
     text = _CLI_HINT.sub("", message).strip()
-    if text.startswith("no slot for ") and ": " in text:
-        head, _, reason = text.partition(": ")
-        return [f"{head}: {reason}"]
-    parts = [p.strip() for p in text.split("; ") if p.strip()]
-    return parts or [text]
+    if text.startswith("no slot for ") or _store_zh(text) != text:
+        return [(text, _store_zh(text))]  # one sentence, whatever its semicolons
+    parts = [p.strip() for p in text.split("; ") if p.strip()] or [text]
+    return [(p, _store_zh(p)) for p in parts]
 
 
 # --------------------------------------------------------------------------- re-plans

@@ -66,6 +66,11 @@ def test_lifecycle_as_a_producer_over_a_session(desk: Desk) -> None:
     assert err["code"] == "refused" and err["message_zh"]
     assert any(first["id"] in line and "HP-3" in line and "first" in line
                for line in err["details"]["explanation"]), err
+    # the same sentences in Chinese, for the page's language switch
+    zh = err["details"]["explanation_zh"]
+    assert len(zh) == len(err["details"]["explanation"])
+    assert "第一预留 HP-3" in zh[0] and "2031-03-04 08:00–12:00" in zh[0], zh
+    assert err["message_zh"].startswith("操作被拒绝：") and "第一预留" in err["message_zh"]
     # challenge: the first hold must answer by the deadline
     r = c.post(f"/api/v1/bookings/{second['id']}/challenge",
                json={"deadline": "2031-03-01 12:00"})
@@ -79,6 +84,8 @@ def test_lifecycle_as_a_producer_over_a_session(desk: Desk) -> None:
     assert c.get(f"/api/v1/bookings/{second['id']}").json()["status"] == "rejected"
     r = c.post(f"/api/v1/bookings/{first['id']}/release")
     assert r.status_code == 409 and "only a hold" in r.json()["error"]["message"]
+    assert r.json()["error"]["details"]["explanation_zh"] == [
+        f"{first['id']} 当前为已确认，只有预留才能释放（其他情况请取消）"]
     r = c.post(f"/api/v1/bookings/{first['id']}/cancel")
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     history = c.get(f"/api/v1/bookings/{first['id']}/history").json()
@@ -119,6 +126,10 @@ def test_hold_refusal_names_capability_booking_and_grid(desk: Desk) -> None:
     assert any(taken["id"] in x and "08:00–12:00" in x and "Asia/Shanghai" in x
                for x in lines), lines
     assert any("15-minute grid" in x for x in lines), lines
+    zh = r.json()["error"]["details"]["explanation_zh"]
+    assert any("HP-3 没有本预订需要的 arm" in x for x in zh), zh
+    assert any("已被" in x and taken["id"] in x for x in zh), zh
+    assert any("15 分钟的时间格" in x for x in zh), zh
 
 
 def test_an_unplaceable_request_and_bad_fields_are_explained(desk: Desk) -> None:

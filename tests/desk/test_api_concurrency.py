@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,6 +57,9 @@ def test_overlapping_confirmations_never_double_book(desk: Desk) -> None:
                 assert err["code"] == "refused"
                 assert err["details"]["explanation"], err
                 assert all(isinstance(x, str) and x for x in err["details"]["explanation"])
+                zh = err["details"]["explanation_zh"]
+                assert len(zh) == len(err["details"]["explanation"])
+                assert all(re.search("[\u4e00-\u9fff]", x) for x in zh), zh
     rows = desk.client("viewer").get("/api/v1/bookings", params={"stage": "HP-3"}).json()
     assert len({r["id"] for r in rows}) == CLIENTS  # every acknowledged request is stored
     confirmed = sorted((datetime.fromisoformat(r["start"]), datetime.fromisoformat(r["end"]))
