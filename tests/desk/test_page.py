@@ -250,7 +250,13 @@ def test_book_explain_confirm_replan_and_chinese(tab: Tab, desk: Desk) -> None:
     page.locator("#act-hold").click()
     why = refusal(page)
     assert why.startswith("被拒绝："), why
-    assert "HP-1 lacks volumetric" in why
+    # the sentences the desk gives in Chinese (its English ones where it has none)
+    again = desk.client("engineer").post(f"/api/v1/bookings/{vol}/hold", json={})
+    assert again.status_code == 409, again.text
+    details = again.json()["error"]["details"]
+    sentences = details.get("explanation_zh") or details["explanation"]
+    assert sentences and all(s in why for s in sentences), (why, sentences)
+    assert "HP-1" in why and "volumetric" in why
     tab.shot("desk-timeline-zh.png")
     # actions after the reload still carry the session's CSRF token
     page.locator(f"#tl-table tr[data-booking='{music}'] button").click()
