@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 _TIME_FIELDS = ("earliest_start", "latest_end", "start")
+PLACEHOLDER_RANK = 10**6  # BookingStore.hold's rank before it ranks the stage
 
 
 class _PooledStore(BookingStore):
@@ -233,6 +234,8 @@ def history_json(store: BookingStore, rec: Record,
     out = []
     for h in store.history(rec.id):
         details = dict(h.details)
+        if details.get("hold_rank") == PLACEHOLDER_RANK:  # set, then ranked in the same change
+            details.pop("hold_rank")
         for key in ("start", "deadline", "hold_expires", "challenge_deadline"):
             value = details.get(key)
             if isinstance(value, str):
@@ -290,6 +293,7 @@ def read_request(body: dict[str, Any], stages: dict[str, Stage]) -> tuple[dict[s
                             reason="set by the booking lifecycle, not by a request "
                                    "(use /hold and /confirm)")
     spec = dict(body)
+    _check_limits(spec)
     stage = spec.get("stage") if isinstance(spec.get("stage"), str) else None
     if stage is not None and stage not in stages:
         raise DeskError(400, "invalid", {"field": "stage"}, field="stage",
@@ -319,6 +323,10 @@ def read_request(body: dict[str, Any], stages: dict[str, Stage]) -> tuple[dict[s
             spec[key] = times[key].isoformat()
     duration = spec.get("duration_minutes")
     first, last = times.get("earliest_start"), times.get("latest_end")
+    if first and last and last - first > MAX_WINDOW:
+        raise DeskError(400, "invalid", {"field": "latest_end"}, field="latest_end",
+                        reason=f"a window of at most {MAX_WINDOW.days} days (ask again for "
+                               "later dates)")
     if isinstance(duration, int) and not isinstance(duration, bool) and duration > 0 \
             and first and last and last - first < timedelta(minutes=duration):
         raise DeskError(400, "invalid", {"field": "latest_end"}, field="latest_end",
@@ -326,6 +334,44 @@ def read_request(body: dict[str, Any], stages: dict[str, Stage]) -> tuple[dict[s
                                f"shorter than duration_minutes {duration}: widen it or ask "
                                "for less time")
     return spec, notes
+
+
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+MAX_PRIORITY = 1000
+MAX_WINDOW = timedelta(days=366)
+MAX_TEXT = 200
+
+
+def _check_limits(spec: dict[str, Any]) -> None:
+    """Bounds the booking contract leaves open, so one request cannot stall every plan.
+
+    An id goes into URLs and calendar UIDs (letters, digits, ``_.:-``); a priority is
+    multiplied into the solver's objective; free text is shown on every page.
+    """
+    bid = spec.get("id")
+    if bid is not None and (not isinstance(bid, str) or not ID_RE.match(bid)):
+        raise DeskError(400, "invalid", {"field": "id"}, field="id",
+                        reason="1 to 64 letters, digits or _.:- (starting with a letter or "
+                               f"digit), got {_show(bid)}")
+    prio = spec.get("priority")
+    if isinstance(prio, int) and not isinstance(prio, bool) and prio > MAX_PRIORITY:
+        raise DeskError(400, "invalid", {"field": "priority"}, field="priority",
+                        reason=f"at most {MAX_PRIORITY}, got {prio}")
+    dur = spec.get("duration_minutes")
+    if isinstance(dur, int) and not isinstance(dur, bool) and \
+            dur > MAX_WINDOW.total_seconds() // 60:
+        raise DeskError(400, "invalid", {"field": "duration_minutes"}, field="duration_minutes",
+                        reason=f"at most {MAX_WINDOW.days} days of minutes, got {dur}")
+    for key in ("production", "contact"):
+        value = spec.get(key)
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            raise DeskError(400, "invalid", {"field": key}, field=key,
+                            reason=f"at most {MAX_TEXT} characters, got {len(value)}")
+    for key in ("requires", "stages", "prefer_stages", "phases"):
+        value = spec.get(key)
+        if isinstance(value, list) and len(value) > 50:
+            raise DeskError(400, "invalid", {"field": key}, field=key,
+                            reason=f"at most 50 items, got {len(value)}")
 
 
 def input_error(exc: BookingInputError) -> DeskError:

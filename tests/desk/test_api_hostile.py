@@ -197,3 +197,23 @@ def test_a_crash_is_logged_counted_answered_500_and_the_desk_serves_on(
     stats = c.get("/api/v1/stats").json()
     assert stats["errors"]["crash"] == 2 and stats["errors"]["internal"] == 2
     _alive(desk)
+
+
+def test_requests_that_would_stall_every_plan_are_refused(desk: Desk) -> None:
+    c = desk.client("producer")
+    base = {"production": "X", "duration_minutes": 60, "priority": 1,
+            "earliest_start": "2031-03-04 08:00", "latest_end": "2031-03-04 20:00"}
+    for change, field in (({"priority": 10**30}, "priority"),
+                          ({"latest_end": "2131-03-04"}, "latest_end"),
+                          ({"duration_minutes": 10**9}, "duration_minutes"),
+                          ({"id": "../../etc"}, "id"), ({"id": "x" * 65}, "id"),
+                          ({"production": "p" * 201}, "production"),
+                          ({"requires": ["led_8k"] * 51}, "requires")):
+        r = c.post("/api/v1/bookings", json={**base, **change})
+        assert r.status_code == 400, (change, r.text)
+        assert r.json()["error"]["details"]["field"] == field
+    r = c.post("/api/v1/bookings", json={**base, "id": "SHOOT-2031.03:A_1"})
+    assert r.status_code == 201
+    r = c.post("/api/v1/bookings", json={**base, "id": "SHOOT-2031.03:A_1"})
+    assert r.status_code == 409
+    assert r.json()["error"]["details"]["explanation_zh"] == ["预订 SHOOT-2031.03:A_1 已存在"]
