@@ -256,6 +256,7 @@ def test_book_explain_confirm_replan_and_chinese(tab: Tab, desk: Desk) -> None:
     details = again.json()["error"]["details"]
     sentences = details.get("explanation_zh") or details["explanation"]
     assert sentences and all(s in why for s in sentences), (why, sentences)
+    assert why.count(sentences[0]) == 1, why  # said once, not in the heading and the list
     assert "HP-1" in why and "volumetric" in why
     tab.shot("desk-timeline-zh.png")
     # actions after the reload still carry the session's CSRF token

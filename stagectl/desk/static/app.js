@@ -322,7 +322,7 @@
       }
       const message = errorMessage(err);
       // "refused: <the first sentence>" says nothing the list does not
-      const repeats = why.length && why.some((w) => (err.message || "").includes(w));
+      const repeats = why.length && why.some((w) => message.includes(w));
       box.append(el("div", { class: "message error", "data-code": err.code || null },
         el("strong", { text: t("err.title") + (I.lang === "zh" ? "：" : ": ") }),
         repeats ? null : el("span", { class: "err-message", text: message }),
