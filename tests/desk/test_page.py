@@ -292,6 +292,20 @@ def test_viewer_reads_but_has_no_forms(tab: Tab) -> None:
     expect(page.locator("#who")).to_have_text("viewer (viewer)")
 
 
+def test_a_second_tab_can_change_things_or_asks_to_sign_in(tab: Tab) -> None:
+    tab.open()
+    tab.login("producer")
+    other = tab.context.new_page()  # same cookie, its own sessionStorage
+    other.on("pageerror", lambda e: tab.errors.append(str(e)))
+    other.goto(tab.url + "/" + WEEK)
+    me = other.evaluate("fetch('/api/v1/me').then(r => r.json())")
+    if me.get("csrf"):
+        expect(other.locator("#timeline svg")).to_be_visible()
+    else:  # it could not send X-CSRF-Token: it asks to sign in rather than fail later
+        expect(other.locator("#login")).to_be_visible()
+    other.close()
+
+
 def test_wrong_password_and_lost_csrf_are_explained(tab: Tab) -> None:
     page = tab.open()
     page.get_by_label("User name").fill("producer")

@@ -419,6 +419,9 @@
         headers: { Accept: "application/json" } });
       if (!me.ok) throw new Error("not signed in");
       const reply = await me.json();
+      // a new tab shares the cookie but not this tab's CSRF token: without one nothing
+      // could be changed, so sign in again (a new session) unless the desk sends it
+      if (!reply.csrf && !state.csrf) throw new Error("no CSRF token in this tab");
       signedIn(reply);
       await loadAll();
     } catch (e) {
