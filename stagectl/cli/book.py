@@ -729,7 +729,8 @@ def solve_cmd(
     if server and input_path is None:  # (--input never uses a store: it runs here)
         with _desk(server, actor) as desk:
             stages = stages_of(desk)
-            reply = desk.post("/solve", {"time_limit_s": time_limit, "apply": apply})
+            reply = desk.post("/solve", {"time_limit_s": time_limit, "apply": apply},
+                              wait_s=time_limit)
             doc, productions = _plan_doc(reply, stages)
             if apply:
                 records, _ = _remote_records(desk.get("/bookings"))
@@ -830,7 +831,8 @@ def outage(
             end_dt = _read_time(end, [tz], "--to", end_of_day=True)
             reply = desk.post("/outages", {"stage": stage, "start": start_dt.isoformat(),
                                            "end": end_dt.isoformat(), "reason": reason,
-                                           "apply": not preview, "time_limit_s": time_limit})
+                                           "apply": not preview, "time_limit_s": time_limit},
+                              wait_s=time_limit)
             rep = _outage_report(reply, stage, start_dt, end_dt)
     else:
         with _store(db) as store:

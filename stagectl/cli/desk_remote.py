@@ -12,21 +12,20 @@ that may not (403), a lifecycle refusal (409, with the desk's explanation), bad 
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 from urllib.parse import unquote
 
 import typer
 
 from scheduler.booking.model import Booking, Stage, Status
 from scheduler.booking.store import Record
-
-if TYPE_CHECKING:
-    import httpx
 
 TOKEN_ENV = "STAGECTL_DESK_TOKEN"
 URL_ENV = "STAGECTL_DESK_URL"
@@ -51,9 +50,9 @@ class DeskCallFailed(Exception):
         self.code = code
 
 
-def _error_doc(resp: httpx.Response) -> dict[str, Any]:
+def _error_doc(content: bytes) -> dict[str, Any]:
     try:
-        doc = resp.json()
+        doc = json.loads(content)
     except ValueError:
         return {}
     err = doc.get("error") if isinstance(doc, dict) else None
@@ -69,14 +68,14 @@ def _cli_words(sentence: str) -> str:
                            sentence)
 
 
-def _explain(url: str, method: str, path: str, resp: httpx.Response) -> DeskCallFailed:
+def _explain(url: str, method: str, path: str, status: int, phrase: str,
+             content: bytes) -> DeskCallFailed:
     """The one-line (plus explanation) message for a desk error reply."""
-    err = _error_doc(resp)
+    err = _error_doc(content)
     code = str(err.get("code") or "")
-    message = str(err.get("message") or resp.reason_phrase or f"HTTP {resp.status_code}")
+    message = str(err.get("message") or phrase or f"HTTP {status}")[:2000]
     raw = err.get("details")
     details: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    status = resp.status_code
     if status == 401:
         return DeskCallFailed(
             [f"the desk at {url} refused the token (HTTP 401: {message}): set {TOKEN_ENV} to "
@@ -87,7 +86,9 @@ def _explain(url: str, method: str, path: str, resp: httpx.Response) -> DeskCall
             [f"the desk refused {method} {path} (HTTP 403 {code or 'forbidden'}): {message}"],
             1, status, code)
     if status == 409:
-        explanation = [_cli_words(str(x)) for x in details.get("explanation") or () if str(x)]
+        given = details.get("explanation")
+        explanation = [_cli_words(str(x)[:2000]) for x in given[:20] if str(x)] \
+            if isinstance(given, list) else []
         if not explanation:
             explanation = [_cli_words(message.removeprefix("refused: "))]
         lines = [f"refused: {explanation[0]}", *(f"  {x}" for x in explanation[1:])]
@@ -119,7 +120,8 @@ class Desk:
         self.url = self.url.rstrip("/")
         self._http = httpx.Client(base_url=self.url, timeout=self.timeout_s,
                                   headers={"Authorization": f"Bearer {self.token}",
-                                           "Accept": "application/json"},
+                                           "Accept": "application/json",
+                                           "Accept-Encoding": "identity"},
                                   follow_redirects=False, trust_env=False)
 
     def close(self) -> None:
@@ -133,30 +135,61 @@ class Desk:
         self.close()
 
     def call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-             body: Any = None) -> Any:
+             body: Any = None, wait_s: float = 0.0) -> Any:
         """One request under ``/api/v1``; the decoded JSON reply.
 
+        Args:
+            method: GET or POST.
+            path: under ``/api/v1``.
+            params: query parameters.
+            body: sent as JSON.
+            wait_s: extra seconds the desk may take (a solve's time limit).
+
         Raises:
-            DeskCallFailed: no desk answered, or it answered an error.
+            DeskCallFailed: no desk answered, it answered an error, more than
+                :data:`MAX_REPLY_BYTES`, something not JSON, or not within the time allowed.
         """
         import httpx
 
         full = "/api/v1" + path
+        allowed = self.timeout_s + wait_s
+        deadline = time.monotonic() + allowed
+        late = DeskCallFailed([f"the desk at {self.url} did not answer {method} {full} within "
+                               f"{allowed:g} s"], 1)
         try:
-            resp = self._http.request(method, full, params=params, json=body)
+            with self._http.stream(method, full, params=params, json=body,
+                                   timeout=httpx.Timeout(allowed, connect=self.timeout_s)) \
+                    as resp:
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in resp.iter_raw():
+                    size += len(chunk)
+                    if size > MAX_REPLY_BYTES:
+                        raise DeskCallFailed([f"the desk at {self.url} answered more than "
+                                              f"{MAX_REPLY_BYTES >> 20} MiB to {method} "
+                                              f"{full}; not read"], 1)
+                    if time.monotonic() > deadline:
+                        raise late
+                    chunks.append(chunk)
+                status, phrase = resp.status_code, resp.reason_phrase
+                encoding = resp.headers.get("content-encoding", "identity")
         except httpx.TimeoutException as exc:
-            raise DeskCallFailed([f"the desk at {self.url} did not answer {method} {full} "
-                                  f"within {self.timeout_s:g} s"], 1) from exc
-        except httpx.HTTPError as exc:
+            raise late from exc
+        except httpx.ConnectError as exc:
             raise DeskCallFailed([f"no desk answered at {self.url} ({exc}): is `stagectl desk "
                                   "serve` running there, and is --server (or "
                                   f"{URL_ENV}) right?"], 1) from exc
-        if resp.status_code >= 400:
-            raise _explain(self.url, method, full, resp)
-        if len(resp.content) > MAX_REPLY_BYTES:
-            raise DeskCallFailed([f"the desk at {self.url} answered far too much data"], 1)
+        except httpx.HTTPError as exc:
+            raise DeskCallFailed([f"the desk at {self.url} broke off {method} {full}: "
+                                  f"{exc or type(exc).__name__}"], 1) from exc
+        content = b"".join(chunks)
+        if encoding not in ("identity", ""):
+            raise DeskCallFailed([f"the desk at {self.url} answered {method} {full} "
+                                  f"compressed ({encoding}), which was not asked for"], 1)
+        if status >= 400:
+            raise _explain(self.url, method, full, status, phrase, content)
         try:
-            return resp.json()
+            return json.loads(content)
         except ValueError as exc:
             raise DeskCallFailed([f"{self.url} answered {method} {full} with something that "
                                   "is not JSON (is it the desk?)"], 1) from exc
@@ -165,9 +198,9 @@ class Desk:
         """GET ``/api/v1{path}``; ``None`` parameters are left out."""
         return self.call("GET", path, params={k: v for k, v in params.items() if v is not None})
 
-    def post(self, path: str, body: Any = None) -> Any:
-        """POST ``/api/v1{path}`` with a JSON body."""
-        return self.call("POST", path, body={} if body is None else body)
+    def post(self, path: str, body: Any = None, wait_s: float = 0.0) -> Any:
+        """POST ``/api/v1{path}`` with a JSON body (``wait_s``: see :meth:`call`)."""
+        return self.call("POST", path, body={} if body is None else body, wait_s=wait_s)
 
 
 def open_desk(url: str) -> Desk:
@@ -183,7 +216,7 @@ def open_desk(url: str) -> Desk:
     if not token:
         raise DeskCallFailed([f"--server {url}: set {TOKEN_ENV} to your API token (an admin "
                               "makes one: `stagectl desk token create NAME --config F`)"], 2)
-    return Desk(url, token)
+    return Desk(url, token, TIMEOUT_S)
 
 
 # --- the desk's JSON as the CLI's structures ----------------------------------------------
