@@ -10,7 +10,7 @@ import getpass
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ from rich.markup import escape
 
 from stagectl.config import ConfigError
 from stagectl.desk.config import DEFAULT_DESK_CONFIG, DeskConfig, load_desk_config
+
+if TYPE_CHECKING:
+    from stagectl.desk.bookings import StorePool
 
 app = typer.Typer(help="The producer desk: bookings and the render farm over HTTP.",
                   no_args_is_help=True)
@@ -56,7 +59,7 @@ def _password() -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
-def _pool(config: DeskConfig):  # type: ignore[no-untyped-def]
+def _pool(config: DeskConfig) -> StorePool:
     from scheduler.dbfile import DatabaseFileError
     from stagectl.desk.app import open_pool
 
@@ -64,8 +67,8 @@ def _pool(config: DeskConfig):  # type: ignore[no-untyped-def]
         return open_pool(config)
     except DatabaseFileError as exc:
         _fail(str(exc), 1)
-    except (OSError, ValueError) as exc:
-        _fail(f"cannot load the seed {config.seed}: {exc}", 1)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
 
 
 @app.command()
@@ -79,6 +82,8 @@ def serve(config: ConfigOpt = DEFAULT_DESK_CONFIG) -> None:
         run(cfg, on_ready=lambda url: typer.echo(f"desk: serving {url} (API docs {url}/docs)"))
     except DatabaseFileError as exc:
         _fail(str(exc), 1)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
     except OSError as exc:
         _fail(f"cannot serve on {cfg.bind}: {exc.strerror or exc}", 1)
 

@@ -47,6 +47,7 @@ from scheduler.booking.store import BookingRefused, BookingStore, UnknownBooking
 from scheduler.dbfile import DatabaseFileError
 from stagectl.cli.book import _booking_zone
 from stagectl.cli.timefmt import iso
+from stagectl.config import ConfigError
 from stagectl.desk import DeskError
 from stagectl.desk import auth as A
 from stagectl.desk.bookings import (
@@ -392,8 +393,16 @@ def _seed(pool: StorePool, config: DeskConfig) -> None:
         A.ensure_schema(s.conn)
         n = s.conn.execute("SELECT COUNT(*) FROM stages").fetchone()[0]
         if n == 0 and config.seed is not None:
-            doc = json.loads(config.seed.read_text(encoding="utf-8"))
-            s.setup(doc, actor="desk-seed")
+            try:
+                doc = json.loads(config.seed.read_text(encoding="utf-8"))
+                if not isinstance(doc, dict) or not doc.get("stages"):
+                    raise ConfigError(config.seed, ["lists no stages (expected an object with "
+                                                    "slot_minutes, stages and pools)"])
+                s.setup(doc, actor="desk-seed")
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ConfigError(config.seed, [f"cannot read the seed: {exc}"]) from None
+            except BookingInputError as exc:
+                raise ConfigError(config.seed, exc.errors) from None
 
 
 def open_pool(config: DeskConfig, clock: Callable[[], datetime] | None = None) -> StorePool:
@@ -416,7 +425,7 @@ def create_app(config: DeskConfig, *, clock: Callable[[], datetime] | None = Non
 
     Raises:
         scheduler.dbfile.DatabaseFileError: the database cannot be used.
-        OSError, ValueError: the seed file cannot be read.
+        stagectl.config.ConfigError: the seed cannot be read or is invalid (file, problems).
     """
     now = clock or (lambda: datetime.now(UTC))
     pool = open_pool(config, now)

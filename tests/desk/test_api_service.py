@@ -187,3 +187,22 @@ def test_cli_serve_answers_and_stops_on_sigterm(desk_template: Template,
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=10)
+
+
+def test_a_bad_seed_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from stagectl.cli.desk import app as desk_cli
+
+    seed = tmp_path / "stages.json"
+    cfg = tmp_path / "desk.toml"
+    cfg.write_text(f'[desk]\nbind = "127.0.0.1:0"\ndb = "{tmp_path / "d.sqlite"}"\n'
+                   f'seed = "{seed}"\n')
+    runner = CliRunner()
+    for text, words in (("", "cannot read the seed"), ('{"stages": []}', "lists no stages"),
+                        ('{"stages": [{"id": "A", "colour": 1}]}', "stages[0].colour")):
+        seed.write_text(text)
+        r = runner.invoke(desk_cli, ["token", "create", "x", "--config", str(cfg)],
+                          env={"COLUMNS": "300"})
+        assert r.exit_code == 2, r.output
+        assert str(seed) in r.output and words in r.output, r.output
