@@ -10,7 +10,10 @@ refusal (409, with the explanation), bad input (400: exit 2).
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from stagectl.cli.main import app
-from tests.desk.conftest import Desk
+from tests.desk.conftest import REPO, Desk
 
 runner = CliRunner()
 WIDTH = "160"
@@ -225,3 +228,18 @@ def test_actor_is_the_token_s_user_so_actor_is_refused(both: Both) -> None:
 def test_the_desk_keeps_serving_after_every_error(both: Both, tmp_path: Path) -> None:
     test_a_refusal_shows_the_desk_s_explanation(both)
     assert both.remote("list", "--json").exit_code == 0
+
+
+def test_the_real_cli_process_through_the_desk(both: Both) -> None:
+    _request(both, "R1", "HP-3", "2031-03-04 08:00")
+    env = {**os.environ, "STAGECTL_DESK_URL": both.desk.url, "COLUMNS": WIDTH,
+           "STAGECTL_DESK_TOKEN": both.desk.token("viewer"), "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "stagectl", "book", "list", "--json"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert [b["id"] for b in json.loads(done.stdout)] == ["R1"]
+    env["STAGECTL_DESK_TOKEN"] = "sdt_revoked"
+    done = subprocess.run([sys.executable, "-m", "stagectl", "book", "list"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "refused the token (HTTP 401" in done.stderr
+    assert "Traceback" not in done.stderr
