@@ -15,7 +15,9 @@ stops working when its user is disabled. ``GET /api/v1/feeds`` lists the caller'
 
 A missing or unknown token is ``401`` whatever the path names, so nobody without a token can
 learn which stages or productions exist; with a valid token an unknown stage or production
-is ``404``.
+is ``404``. ``&lang=zh`` words the events in Simplified Chinese (``en`` by default). Replies
+carry an ``ETag``; a client that sends it back in ``If-None-Match`` gets ``304`` while
+nothing changed.
 """
 
 from __future__ import annotations
