@@ -43,8 +43,9 @@ from scheduler.booking.model import Status
 from scheduler.booking.parse import BookingInputError
 from scheduler.booking.report import utilisation
 from scheduler.booking.solve import PlanCheckFailed, solve
+from scheduler.booking.store import FILE as BOOKING_FILE
 from scheduler.booking.store import BookingRefused, BookingStore, UnknownBooking
-from scheduler.dbfile import DatabaseFileError
+from scheduler.dbfile import DatabaseFileError, explain
 from stagectl.cli.book import _booking_zone
 from stagectl.cli.timefmt import iso
 from stagectl.config import ConfigError
@@ -456,6 +457,10 @@ def create_app(config: DeskConfig, *, clock: Callable[[], datetime] | None = Non
         return _reply(state, DeskError(500, "internal", ref=ref))
 
     async def store_down(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, sqlite3.ProgrammingError):  # misuse of a connection: a bug
+            return await crash(request, exc)
+        if isinstance(exc, sqlite3.Error):
+            exc = explain(config.db, exc, BOOKING_FILE)
         log.warning("desk: store error on %s %s: %s", request.method, request.url.path, exc)
         return _reply(state, DeskError(503, "store_unavailable", reason=str(exc)[:300]))
 
@@ -463,7 +468,7 @@ def create_app(config: DeskConfig, *, clock: Callable[[], datetime] | None = Non
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(DatabaseFileError, store_down)
-    app.add_exception_handler(sqlite3.OperationalError, store_down)
+    app.add_exception_handler(sqlite3.DatabaseError, store_down)
     app.add_exception_handler(Exception, crash)
 
     app.include_router(_api_router())
@@ -530,8 +535,8 @@ def _api_router() -> APIRouter:
         state.throttle.succeeded(keys[0])
         response.set_cookie(A.SESSION_COOKIE, cookie, httponly=True, samesite="strict",
                             path="/",
-                            secure=state.config.secure_cookies or request.url.scheme == "https",
-                            max_age=int(state.config.session_hours * 3600))
+                            secure=state.config.secure_cookies or request.url.scheme == "https")
+        # no Max-Age: the session ends when it is idle (server side) or the browser closes
         response.headers["Cache-Control"] = "no-store"
         return {"user": user.name, "role": user.role, "csrf": csrf}
 
