@@ -56,9 +56,11 @@ class _PooledStore(BookingStore):
     """
 
     def __init__(self, path: Path, clock: Callable[[], datetime], create: bool) -> None:
-        self.path = Path(path)
-        self.clock = clock
-        self.conn = open_database(self.path, FILE, create=create, synchronous="FULL",
+        # BookingStore's own set-up (checks, creates, whatever state it keeps), then the same
+        # file reopened without sqlite3's same-thread check: BookingStore takes no such option
+        super().__init__(path, clock, create=create)
+        self.conn.close()
+        self.conn = open_database(self.path, FILE, create=False, synchronous="FULL",
                                   timeout_s=30.0, check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA busy_timeout = 30000")

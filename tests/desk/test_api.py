@@ -277,3 +277,46 @@ def test_farm_without_controller_is_503_and_the_desk_keeps_serving(desk: Desk) -
         r = v.get(f"/api/v1/farm/{what}")
         assert r.status_code == 503 and r.json()["error"]["code"] == "farm_unavailable"
     assert v.get("/api/v1/me").status_code == 200
+
+
+def test_deadlines_expire_holds_and_unanswered_challenges(desk_template: Any,
+                                                          tmp_path: Any) -> None:
+    import shutil
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+
+    from stagectl.desk.config import DeskConfig
+    from stagectl.desk.server import DeskServer
+    from tests.desk.conftest import SEED
+
+    now = [datetime(2031, 3, 1, tzinfo=UTC)]
+    db = tmp_path / "booking.sqlite"
+    shutil.copyfile(desk_template.path, db)
+    config = replace(DeskConfig(db=db, seed=SEED, port=0))
+    with DeskServer(config, clock=lambda: now[0]) as server, httpx.Client(
+            base_url=server.url, timeout=30,
+            headers={"Authorization": f"Bearer {desk_template.tokens['producer']}"}) as c:
+        assert server.app is not None
+        server.app.state.desk.sweep_every_s = 0.0
+        a = _request(c, stage="HP-3", start=f"{DAY} 08:00")
+        b = _request(c, production="Alien", stage="HP-3", start=f"{DAY} 09:00")
+        e = _request(c, production="Cat", stage="HP-1", start=f"{DAY} 08:00", requires=[])
+        r = c.post(f"/api/v1/bookings/{e['id']}/hold", json={"expires": "2031-03-02 12:00"})
+        assert r.status_code == 200 and r.json()["hold_expires"] == "2031-03-02T12:00:00+08:00"
+        r = c.post(f"/api/v1/bookings/{e['id']}/hold", json={"expires": "2031-02-01"})
+        assert r.status_code == 400 and r.json()["error"]["details"]["field"] == "expires"
+        r = c.post(f"/api/v1/bookings/{e['id']}/hold")
+        assert r.status_code == 409  # already held
+        for x in (a, b):
+            c.post(f"/api/v1/bookings/{x['id']}/hold").raise_for_status()
+        r = c.post(f"/api/v1/bookings/{b['id']}/challenge", json={"deadline": "2031-02-01"})
+        assert r.status_code == 400 and r.json()["error"]["details"]["field"] == "deadline"
+        c.post(f"/api/v1/bookings/{b['id']}/challenge",
+               json={"deadline": "2031-03-02 09:00"}).raise_for_status()
+        now[0] += timedelta(days=2)
+        assert c.get(f"/api/v1/bookings/{e['id']}").json()["status"] == "expired"
+        assert c.get(f"/api/v1/bookings/{a['id']}").json()["status"] == "released"
+        moved_up = c.get(f"/api/v1/bookings/{b['id']}").json()
+        assert moved_up["status"] == "hold" and moved_up["hold_rank"] == 1
+        history = c.get(f"/api/v1/bookings/{a['id']}/history").json()
+        assert history[-1]["actor"] == "system" and "not answered" in history[-1]["reason"]
