@@ -368,8 +368,37 @@ def problem_from_dict(doc: Any) -> Problem:
     _unique(ctx, "stages", list(enumerate(s.id for s in stages)))
     _unique(ctx, "pools", list(enumerate(p.id for p in pools)))
     _unique(ctx, "bookings", [(i, b.id) for i, b in bookings])
-    stage_ids = {s.id for s in stages}
-    pool_ids = {p.id for p in pools}
+    _check_references(ctx, bookings, {s.id for s in stages}, {p.id for p in pools})
+    if ctx.errors:
+        raise BookingInputError(ctx.errors)
+    return Problem(slot_minutes, tuple(stages), tuple(pools), tuple(b for _, b in bookings))
+
+
+def bookings_for(problem: Problem, raw: list[Any]) -> list[Booking]:
+    """Validate booking documents against an already built problem's stages, pools and slot.
+
+    The same checks and messages as :func:`problem_from_dict` for the ``bookings`` part; the
+    stages are not parsed again (the booking store reads every booking against one config).
+
+    Raises:
+        BookingInputError: with one ``"path: what is wrong"`` line per problem found.
+    """
+    ctx = _Ctx()
+    bookings: list[tuple[int, Booking]] = []
+    for i, r in enumerate(raw):
+        b = _booking(ctx, r, f"bookings[{i}]", problem.slot_minutes)
+        if b is not None:
+            bookings.append((i, b))
+    _unique(ctx, "bookings", [(i, b.id) for i, b in bookings])
+    _check_references(ctx, bookings, {s.id for s in problem.stages},
+                      {p.id for p in problem.pools})
+    if ctx.errors:
+        raise BookingInputError(ctx.errors)
+    return [b for _, b in bookings]
+
+
+def _check_references(ctx: _Ctx, bookings: list[tuple[int, Booking]], stage_ids: set[str],
+                      pool_ids: set[str]) -> None:
     for i, b in bookings:
         where = f"bookings[{i}]"
         for j, sid in enumerate(b.stages):
@@ -389,9 +418,6 @@ def problem_from_dict(doc: Any) -> Problem:
             if b.start < b.earliest_start or end > b.latest_end:
                 ctx.err(f"{where}.start",
                         "placement lies outside earliest_start..latest_end")
-    if ctx.errors:
-        raise BookingInputError(ctx.errors)
-    return Problem(slot_minutes, tuple(stages), tuple(pools), tuple(b for _, b in bookings))
 
 
 def _unique(ctx: _Ctx, key: str, ids: list[tuple[int, str]]) -> None:

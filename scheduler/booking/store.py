@@ -37,6 +37,7 @@ from scheduler.booking.optimiser import optimise
 from scheduler.booking.parse import (
     BookingInputError,
     booking_to_dict,
+    bookings_for,
     problem_from_dict,
     stage_to_dict,
 )
@@ -214,6 +215,7 @@ class BookingStore:
                  create: bool = True) -> None:
         self.path = Path(path)
         self.clock = clock
+        self._parsed_config: tuple[dict[str, Any], Problem] | None = None
         self.conn = open_database(self.path, FILE, create=create, synchronous="FULL",
                                   timeout_s=30.0)
         self.conn.row_factory = sqlite3.Row
@@ -326,12 +328,20 @@ class BookingStore:
             raise UnknownBooking(f"no booking {booking_id!r} (see `stagectl book list`)")
         return self._record(r)
 
+    def _config_problem(self, config: dict[str, Any]) -> Problem:
+        """The stages and pools of ``config`` parsed once per config read (not per booking)."""
+        cached = self._parsed_config
+        if cached is not None and cached[0] is config:
+            return cached[1]
+        problem = problem_from_dict(config)
+        self._parsed_config = (config, problem)
+        return problem
+
     @_decodes("booking")
     def _record(self, r: sqlite3.Row, config: dict[str, Any] | None = None) -> Record:
         spec = self._row_doc(r)
-        doc = dict(config or self._config(self.conn))
-        doc["bookings"] = [spec]
-        booking = problem_from_dict(doc).bookings[0]
+        booking = bookings_for(self._config_problem(config or self._config(self.conn)),
+                               [spec])[0]
         booking = replace(booking, status=Status(r["status"]),
                           hold_rank=r["hold_rank"] if r["status"] == Status.HOLD else None)
         return Record(
