@@ -5,4 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}"
-exec .venv/bin/python scripts/screenshots.py "$@"
+.venv/bin/python scripts/screenshots.py "$@"
+# the producer desk's page, in a real Chromium (Playwright), saved by its own test
+STAGECTL_SCREENSHOTS=1 .venv/bin/python -m pytest -q tests/desk/test_page.py

@@ -4,7 +4,8 @@ A producer signs in, books (request + hold), sees refusals explained in plain wo
 previews and applies an outage re-plan, switches to Chinese (remembered across a reload), and
 opens the render farm: unavailable, then a real controller with a rented pool. The browser
 runs in New York time, so every time on the page must be the site's, with the zone named.
-Screenshots go to docs/screenshots/desk-*.png.
+Screenshots go to docs/screenshots/desk-*.png when STAGECTL_SCREENSHOTS=1 (scripts/screenshots.sh
+sets it), else to a temporary folder, so a test run leaves the tree as it found it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -27,7 +29,8 @@ from tests.conftest import require_tool
 from tests.desk.conftest import PASSWORDS, Desk, Template, start_desk
 
 REPO = Path(__file__).resolve().parents[2]
-SHOTS = REPO / "docs" / "screenshots"
+SHOTS = REPO / "docs" / "screenshots" if os.environ.get("STAGECTL_SCREENSHOTS") == "1" else \
+    Path(tempfile.gettempdir()) / "stagectl-desk-shots"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
 WEEK = "#date=2031-03-03&span=week"
