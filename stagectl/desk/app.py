@@ -275,20 +275,60 @@ def refused(store: BookingStore, message: str, tried: Any = None,
     return err
 
 
+#: pydantic error types in Chinese (the English is pydantic's own ``msg``).
+_PYDANTIC_ZH = {
+    "missing": "缺少此字段",
+    "extra_forbidden": "未知字段（请检查拼写）",
+    "string_type": "应为字符串",
+    "int_type": "应为整数",
+    "int_parsing": "应为整数",
+    "int_from_float": "应为整数",
+    "float_type": "应为数字",
+    "float_parsing": "应为数字",
+    "finite_number": "应为有限的数字",
+    "bool_type": "应为 true 或 false",
+    "bool_parsing": "应为 true 或 false",
+    "dict_type": "应为对象",
+    "model_type": "应为对象",
+    "model_attributes_type": "应为对象",
+    "list_type": "应为列表",
+    "string_too_long": "太长（最多 {max_length} 个字符）",
+    "string_too_short": "太短（至少 {min_length} 个字符）",
+    "greater_than": "应大于 {gt}",
+    "greater_than_equal": "应不小于 {ge}",
+    "less_than": "应小于 {lt}",
+    "less_than_equal": "应不大于 {le}",
+}
+
+
+def _field_of(err: Any) -> str:
+    return ".".join(str(p) for p in err.get("loc", ())
+                    if p not in ("body", "query", "path")) or "body"
+
+
+def _zh_reason(err: Any) -> str:
+    template = _PYDANTIC_ZH.get(str(err.get("type", "")))
+    if template is None:
+        return str(err.get("msg", ""))
+    try:
+        return template.format(**(err.get("ctx") or {}))
+    except (KeyError, IndexError, ValueError):
+        return template.split("（")[0]
+
+
 def _validation_error(exc: RequestValidationError) -> DeskError:
     errors = list(exc.errors())
     for err in errors:
         if err.get("type") == "json_invalid":
             return DeskError(400, "bad_json", reason=str(err.get("ctx", {}).get("error", "")
                                                         or err.get("msg", "")))
-    first = errors[0] if errors else {"loc": ("body",), "msg": "invalid"}
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
-    fld = ".".join(loc) or "body"
-    return DeskError(422, "invalid", {"field": fld, "errors": [
-        {"field": ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query",
-                                                                          "path")) or "body",
-         "reason": str(e.get("msg", ""))} for e in errors[:20]]},
-        field=fld, reason=str(first.get("msg", "invalid")))
+    first = errors[0] if errors else {"loc": ("body",), "msg": "invalid", "type": ""}
+    fld = _field_of(first)
+    out = DeskError(422, "invalid", {"field": fld, "errors": [
+        {"field": _field_of(e), "reason": str(e.get("msg", "")), "reason_zh": _zh_reason(e)}
+        for e in errors[:20]]}, field=fld, reason=str(first.get("msg", "invalid")))
+    out.params_zh = {"reason": _zh_reason(first)}
+    return out
 
 
 def _http_error(exc: StarletteHTTPException) -> DeskError:

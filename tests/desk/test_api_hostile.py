@@ -220,3 +220,24 @@ def test_requests_that_would_stall_every_plan_are_refused(desk: Desk) -> None:
     r = c.post("/api/v1/bookings", json={**base, "id": "SHOOT-2031.03:A_1"})
     assert r.status_code == 409
     assert r.json()["error"]["details"]["explanation_zh"] == ["预订 SHOOT-2031.03:A_1 已存在"]
+
+
+def test_schema_errors_name_the_field_in_both_languages(desk: Desk) -> None:
+    c = desk.client("producer")
+    bid = _booking(desk)
+    cases = [
+        (f"/api/v1/bookings/{bid}/hold", {"stage": 3, "start": "x"}, "stage", "应为字符串"),
+        (f"/api/v1/bookings/{bid}/hold", {"colour": "red"}, "colour", "未知字段"),
+        (f"/api/v1/bookings/{bid}/challenge", {}, "deadline", "缺少此字段"),
+        ("/api/v1/solve", {"time_limit_s": 600}, "time_limit_s", "应不大于 60"),
+        ("/api/v1/solve", {"apply": "perhaps"}, "apply", "应为 true 或 false"),
+        ("/api/v1/outages", {"stage": "HP-1", "start": "x" * 101, "end": "y"}, "start",
+         "太长（最多 100 个字符）"),
+    ]
+    for path, body, field, zh in cases:
+        r = c.post(path, json=body)
+        assert r.status_code == 422, (path, body, r.text)
+        err = r.json()["error"]
+        assert err["code"] == "invalid" and err["details"]["field"] == field, err
+        assert zh in err["message_zh"], err
+        assert err["message"].startswith(f"{field}: ")
