@@ -46,6 +46,14 @@ def _config(path: Path) -> DeskConfig:
         _fail(str(exc), 2)
 
 
+def _actor() -> str:
+    """Who runs the command (the audit's actor): ``cli:<login name>``."""
+    try:
+        return "cli:" + (os.environ.get("STAGECTL_ACTOR") or getpass.getuser())
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
 def _password() -> str:
     """From STAGECTL_DESK_PASSWORD, else stdin (asked twice on a terminal); never argv."""
     env = os.environ.get(PASSWORD_ENV)
@@ -108,6 +116,7 @@ def user_add(
     try:
         with pool.store() as s:
             auth.add_user(s.conn, name, role, password)
+            auth.audit(s.conn, _actor(), "user add", name, role=role)
     except auth.UserError as exc:
         _fail(str(exc), 2)
     finally:
@@ -128,6 +137,7 @@ def user_disable(
         with pool.store() as s:
             if not auth.disable_user(s.conn, name):
                 _fail(f"no user {name!r}", 1)
+            auth.audit(s.conn, _actor(), "user disable", name)
     finally:
         pool.close()
     typer.echo(f"disabled {name}")
@@ -146,6 +156,7 @@ def token_create(
     try:
         with pool.store() as s:
             token = auth.create_token(s.conn, name, label)
+            auth.audit(s.conn, _actor(), "token create", name, label=label)
     except auth.UserError as exc:
         _fail(str(exc), 1)
     finally:

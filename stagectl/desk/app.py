@@ -928,6 +928,7 @@ def _api_router() -> APIRouter:
         with state.pool.store() as s:
             try:
                 made = A.add_user(s.conn, body.name, body.role, body.password, state.clock)
+                A.audit(s.conn, user.name, "user add", made.name, state.clock, role=made.role)
             except A.UserError as exc:
                 text = str(exc)
                 fld = text.split(" ", 1)[0].rstrip(":") \
@@ -949,6 +950,7 @@ def _api_router() -> APIRouter:
         with state.pool.store() as s:
             if not A.disable_user(s.conn, name, state.clock):
                 raise DeskError(404, "not_found", {"user": name}, what=f"user {name}")
+            A.audit(s.conn, user.name, "user disable", name, state.clock)
             found = [u for u in A.list_users(s.conn) if u["name"] == name]
         log.info("desk: %s disabled user %s", user.name, name)
         return found[0]
@@ -963,6 +965,7 @@ def _api_router() -> APIRouter:
                 made = A.create_token(s.conn, name, body.label, state.clock)
             except A.UserError as exc:
                 raise DeskError(404, "not_found", {"user": name}, what=str(exc)) from None
+            A.audit(s.conn, user.name, "token create", name, state.clock, label=body.label)
         return {"user": name, "label": body.label, "token": made,
                 "note": "shown once: only its hash is stored"}
 
@@ -983,6 +986,16 @@ def _api_router() -> APIRouter:
                              "url": f"{base}/ics/production/{quote(p, safe='')}.ics{q}"}
                             for p in productions],
         }
+
+    @r.get("/audit", tags=["admin"])
+    def audit(request: Request, user: Admin) -> list[dict[str, Any]]:
+        state = _state(request)
+        with state.pool.store() as s:
+            rows = A.audit_log(s.conn)
+            tz = zone_for(stages_of(s))
+        for row in rows:
+            row["at"] = iso(datetime.fromisoformat(row["at"]), tz)
+        return rows
 
     @r.get("/stats", tags=["admin"])
     def stats(request: Request, user: Admin) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import sqlite3
@@ -38,6 +39,8 @@ __all__ = [
     "LoginThrottle",
     "UserError",
     "add_user",
+    "audit",
+    "audit_log",
     "create_session",
     "create_token",
     "delete_session",
@@ -69,6 +72,9 @@ CREATE TABLE IF NOT EXISTS desk_sessions (
 CREATE TABLE IF NOT EXISTS desk_tokens (
     hash TEXT PRIMARY KEY, user TEXT NOT NULL, label TEXT NOT NULL DEFAULT '',
     created_at TEXT NOT NULL, revoked_at TEXT);
+CREATE TABLE IF NOT EXISTS desk_audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT NULL,
+    action TEXT NOT NULL, subject TEXT NOT NULL, details TEXT NOT NULL DEFAULT '{}');
 """
 
 _hasher = PasswordHasher()
@@ -102,6 +108,22 @@ def _sha(text: str) -> str:
 def ensure_schema(conn: sqlite3.Connection) -> None:
     """Create the desk tables (idempotent)."""
     conn.executescript(SCHEMA)
+
+
+def audit(conn: sqlite3.Connection, actor: str, action: str, subject: str,
+          clock: Callable[[], datetime] = _now, **details: Any) -> None:
+    """Record who changed which user or token (``desk_audit``; never a secret)."""
+    conn.execute("INSERT INTO desk_audit (at, actor, action, subject, details)"
+                 " VALUES (?, ?, ?, ?, ?)",
+                 (clock().isoformat(), actor, action, subject, json.dumps(details)))
+
+
+def audit_log(conn: sqlite3.Connection, limit: int = 200) -> list[dict[str, Any]]:
+    """The latest user and token changes, newest first."""
+    return [{"seq": r[0], "at": r[1], "actor": r[2], "action": r[3], "subject": r[4],
+             "details": json.loads(r[5])}
+            for r in conn.execute("SELECT seq, at, actor, action, subject, details"
+                                  " FROM desk_audit ORDER BY seq DESC LIMIT ?", (limit,))]
 
 
 def check_name(name: str) -> str:

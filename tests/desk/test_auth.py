@@ -159,6 +159,13 @@ def test_admin_manages_users_and_tokens(desk: Desk) -> None:
         assert auth.feed_user(conn, feed) is None
     assert admin.post("/api/v1/users/nobody/disable").status_code == 404
     assert admin.post("/api/v1/tokens", json={"user": "lin"}).status_code == 404
+    trail = admin.get("/api/v1/audit").json()
+    assert [(x["actor"], x["action"], x["subject"]) for x in trail[:3]] == [
+        ("admin", "user disable", "lin"), ("admin", "token create", "lin"),
+        ("admin", "user add", "lin")]
+    assert trail[0]["at"].endswith("+08:00")
+    assert token not in str(trail) and "lin-secret-1" not in str(trail)
+    assert desk.client("engineer").get("/api/v1/audit").status_code == 403
 
 
 def test_failed_logins_are_slowed_per_user(desk: Desk) -> None:
