@@ -146,6 +146,7 @@ def current_user(request: Request) -> A.DeskUser:
     if request.method in UNSAFE and not A.csrf_ok(csrf, request.headers.get(A.CSRF_HEADER)):
         raise DeskError(403, "csrf")
     request.state.user = user
+    request.state.csrf = csrf
     return user
 
 
@@ -390,6 +391,7 @@ class _Guard:
                     await _reply(self.state, err)(scope, receive, send)
                     return
         seen = 0
+        api = str(scope.get("path", "")).startswith("/api/")
 
         async def limited() -> Message:
             nonlocal seen
@@ -408,6 +410,8 @@ class _Guard:
                 headers += [(b"x-content-type-options", b"nosniff"),
                             (b"x-frame-options", b"DENY"),
                             (b"referrer-policy", b"no-referrer")]
+                if api and not any(k.lower() == b"cache-control" for k, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))  # bookings are private
                 msg = {**msg, "headers": headers}
             await send(msg)
 
@@ -591,8 +595,13 @@ def _api_router() -> APIRouter:
         return {"user": user.name, "logged_out": True}
 
     @r.get("/me", tags=["session"])
-    def me(user: Annotated[A.DeskUser, Depends(current_user)]) -> dict[str, Any]:
-        return _me(user)
+    def me(request: Request, user: Annotated[A.DeskUser, Depends(current_user)],
+           response: Response) -> dict[str, Any]:
+        # a session also gets its csrf token back: a new tab of the page needs it, and only
+        # this origin can read the reply (no CORS; the cookie is SameSite=Strict)
+        csrf = getattr(request.state, "csrf", None)
+        response.headers["Cache-Control"] = "no-store"
+        return {**_me(user), "csrf": csrf} if csrf else _me(user)
 
     # --- stages ----------------------------------------------------------------------
     @r.get("/sites", tags=["stages"])

@@ -37,6 +37,7 @@ def test_sites_and_stages_come_from_the_seed_with_zones(desk: Desk) -> None:
     assert stage["site"] == "Huangpu" and stage["changeover_minutes"] == 90
     assert stage["outages"][0]["start"] == "2031-03-19T20:00:00+08:00"
     assert c.get("/api/v1/stages/NOPE").json()["error"]["code"] == "not_found"
+    assert c.get("/api/v1/stages").headers["cache-control"] == "no-store"
 
 
 def test_a_time_without_offset_is_read_in_the_site_zone_and_the_reply_says_so(

@@ -33,7 +33,11 @@ def test_login_sets_a_strict_httponly_cookie_and_answers_csrf(desk: Desk) -> Non
     assert len(morsel.value) >= 40
     assert morsel["httponly"] and morsel["samesite"].lower() == "strict" and morsel["path"] == "/"
     assert not morsel["secure"]  # plain http on loopback
-    assert c.get("/api/v1/me").json() == {"user": "producer", "role": "producer"}
+    me = c.get("/api/v1/me")
+    assert me.json() == {"user": "producer", "role": "producer", "csrf": body["csrf"]}
+    assert me.headers["cache-control"] == "no-store"
+    assert desk.client("producer").get("/api/v1/me").json() == {"user": "producer",
+                                                              "role": "producer"}
 
 
 def test_the_store_keeps_only_hashes_of_cookies_and_tokens(desk: Desk) -> None:
