@@ -69,9 +69,9 @@ class DeskError(Exception):
         self.params = params
         self.details = details or {}
         self.headers = headers or {}
-        super().__init__(self.message("en"))
+        super().__init__(self.sentence("en"))
 
-    def message(self, lang: str) -> str:
+    def sentence(self, lang: str) -> str:
         """The sentence in ``lang`` (``en`` or ``zh``)."""
         en, zh = DESK_MESSAGES.get(self.template, DESK_MESSAGES["internal"])
         template = zh if lang == "zh" else en
@@ -83,7 +83,7 @@ class DeskError(Exception):
 
     def body(self) -> dict[str, Any]:
         """``{"error": {"code", "message", "message_zh", "details"}}``."""
-        return error_body(self.code, self.message("en"), self.message("zh"), self.details)
+        return error_body(self.code, self.sentence("en"), self.sentence("zh"), self.details)
 
 
 def error_body(code: str, message: str, message_zh: str,

@@ -252,14 +252,18 @@ def _feed(request: Request, token: str | None, lang: str, kind: str, name: str) 
     return Response(body, media_type="text/calendar; charset=utf-8", headers=headers)
 
 
-@router.api_route("/ics/stage/{stage}.ics", methods=["GET", "HEAD"])
+@router.get("/ics/stage/{stage}.ics", operation_id="ics_stage_feed")
+@router.head("/ics/stage/{stage}.ics", operation_id="ics_stage_feed_head",
+             include_in_schema=False)
 def stage_feed(stage: str, request: Request, token: TokenQuery = None,
                lang: LangQuery = "en") -> Response:
     """A stage's bookings as an ICS subscription (``text/calendar``)."""
     return _feed(request, token, lang, "stage", stage)
 
 
-@router.api_route("/ics/production/{name:path}.ics", methods=["GET", "HEAD"])
+@router.get("/ics/production/{name:path}.ics", operation_id="ics_production_feed")
+@router.head("/ics/production/{name:path}.ics", operation_id="ics_production_feed_head",
+             include_in_schema=False)
 def production_feed(name: str, request: Request, token: TokenQuery = None,
                     lang: LangQuery = "en") -> Response:
     """A production's bookings, on every stage, as an ICS subscription."""
