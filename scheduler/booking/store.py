@@ -781,14 +781,58 @@ class BookingStore:
             self._sweep(c)
             self._bump(c)
         version = self.version()
+        report = self._replan_outage(self.problem(frozenset({Status.HOLD, Status.CONFIRMED})),
+                                     stage, start, end, time_limit_seconds)
+        moved, unplaced = report.moved, report.unplaced
+        with self._tx() as c:
+            if self.version() != version:
+                raise BookingRefused("bookings changed while re-planning; run it again")
+            for m in moved:
+                self._set(c, m["id"], actor, "move",
+                          f"outage on {stage} {start.isoformat()}..{end.isoformat()}"
+                          + (f": {reason}" if reason else ""), bump_sequence=True,
+                          stage=m["to_stage"], start=m["to_start"])
+            for u in unplaced:
+                self._set(c, u["id"], actor, "reject",
+                          f"displaced by outage on {stage}; {u['reason']}", bump_sequence=True,
+                          status=Status.REJECTED.value, hold_rank=None)
+            for s in {stage} | {m["to_stage"] for m in moved}:
+                self._rerank(c, s, actor)
+            self._bump(c)
+        return report
+
+    def outage_plan(self, stage: str, start: datetime, end: datetime,
+                    time_limit_seconds: float = 5.0) -> OutageReport:
+        """What :meth:`outage` would move and reject, computed without storing anything.
+
+        The same re-plan: the outage is added to the stage in memory, not recorded.
+
+        Raises:
+            BookingRefused: an unknown stage, or an end not after the start.
+        """
+        if end <= start:
+            raise BookingRefused("outage end must be after its start")
         current = self.problem(frozenset({Status.HOLD, Status.CONFIRMED}))
+        if stage not in {s.id for s in current.stages}:
+            raise BookingRefused(f"unknown stage {stage!r}")
+        current = replace(current, stages=tuple(
+            replace(s, outages=(*s.outages, Window(start, end))) if s.id == stage else s
+            for s in current.stages))
+        return self._replan_outage(current, stage, start, end, time_limit_seconds)
+
+    def _replan_outage(self, current: Problem, stage: str, start: datetime, end: datetime,
+                       time_limit_seconds: float) -> OutageReport:
+        """Re-plan ``current`` (which already has the outage) moving as little as possible.
+
+        The hit bookings (confirmed ones too) become movable, keeping their old placement as a
+        wish; everything else keeps its place where it can.
+        """
         window = Window(start, end)
         hit = {
             b.id for b in current.bookings
             if b.stage == stage and b.start is not None and b.end is not None
             and window.overlaps(b.start, b.end)
         }
-        # The hit confirmed bookings become movable (keeping their old placement as a wish).
         problem = replace(current, bookings=tuple(
             replace(b, status=Status.HOLD, hold_rank=1) if b.id in hit else b
             for b in current.bookings
@@ -806,21 +850,6 @@ class BookingStore:
         violations = check_plan(problem, plan.assignments, [r.id for r in plan.rejected])
         if violations:
             raise PlanCheckFailed([str(v) for v in violations])
-        with self._tx() as c:
-            if self.version() != version:
-                raise BookingRefused("bookings changed while re-planning; run it again")
-            for m in moved:
-                self._set(c, m["id"], actor, "move",
-                          f"outage on {stage} {start.isoformat()}..{end.isoformat()}"
-                          + (f": {reason}" if reason else ""), bump_sequence=True,
-                          stage=m["to_stage"], start=m["to_start"])
-            for u in unplaced:
-                self._set(c, u["id"], actor, "reject",
-                          f"displaced by outage on {stage}; {u['reason']}", bump_sequence=True,
-                          status=Status.REJECTED.value, hold_rank=None)
-            for s in {stage} | {m["to_stage"] for m in moved}:
-                self._rerank(c, s, actor)
-            self._bump(c)
         return OutageReport(
             stage=stage, start=start, end=end, moved=moved, unplaced=unplaced,
             kept=len(placed) - len(moved), solve_seconds=plan.solve_seconds, source=plan.source,

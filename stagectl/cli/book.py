@@ -842,7 +842,7 @@ def outage(
             start_dt = _read_time(start, [tz], "--from")
             end_dt = _read_time(end, [tz], "--to", end_of_day=True)
             if preview:
-                rep = _outage_preview(store, stage, start_dt, end_dt, time_limit)
+                rep = store.outage_plan(stage, start_dt, end_dt, time_limit)
             else:
                 rep = store.outage(stage, start_dt, end_dt, actor or _default_actor(), reason,
                                    time_limit)
@@ -887,21 +887,6 @@ def outage(
     else:
         typer.echo(f"kept {rep.kept}, moved {len(rep.moved)}, could not move "
                    f"{len(rep.unplaced)}")
-
-
-def _outage_preview(store: BookingStore, stage: str, start: datetime, end: datetime,
-                    time_limit: float) -> OutageReport:
-    """What ``store.outage`` would move, computed on a copy (the desk's preview)."""
-    from stagectl.desk.bookings import outage_preview
-
-    prev = outage_preview(store, stage, start, end, time_limit)
-    moved = [{"id": m["id"], "from_stage": m["from_stage"],
-              "from_start": m["from_start"].isoformat() if m["from_start"] else "",
-              "to_stage": m["to_stage"], "to_start": m["to_start"].isoformat()}
-             for m in prev["moved"]]
-    return OutageReport(stage=stage, start=start, end=end, moved=moved,
-                        unplaced=list(prev["unplaced"]), kept=int(prev["kept"]),
-                        solve_seconds=float(prev["solve_seconds"]), source=str(prev["source"]))
 
 
 def _outage_report(reply: dict[str, Any], stage: str, start: datetime,

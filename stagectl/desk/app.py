@@ -57,7 +57,6 @@ from stagectl.desk.bookings import (
     explain_refusal,
     history_json,
     input_error,
-    outage_preview,
     read_request,
     read_time,
     stage_json,
@@ -849,16 +848,14 @@ def _api_router() -> APIRouter:
                 if body.apply:
                     rep = s.outage(body.stage, start, end, user.name, body.reason,
                                    body.time_limit_s)
-                    moved = [dict(m, from_start=datetime.fromisoformat(m["from_start"])
-                                  if m["from_start"] else None,
-                                  to_start=datetime.fromisoformat(m["to_start"]))
-                             for m in rep.moved]
-                    unplaced, kept = rep.unplaced, rep.kept
-                    prods = {r.id: r.booking.production for r in s.records()}
-                else:
-                    prev = outage_preview(s, body.stage, start, end, body.time_limit_s)
-                    moved, unplaced, kept = prev["moved"], prev["unplaced"], prev["kept"]
-                    prods = prev["productions"]
+                else:  # the same re-plan, the outage added in memory only: nothing stored
+                    rep = s.outage_plan(body.stage, start, end, body.time_limit_s)
+                moved = [dict(m, from_start=datetime.fromisoformat(m["from_start"])
+                              if m["from_start"] else None,
+                              to_start=datetime.fromisoformat(m["to_start"]))
+                         for m in rep.moved]
+                unplaced, kept = rep.unplaced, rep.kept
+                prods = {r.id: r.booking.production for r in s.records()}
         return {
             "stage": body.stage, "start": iso_in(start, st, body.stage),
             "end": iso_in(end, st, body.stage), "timezone": tz, "reason": body.reason,
@@ -871,6 +868,7 @@ def _api_router() -> APIRouter:
             "unplaced": [{"booking": u["id"], "production": prods.get(u["id"], ""),
                           "explanation": [u["reason"]]} for u in unplaced],
             "kept": kept, "applied": body.apply, "notes": notes,
+            "solve_seconds": rep.solve_seconds, "source": rep.source,
         }
 
     # --- reports ---------------------------------------------------------------------

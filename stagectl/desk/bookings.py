@@ -27,7 +27,6 @@ from typing import Any
 
 from scheduler.booking.checker import Violation, check_plan
 from scheduler.booking.model import Assignment, Booking, Problem, Stage, Status, Window
-from scheduler.booking.optimiser import optimise
 from scheduler.booking.parse import BookingInputError, booking_to_dict
 from scheduler.booking.store import FILE, BookingStore, Record
 from scheduler.dbfile import open_database
@@ -39,7 +38,6 @@ __all__ = [
     "StorePool",
     "booking_json",
     "explain_refusal",
-    "outage_preview",
     "read_request",
     "read_time",
     "stage_json",
@@ -578,40 +576,6 @@ def explain_refusal(store: BookingStore, message: str, booking: Booking | None =
 
 
 # --------------------------------------------------------------------------- re-plans
-
-
-def outage_preview(store: BookingStore, stage: str, start: datetime, end: datetime,
-                   time_limit_s: float) -> dict[str, Any]:
-    """What ``store.outage`` would move, computed on a copy of the problem (nothing stored).
-
-    The same re-plan as :meth:`BookingStore.outage`: the stored holds and confirmed bookings,
-    the new outage added to the stage's outages *in memory*, the bookings it hits made
-    movable, optimised with "keep the current placement" as the second objective.
-    """
-    current = store.problem(frozenset({Status.HOLD, Status.CONFIRMED}))
-    current = replace(current, stages=tuple(
-        replace(s, outages=(*s.outages, Window(start, end))) if s.id == stage else s
-        for s in current.stages))
-    window = Window(start, end)
-    hit = {b.id for b in current.bookings
-           if b.stage == stage and b.start is not None and b.end is not None
-           and window.overlaps(b.start, b.end)}
-    problem = replace(current, bookings=tuple(
-        replace(b, status=Status.HOLD, hold_rank=1) if b.id in hit else b
-        for b in current.bookings))
-    plan = optimise(problem, time_limit_s)
-    placed = plan.assignment_by_id()
-    by_id = problem.booking_by_id()
-    moved = []
-    for bid in sorted(placed):
-        b, a = by_id[bid], placed[bid]
-        if b.stage != a.stage or b.start != a.start:
-            moved.append({"id": bid, "from_stage": str(b.stage), "from_start": b.start,
-                          "to_stage": a.stage, "to_start": a.start})
-    unplaced = [{"id": r.id, "reason": r.reason} for r in plan.rejected]
-    return {"moved": moved, "unplaced": unplaced, "kept": len(placed) - len(moved),
-            "hit": sorted(hit), "solve_seconds": plan.solve_seconds, "source": plan.source,
-            "productions": {b.id: b.production for b in problem.bookings}}
 
 
 def zone_for(stages: dict[str, Stage], stage: str | None = None) -> str:
