@@ -556,11 +556,11 @@ def parse_config(data: dict[str, Any], source: Path | str = "<config>") -> Stage
         raise ConfigError(source, format_validation_error(exc)) from None
 
 
-def load_config(path: Path | str) -> StageConfig:
-    """Read and validate a stage TOML file.
+def read_toml(path: Path | str) -> dict[str, Any]:
+    """A TOML file as a mapping, or one :class:`ConfigError` naming the file and what is wrong.
 
     Raises:
-        ConfigError: unreadable file, TOML syntax error, or invalid values.
+        ConfigError: the file is missing or unreadable, or its TOML does not parse.
     """
     path = Path(path)
     try:
@@ -570,7 +570,15 @@ def load_config(path: Path | str) -> StageConfig:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, [f"cannot read: {exc}"]) from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, [f"TOML syntax error: {exc}"]) from None
-    return parse_config(data, path)
+
+
+def load_config(path: Path | str) -> StageConfig:
+    """Read and validate a stage TOML file.
+
+    Raises:
+        ConfigError: unreadable file, TOML syntax error, or invalid values.
+    """
+    return parse_config(read_toml(path), path)

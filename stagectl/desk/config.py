@@ -7,14 +7,13 @@ expected (``stagectl.config`` style, :class:`stagectl.config.ConfigError`); the 
 from __future__ import annotations
 
 import ipaddress
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from stagectl.config import ConfigError, format_validation_error
+from stagectl.config import ConfigError, format_validation_error, read_toml
 
 __all__ = ["DEFAULT_DESK_CONFIG", "DeskConfig", "load_desk_config", "parse_desk_config"]
 
@@ -138,15 +137,4 @@ def load_desk_config(path: Path | str) -> DeskConfig:
     Raises:
         ConfigError: unreadable file, TOML syntax error, or invalid values.
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(path, ["file not found"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(path, [f"cannot read: {exc}"]) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(path, [f"TOML syntax error: {exc}"]) from None
-    return parse_desk_config(data, path)
+    return parse_desk_config(read_toml(path), path)
