@@ -45,6 +45,7 @@ from drivers.messages import message
 MAX_POLL_INTERVAL_S = 5.0
 MAX_REPLY_BYTES = 8 * 1024 * 1024  # a Tessera whole tree with 2,200 panels is well under this
 OFFLINE_AFTER_FAILURES = 2
+WRITE_RETRY_S = 0.1  # a write that was not answered is sent again after this
 SIM_FAULT_PATH = "/__sim__/fault"  # every vendor simulator's fault-injection endpoint
 TEXT_CHARS = 200  # what of a processor's own text goes into a message
 
@@ -393,8 +394,14 @@ class HttpLedProcessor(LedDevice):
                         self.event(message("led_refused", what=", ".join(sorted(values)),
                                            why=str(exc.problem)), "warning")
                     else:
+                        # not answered (a timeout, a dropped connection): the values are sent
+                        # again while the link holds (newer ones for a key win), and re-applied
+                        # from the desired state if it goes down; never silently dropped
                         self._failed(exc.problem, "write")
-                        break  # offline or retrying: desired state is re-applied on reconnect
+                        for key, value in values.items():
+                            self._pending.setdefault(key, value)
+                        self.counters["write_retries"] += 1
+                        await asyncio.sleep(WRITE_RETRY_S)
                 except Exception as exc:  # a vendor bug must not kill the writer
                     self.counters["writer_errors"] += 1
                     self.event(message("led_refused", what=", ".join(sorted(values)),
