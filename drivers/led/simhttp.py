@@ -47,6 +47,7 @@ from aiohttp import web
 from drivers.led import protocol as p
 from drivers.led.http import SIM_FAULT_PATH
 from drivers.led.model import GROUP_PREFIX, group_key
+from drivers.led.simulator import step_physics
 
 log = logging.getLogger(__name__)
 
@@ -179,19 +180,9 @@ class Wall:
 
     def tick(self, dt: float) -> None:
         """Advance the brightness ramp and the thermal model by ``dt`` seconds."""
-        target = self.target_output()
-        out = self.output_nits
-        if self.values["blackout"]:
-            out = 0.0
-        elif out != target:
-            step = self.settings.ramp_nits_per_s * dt
-            out = target if abs(target - out) <= step else out + step * (1 if target > out
-                                                                         else -1)
-        self.output_nits = out
-        heat = 35.0 * out / max(self.settings.max_brightness_nits, 1.0)
-        equilibrium = self.settings.ambient_c + heat + self.temperature_offset_c
-        alpha = min(1.0, dt / max(self.settings.thermal_tau_s, 1e-3))
-        self.temperature_c += (equilibrium - self.temperature_c) * alpha
+        self.output_nits, self.temperature_c = step_physics(
+            self.settings, self.output_nits, self.target_output(),
+            bool(self.values["blackout"]), self.temperature_c, self.temperature_offset_c, dt)
 
     def alerts(self) -> list[tuple[str, str]]:
         """Current alerts as ``(key, English text)``."""

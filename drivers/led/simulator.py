@@ -23,7 +23,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from drivers.led import protocol as p
 from drivers.osc import (
@@ -67,6 +67,37 @@ class LedSimSettings:
     max_bundle_ahead_s: float = 60.0
     max_held_bundles: int = 64
     max_held_messages: int = 1024
+
+
+class PhysicsSettings(Protocol):
+    """What the wall's ramp and thermal model read (every LED simulator's settings have it)."""
+
+    ramp_nits_per_s: float
+    max_brightness_nits: float
+    ambient_c: float
+    thermal_tau_s: float
+
+
+def step_physics(settings: PhysicsSettings, output_nits: float, target_nits: float,
+                 blackout: bool, temperature_c: float, temperature_offset_c: float,
+                 dt: float) -> tuple[float, float]:
+    """One step of a simulated wall: ``(light output, processor temperature)`` after ``dt`` s.
+
+    Blackout cuts the light at once; otherwise it ramps towards ``target_nits`` at
+    ``ramp_nits_per_s``. The processor heats with the light output (35 C above ambient at the
+    wall's maximum) and follows with a first-order lag of ``thermal_tau_s``.
+    """
+    out = output_nits
+    if blackout:
+        out = 0.0
+    elif out != target_nits:
+        step = settings.ramp_nits_per_s * dt
+        out = target_nits if abs(target_nits - out) <= step else \
+            out + step * (1 if target_nits > out else -1)
+    heat = 35.0 * out / max(settings.max_brightness_nits, 1.0)
+    equilibrium = settings.ambient_c + heat + temperature_offset_c
+    alpha = min(1.0, dt / max(settings.thermal_tau_s, 1e-3))
+    return out, temperature_c + (equilibrium - temperature_c) * alpha
 
 
 ERROR_REPLIES_PER_S = 20  # /led/error answers per sender per second; the rest are counted
@@ -387,20 +418,12 @@ class LedSimulator:
     def tick(self, dt: float) -> bool:
         """Advance the ramp and thermal model by ``dt`` seconds; True if the output moved."""
         target = self._target_output()
-        out = self.state.output_nits
-        moved = False
-        if self.state.values["blackout"]:
-            moved = out != 0.0
-            out = 0.0
-        elif out != target:
-            step = self.settings.ramp_nits_per_s * dt
-            out = target if abs(target - out) <= step else out + step * (1 if target > out else -1)
-            moved = True
-        self.state.output_nits = out
-        heat = 35.0 * out / max(self.settings.max_brightness_nits, 1.0)
-        equilibrium = self.settings.ambient_c + heat + self.state.temperature_offset_c
-        alpha = min(1.0, dt / max(self.settings.thermal_tau_s, 1e-3))
-        self.state.temperature_c += (equilibrium - self.state.temperature_c) * alpha
+        blackout = bool(self.state.values["blackout"])
+        before = self.state.output_nits
+        moved = before != 0.0 if blackout else before != target
+        self.state.output_nits, self.state.temperature_c = step_physics(
+            self.settings, before, target, blackout, self.state.temperature_c,
+            self.state.temperature_offset_c, dt)
         return moved
 
     async def _physics_loop(self) -> None:
