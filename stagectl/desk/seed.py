@@ -1,9 +1,12 @@
 """A month of bookings for the demo desk, starting this week (``stagectl desk seed``).
 
 The generator (``scheduler.booking.generate``) writes stages, pools and requests; the month is
-then put through the store's own lifecycle as producers would: every request is recorded, the
-optimiser places requests and holds (``solve --apply``), and a few of the holds it placed are
-confirmed. Nothing bypasses the store's checks, so what the page shows is what the store holds.
+then put through the store's own lifecycle as producers would: every request is recorded, a
+greedy plan places them as holds (through ``apply_plan``, which the independent checker
+guards), and a few of the first holds are confirmed. Nothing bypasses the store's checks, so
+what the page shows is what the store holds. The greedy plan, not CP-SAT, because the demo
+seeds in its own process: CP-SAT takes over SIGINT while it solves, and a Ctrl-C then must
+still stop the demo cleanly.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from scheduler.booking.generate import generate_month
+from scheduler.booking.greedy import greedy_plan
 from scheduler.booking.model import Status
 from scheduler.booking.parse import BookingInputError
 from scheduler.booking.store import BookingRefused, BookingStore
@@ -40,7 +44,7 @@ def week_start(now: datetime, zone: str = "Asia/Shanghai") -> datetime:
 
 
 def seed_month(store: BookingStore, now: datetime, *, seed: int = 7, requests: int = 60,
-               days: int = 28, solve_seconds: float = 3.0, confirm_fraction: float = 0.4,
+               days: int = 28, confirm_fraction: float = 0.4,
                ) -> SeedReport:
     """Fill an empty store with a month from this week's Monday (see the module doc)."""
     start = week_start(now)
@@ -55,7 +59,10 @@ def seed_month(store: BookingStore, now: datetime, *, seed: int = 7, requests: i
             requested += 1
         except (BookingRefused, BookingInputError):
             refused += 1
-    store.solve(solve_seconds, SEED_ACTOR, apply=True)
+    store.sweep()
+    version = store.version()
+    problem = store.problem()
+    store.apply_plan(problem, greedy_plan(problem), SEED_ACTOR, "demo month", version)
     rng = random.Random(seed)
     held = confirmed = 0
     for record in store.records():

@@ -29,7 +29,7 @@ def test_week_starts_on_monday_in_the_site_zone() -> None:
 def test_seeded_month_is_a_valid_plan_from_this_week(tmp_path: Path) -> None:
     store = BookingStore(tmp_path / "b.sqlite")
     try:
-        report = seed_month(store, NOW, requests=30, solve_seconds=2.0)
+        report = seed_month(store, NOW, requests=30)
         records = store.records()
         counts = Counter(r.status for r in records)
         assert report.requested == 30 and report.refused == 0
