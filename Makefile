@@ -14,9 +14,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## make demo: simulated stage + engine + console (terminal dashboard with no display)
+## make demo: simulated stage + engine + console (terminal dashboard with no display) + desk
 demo: $(STAMP)
-	$(BIN)/stagectl demo --config configs/sim-stage.toml $(DEMO_ARGS)
+	$(BIN)/stagectl demo --desk --config configs/sim-stage.toml $(DEMO_ARGS)
 
 ## make test: ruff, mypy, import-linter and the whole pytest suite (GUI offscreen)
 test: lint typecheck layers pytest

@@ -686,7 +686,8 @@ def demo(config: ConfigOpt = DEFAULT_CONFIG,
          script: Annotated[bool, typer.Option(
              help="Drive the LED with a demo sequence.")] = True,
          desk: Annotated[bool, typer.Option(
-             help="Also serve the producer desk on a seeded month.")] = True) -> None:
+             help="Also serve the producer desk on a seeded month (make demo does).")
+             ] = False) -> None:
     """Simulators + engine + console (or terminal dashboard), stopped together on any exit.
 
     The producer desk (``stagectl desk serve``) runs beside them on a seeded month in SQLite;
