@@ -179,9 +179,11 @@ def decode(data: bytes | bytearray | memoryview, *, verify: bool = True) -> Free
 # --- vendor profiles ---------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class LensReading:
-    """What a vendor profile can say about the lens from zoom, focus and spare."""
+class LensReading(NamedTuple):
+    """What a vendor profile can say about the lens from zoom, focus and spare.
+
+    A named tuple (made per datagram), like :class:`FreeDPacket`.
+    """
 
     zoom_raw: int
     focus_raw: int

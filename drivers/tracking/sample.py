@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 import numpy as np
 
@@ -27,9 +27,12 @@ Protocol = Literal["freed", "opentrackio", "osc"]
 Vec3 = tuple[float, float, float]
 
 
-@dataclass(frozen=True, slots=True)
-class TrackingSample:
+class TrackingSample(NamedTuple):
     """One camera pose from one source, in the stage frame.
+
+    A named tuple rather than a frozen dataclass, like :class:`FreeDPacket`: one is made
+    per datagram at up to 240 Hz per source, and a frozen dataclass of 14 fields costs
+    several microseconds to construct (decision 0065).
 
     Attributes:
         source: stage name of the tracking source.
@@ -169,26 +172,38 @@ class SampleFormatError(ValueError):
     """A decoded OpenTrackIO document lacks what a pose needs, or has wrong types."""
 
 
+# These run a dozen times per sample: the exact-type tests come first (a decoded document
+# holds dicts, floats and ints), the general ones only for anything else.
+
+
 def _num(doc: Mapping[str, Any], key: str, where: str) -> float:
     value = doc.get(key, 0.0)
+    kind = type(value)
+    if (kind is float and math.isfinite(value)) or kind is int:
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise SampleFormatError(f"OpenTrackIO {where}.{key}={value!r} is not a finite number")
     return float(value)
 
 
 def _opt_num(doc: Any, key: str) -> float | None:
-    if not isinstance(doc, Mapping):
+    if type(doc) is not dict and not isinstance(doc, Mapping):
         return None
-    value = doc.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    value: Any = doc.get(key)
+    kind = type(value)
+    if kind is float or kind is int:
+        return float(value)
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
 
 
 def _opt_int(doc: Any, key: str) -> int | None:
-    if not isinstance(doc, Mapping):
+    if type(doc) is not dict and not isinstance(doc, Mapping):
         return None
     value = doc.get(key)
+    if type(value) is int:
+        return int(value)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -203,23 +218,29 @@ def compose_transforms(transforms: Any) -> tuple[Vec3, Vec3]:
     """
     if not isinstance(transforms, list) or not transforms:
         raise SampleFormatError("OpenTrackIO sample has no transforms")
-    position = np.zeros(3)
-    matrix = np.eye(3)
+    poses: list[tuple[Vec3, Vec3]] = []
     for i, tf in enumerate(transforms):
-        if not isinstance(tf, Mapping):
+        if type(tf) is not dict and not isinstance(tf, Mapping):
             raise SampleFormatError(f"OpenTrackIO transforms[{i}] is not an object")
         tr, rot = tf.get("translation"), tf.get("rotation")
-        if not isinstance(tr, Mapping) or not isinstance(rot, Mapping):
+        if (type(tr) is not dict and not isinstance(tr, Mapping)) or (
+            type(rot) is not dict and not isinstance(rot, Mapping)
+        ):
             raise SampleFormatError(
                 f"OpenTrackIO transforms[{i}] needs translation and rotation objects"
             )
         where = f"transforms[{i}]"
-        t = np.array([_num(tr, k, where + ".translation") for k in ("x", "y", "z")])
-        r = [_num(rot, k, where + ".rotation") for k in ("pan", "tilt", "roll")]
-        if len(transforms) == 1:  # common case: keep the sender's angles untouched
-            return (float(t[0]), float(t[1]), float(t[2])), (r[0], r[1], r[2])
-        position = position + matrix @ t
-        matrix = matrix @ rotation.euler_zxy_to_matrix(r)
+        poses.append((
+            (_num(tr, "x", where), _num(tr, "y", where), _num(tr, "z", where)),
+            (_num(rot, "pan", where), _num(rot, "tilt", where), _num(rot, "roll", where)),
+        ))
+    if len(poses) == 1:  # the common case: the sender's values untouched, no matrices
+        return poses[0]
+    position = np.zeros(3)
+    matrix = np.eye(3)
+    for t, r in poses:
+        position = position + matrix @ np.array(t)
+        matrix = matrix @ rotation.euler_zxy_to_matrix(list(r))
     e = rotation.matrix_to_euler_zxy(matrix)
     return (
         (float(position[0]), float(position[1]), float(position[2])),
@@ -247,14 +268,15 @@ def sample_from_opentrackio(
     """
     position, rot = compose_transforms(doc.get("transforms"))
     lens = doc.get("lens")
-    enc = lens.get("encoders") if isinstance(lens, Mapping) else None
-    raw = lens.get("rawEncoders") if isinstance(lens, Mapping) else None
+    enc = raw = None
+    if type(lens) is dict or isinstance(lens, Mapping):
+        enc, raw = lens.get("encoders"), lens.get("rawEncoders")
     timing = doc.get("timing")
     if sequence is None:
         sequence = _opt_int(timing, "sequenceNumber")
-    tc = timing.get("timecode") if isinstance(timing, Mapping) else None
+    tc = timing.get("timecode") if type(timing) is dict or isinstance(timing, Mapping) else None
     label = None
-    if isinstance(tc, Mapping):
+    if tc is not None and (type(tc) is dict or isinstance(tc, Mapping)):
         parts = [_opt_int(tc, k) for k in ("hours", "minutes", "seconds", "frames")]
         if all(p is not None for p in parts):
             sep = ";" if tc.get("dropFrame") is True else ":"

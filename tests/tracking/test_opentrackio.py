@@ -31,6 +31,20 @@ def test_fletcher_vectors() -> None:
     assert ot.fletcher16(blob) == naive_fletcher(blob)
 
 
+@settings(max_examples=200)
+@given(st.binary(max_size=2000), st.sampled_from([bytes, bytearray, memoryview]))
+def test_fletcher_matches_the_definition(data: bytes, kind: Any) -> None:
+    assert ot.fletcher16(kind(data)) == naive_fletcher(data)
+
+
+@pytest.mark.parametrize("extra", [-1, 0, 1, 300])
+def test_fletcher_at_and_past_the_largest_datagram(extra: int) -> None:
+    # the weights table covers header + largest payload; past it the plain loop takes over
+    size = ot.HEADER_LEN + ot.MAX_SEGMENT_PAYLOAD + 1 + extra
+    data = bytes((i * 7 + 3) & 0xFF for i in range(size))
+    assert ot.fletcher16(data) == naive_fletcher(data)
+
+
 def test_header_layout() -> None:
     wire = ot.encode_packet(
         b"{}",
@@ -74,6 +88,17 @@ def test_decode_errors() -> None:
         ot.decode_payload(b"[1,2]", ot.ENCODING_JSON)
     with pytest.raises(ot.OpenTrackIOPayloadError):
         ot.decode_payload(b"\xff\xfe", ot.ENCODING_CBOR)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b'{"a":NaN}', b'{"a":Infinity}', b'{"a":-Infinity}', b'{"a":"\xff"}', b'{"a":1', b""],
+)
+def test_json_payload_outside_rfc8259_is_refused(payload: bytes) -> None:
+    # NaN/Infinity are not JSON (RFC 8259, which OpenTrackIO's JSON encoding is); nor is
+    # text that is not UTF-8
+    with pytest.raises(ot.OpenTrackIOPayloadError):
+        ot.decode_payload(payload, ot.ENCODING_JSON)
 
 
 @settings(max_examples=300)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -13,6 +15,7 @@ from drivers.tracking.sample import (
     compose_transforms,
     freed_to_stage,
     sample_from_freed,
+    sample_from_opentrackio,
     stage_to_freed_angles,
     stage_to_freed_position_mm,
 )
@@ -102,8 +105,29 @@ def test_compose_transforms_chain() -> None:
     assert rot == pytest.approx((90.0, 10.0, 0.0))
 
 
+def test_compose_transforms_single_and_any_mapping() -> None:
+    # one transform: the sender's values as they are (ints become floats); any Mapping
+    # works, not only the dicts the decoders make
+    tf = {"translation": MappingProxyType({"x": 1, "y": 2.5, "z": 0}),
+          "rotation": {"pan": 10.0, "tilt": -5, "roll": 0.25}}
+    pos, rot = compose_transforms([MappingProxyType(tf)])
+    assert pos == (1.0, 2.5, 0.0) and rot == (10.0, -5.0, 0.25)
+    assert all(type(v) is float for v in (*pos, *rot))
+
+
 @pytest.mark.parametrize(
-    "bad", [None, [], [1], [{"translation": {}}], [{"translation": {"x": "a"}, "rotation": {}}]]
+    "bad",
+    [
+        None,
+        [],
+        [1],
+        [{"translation": {}}],
+        [{"translation": {"x": "a"}, "rotation": {}}],
+        [{"translation": {"x": True}, "rotation": {}}],
+        [{"translation": {"x": float("nan")}, "rotation": {}}],
+        [{"translation": {}, "rotation": {"pan": float("inf")}}],
+        [{"translation": {}, "rotation": {}}, {"translation": {"z": None}, "rotation": {}}],
+    ],
 )
 def test_compose_transforms_rejects(bad: object) -> None:
     with pytest.raises(SampleFormatError):
@@ -117,3 +141,28 @@ def test_rotation_round_trip(e: list[float]) -> None:
     assert np.allclose(rotation.euler_zxy_to_matrix(back), m, atol=1e-9)
     q = rotation.euler_zxy_to_quaternion(e)
     assert np.allclose(rotation.quaternion_to_matrix(q), m, atol=1e-9)
+
+
+def test_sample_from_opentrackio_optional_fields_by_type() -> None:
+    tf = [{"translation": {"x": 1.0}, "rotation": {"pan": 2.0}}]
+    doc = {
+        "transforms": tf,
+        "sourceNumber": True,  # a bool is not a number here
+        "lens": {
+            "rawEncoders": {"zoom": 7, "focus": 1.5},  # focus not an integer
+            "encoders": {"zoom": 1, "focus": "x"},
+            "pinholeFocalLength": False,
+            "focusDistance": 3,
+        },
+        "timing": {"sequenceNumber": 9, "timecode": {"hours": 1, "minutes": 2, "seconds": 3,
+                                                     "frames": 4, "dropFrame": True}},
+    }
+    s = sample_from_opentrackio(doc, source="cam", arrival_s=5.0)
+    assert (s.zoom_raw, s.focus_raw, s.zoom_norm, s.focus_norm) == (7, None, 1.0, None)
+    assert type(s.zoom_norm) is float
+    assert (s.focal_length_mm, s.focus_distance_m, s.camera_id) == (None, 3.0, None)
+    assert (s.sequence, s.timecode) == (9, "01:02:03;04")
+    bare = sample_from_opentrackio({"transforms": tf, "lens": 5, "timing": [1]},
+                                   source="cam", arrival_s=5.0)
+    assert (bare.zoom_raw, bare.focal_length_mm, bare.sequence, bare.timecode) == (
+        None, None, None, None)
