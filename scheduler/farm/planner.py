@@ -11,6 +11,8 @@ import math
 import time
 from collections.abc import Sequence
 
+from scheduler.farm.assign import applies as assign_applies
+from scheduler.farm.assign import solve_makespan
 from scheduler.farm.checker import check_plan
 from scheduler.farm.cpsat import solve_window
 from scheduler.farm.greedy import greedy_schedule, randomised_restarts
@@ -98,7 +100,10 @@ def plan_farm(
             if incumbent_value is None or value <= incumbent_value:
                 incumbent, incumbent_value = repaired, value
 
-    if incumbent is not None and not prefer:
+    # Independent tasks, makespan: where each task runs is all that matters, and the
+    # assignment (load) model plans it (docs/decisions/0063-farm-assignment-model.md).
+    by_load = assign_applies(problem, objective, replanning=bool(keep))
+    if incumbent is not None and not prefer and not by_load:
         restart_s = min(0.05 * time_limit_s, 3.0)
         incumbent = randomised_restarts(problem, objective, incumbent, time.monotonic() + restart_s)
         incumbent_value = None if incumbent is None else score(problem, incumbent).value(objective)
@@ -112,7 +117,11 @@ def plan_farm(
     # Classic (flexible) job shops: CP-SAT first (it proves the small ones), then a dedicated
     # tabu search for the rest of the budget. Re-planning keeps CP-SAT's keep-in-place terms.
     job_shop = (
-        objective == "makespan" and not keep and incumbent is not None and tabu_applies(problem)
+        objective == "makespan"
+        and not keep
+        and not by_load
+        and incumbent is not None
+        and tabu_applies(problem)
     )
     solver_deadline = deadline - reserve_s
     if job_shop:
@@ -120,7 +129,19 @@ def plan_farm(
             solver_deadline,
             t0 + max(TABU_SOLVER_SHARE * time_limit_s, min(TABU_SOLVER_MIN_S, time_limit_s / 2)),
         )
-    if n_intervals <= flat_max_intervals or incumbent is None:
+    if by_load:
+        assigned = solve_makespan(
+            problem,
+            incumbent,
+            time_limit_s=max(solver_deadline - time.monotonic(), 0.1),
+            num_workers=num_workers,
+            lower_bound=math.ceil(bound - 1e-9),
+        )
+        if assigned.schedule is not None:
+            solved = assigned.schedule
+            proved = assigned.status == "optimal"
+            bound = max(bound, assigned.bound)
+    elif n_intervals <= flat_max_intervals or incumbent is None:
         # A makespan plan never needs to end after the incumbent's makespan.
         hi = (
             max(incumbent.end, default=0)
