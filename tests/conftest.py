@@ -69,3 +69,6 @@ def require_path(path: Path, what: str = "shared reference data") -> Path:
             pytest.fail(f"CI=true: {message}")
         pytest.skip(message)
     return path
+
+
+from tests.pg import booking_db, pg_server, pg_url  # noqa: E402,F401 - fixtures for every test

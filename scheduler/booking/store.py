@@ -1,10 +1,14 @@
-"""SQLite storage and the booking lifecycle (docs/decisions/0013-booking-storage-locking.md).
+"""Booking storage and lifecycle on SQLite or PostgreSQL (docs/decisions/0013, 0066).
 
-One SQLite file in WAL mode with ``synchronous=FULL``. Every change runs inside
-``BEGIN IMMEDIATE``: SQLite grants that write lock to one connection at a time, across
-processes, so the check "is this slot still free?" and the write that takes it can never be
-interleaved with another producer's. A change is acknowledged only after COMMIT returns, so a
-killed process loses nothing it acknowledged. Every change writes a row to ``history``.
+SQLite (the embedded default): one file in WAL mode with ``synchronous=FULL``; every change
+runs inside ``BEGIN IMMEDIATE``: SQLite grants that write lock to one connection at a time,
+across processes. PostgreSQL (a ``postgresql://`` URL, for a shared deployment): the schema is
+Alembic's (:mod:`scheduler.booking.pg`); every change runs in a transaction that first takes
+one advisory lock, the same one-writer rule, and a confirmed booking's stage time is also
+guarded by the database's own exclusion constraint. Either way the check "is this slot still
+free?" and the write that takes it can never be interleaved with another producer's. A change
+is acknowledged only after COMMIT returns, so a killed process loses nothing it acknowledged.
+Every change writes a row to ``history``.
 
 Lifecycle: REQUESTED -> HOLD (rank 1..n) -> CONFIRMED -> COMPLETED; exits RELEASED, EXPIRED,
 CANCELLED, REJECTED.
@@ -43,6 +47,7 @@ from scheduler.booking.parse import (
 )
 from scheduler.booking.solve import PlanCheckFailed, solve
 from scheduler.dbfile import DatabaseKind, open_database
+from scheduler.sql import Conn, DoubleBooking, Row, connect, is_postgres_url
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -89,6 +94,9 @@ FILE = DatabaseKind(
     row_checks=(("SELECT COUNT(*) = 2 FROM meta WHERE key IN ('version', 'slot_minutes')",
                  "its meta table has no version or slot_minutes row"),),
 )
+
+
+WRITE_LOCK = 0x53544B42  # pg_advisory_xact_lock key of the store's writers ("STKB")
 
 
 class BookingRefused(Exception):
@@ -155,6 +163,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _no_file() -> sqlite3.Connection:  # pragma: no cover - PostgreSQL stores open no file
+    raise AssertionError("a PostgreSQL store opens no SQLite file")
+
+
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -197,10 +209,10 @@ def _overlap(a: Booking, b: Booking, changeover_minutes: int) -> bool:
 
 
 class BookingStore:
-    """Bookings in one SQLite file, safe to use from several processes at once.
+    """Bookings in one SQLite file or PostgreSQL database, safe from several processes at once.
 
     Args:
-        path: the database file.
+        path: the database file, or a ``postgresql://`` URL.
         clock: returns "now" as an aware datetime; injectable for tests.
         create: make a new database when ``path`` does not exist (its folder must).
 
@@ -213,13 +225,33 @@ class BookingStore:
 
     def __init__(self, path: Path | str, clock: Callable[[], datetime] = _now, *,
                  create: bool = True) -> None:
-        self.path = Path(path)
         self.clock = clock
         self._parsed_config: tuple[dict[str, Any], Problem] | None = None
-        self.conn = open_database(self.path, FILE, create=create, synchronous="FULL",
-                                  timeout_s=30.0)
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA busy_timeout = 30000")
+        self.path: Path | str
+        if is_postgres_url(path):
+            from scheduler.booking.pg import ensure_schema
+
+            self.path = str(path)
+            ensure_schema(self.path, create=create)
+            self.conn: Conn = connect(self.path, _no_file)
+        else:
+            self.path = Path(path)
+            file = self.path
+
+            def open_file() -> sqlite3.Connection:
+                # one thread at a time uses a store (the desk checks stores out of a pool), but
+                # not always the thread that opened it
+                raw = open_database(file, FILE, create=create, synchronous="FULL",
+                                    timeout_s=30.0, check_same_thread=False)
+                raw.execute("PRAGMA busy_timeout = 30000")
+                return raw
+
+            self.conn = connect(str(self.path), open_file)
+
+    @property
+    def postgres(self) -> bool:
+        """Whether the store is a PostgreSQL database."""
+        return self.conn.postgres
 
     def close(self) -> None:
         """Close the connection."""
@@ -232,15 +264,23 @@ class BookingStore:
         self.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction holding SQLite's single writer lock from the first statement."""
-        self.conn.execute("BEGIN IMMEDIATE")
+    def _tx(self) -> Iterator[Conn]:
+        """A write transaction holding the store's single writer lock from the first statement.
+
+        A double booking refused by PostgreSQL's exclusion constraint (only a writer that
+        bypasses this store could get that far) is reported as :class:`BookingRefused`.
+        """
+        self.conn.begin_write(WRITE_LOCK)
         try:
             yield self.conn
+        except DoubleBooking as exc:
+            self.conn.rollback()
+            raise BookingRefused(f"the database refuses a second confirmed booking on the same "
+                                 f"stage time: {exc}") from exc
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.conn.rollback()
             raise
-        self.conn.execute("COMMIT")
+        self.conn.commit()
 
     # --- configuration ------------------------------------------------------------------
 
@@ -257,19 +297,23 @@ class BookingStore:
             c.execute("UPDATE meta SET value = ? WHERE key = 'slot_minutes'",
                       (str(problem.slot_minutes),))
             for s in problem.stages:
-                c.execute("INSERT OR REPLACE INTO stages (id, spec) VALUES (?, ?)",
+                c.execute("INSERT INTO stages (id, spec) VALUES (?, ?) ON CONFLICT (id)"
+                          " DO UPDATE SET spec = excluded.spec",
                           (s.id, json.dumps(stage_to_dict(s))))
+                if c.postgres:  # re-derive the stage's guarded ranges (changeover may change)
+                    c.execute("UPDATE bookings SET stage = stage WHERE stage = ?", (s.id,))
             for p in problem.pools:
-                c.execute("INSERT OR REPLACE INTO pools (id, capacity, kind) VALUES (?, ?, ?)",
-                          (p.id, p.capacity, p.kind))
+                c.execute("INSERT INTO pools (id, capacity, kind) VALUES (?, ?, ?)"
+                          " ON CONFLICT (id) DO UPDATE SET capacity = excluded.capacity,"
+                          " kind = excluded.kind", (p.id, p.capacity, p.kind))
             self._bump(c)
 
     @_decodes("stages, pools or outages")
-    def _config(self, c: sqlite3.Connection) -> dict[str, Any]:
+    def _config(self, c: Conn) -> dict[str, Any]:
         slot = int(c.execute("SELECT value FROM meta WHERE key='slot_minutes'").fetchone()[0])
         stages = [json.loads(r["spec"]) for r in c.execute("SELECT spec FROM stages ORDER BY id")]
         extra: dict[str, list[list[str]]] = {}
-        for r in c.execute("SELECT stage, start, end FROM outages ORDER BY start"):
+        for r in c.execute('SELECT stage, start, "end" FROM outages ORDER BY start'):
             extra.setdefault(r["stage"], []).append([r["start"], r["end"]])
         for s in stages:
             s["outages"] = list(s.get("outages", [])) + extra.get(s["id"], [])
@@ -292,7 +336,7 @@ class BookingStore:
 
     @staticmethod
     @_decodes("booking")
-    def _row_doc(r: sqlite3.Row) -> dict[str, Any]:
+    def _row_doc(r: Row) -> dict[str, Any]:
         spec: dict[str, Any] = json.loads(r["spec"])
         status = Status(r["status"])
         spec["status"] = status.value if status in ACTIVE else Status.REQUESTED.value
@@ -312,8 +356,9 @@ class BookingStore:
         return int(self.conn.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0])
 
     @staticmethod
-    def _bump(c: sqlite3.Connection) -> None:
-        c.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version'")
+    def _bump(c: Conn) -> None:
+        c.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+                  " WHERE key = 'version'")
 
     # --- reads --------------------------------------------------------------------------
 
@@ -338,7 +383,7 @@ class BookingStore:
         return problem
 
     @_decodes("booking")
-    def _record(self, r: sqlite3.Row, config: dict[str, Any] | None = None) -> Record:
+    def _record(self, r: Row, config: dict[str, Any] | None = None) -> Record:
         spec = self._row_doc(r)
         booking = bookings_for(self._config_problem(config or self._config(self.conn)),
                                [spec])[0]
@@ -402,7 +447,7 @@ class BookingStore:
 
     # --- writes -------------------------------------------------------------------------
 
-    def _log(self, c: sqlite3.Connection, booking_id: str, actor: str, action: str,
+    def _log(self, c: Conn, booking_id: str, actor: str, action: str,
              from_status: str | None, to_status: str | None, reason: str = "",
              **details: Any) -> None:
         c.execute(
@@ -412,7 +457,7 @@ class BookingStore:
              json.dumps(details, default=str)),
         )
 
-    def _set(self, c: sqlite3.Connection, booking_id: str, actor: str, action: str,
+    def _set(self, c: Conn, booking_id: str, actor: str, action: str,
              reason: str, *, bump_sequence: bool = False, **fields: Any) -> None:
         old = c.execute("SELECT status FROM bookings WHERE id = ?", (booking_id,)).fetchone()
         cols = dict(fields, updated_at=self.clock().isoformat())
@@ -464,7 +509,7 @@ class BookingStore:
             self._bump(c)
         return self.get(booking.id)
 
-    def _active_on_stage(self, c: sqlite3.Connection, stage: str) -> list[Record]:
+    def _active_on_stage(self, c: Conn, stage: str) -> list[Record]:
         rows = c.execute(
             "SELECT * FROM bookings WHERE stage = ? AND status IN (?, ?)",
             (stage, Status.HOLD.value, Status.CONFIRMED.value),
@@ -472,7 +517,7 @@ class BookingStore:
         config = self._config(c)
         return [self._record(r, config) for r in rows]
 
-    def _validate_placement(self, c: sqlite3.Connection, booking: Booking) -> None:
+    def _validate_placement(self, c: Conn, booking: Booking) -> None:
         """Refuse a placement that breaks a rule against confirmed bookings."""
         doc = self._config(c)
         confirmed = [
@@ -498,7 +543,7 @@ class BookingStore:
             raise BookingRefused(f"{booking.id} cannot go on {booking.stage} at "
                                  f"{_iso(booking.start)}: " + "; ".join(violations))
 
-    def _earliest_slot(self, c: sqlite3.Connection, booking: Booking) -> tuple[str, datetime]:
+    def _earliest_slot(self, c: Conn, booking: Booking) -> tuple[str, datetime]:
         doc = self._config(c)
         confirmed = [
             self._row_doc(r) for r in c.execute(
@@ -546,14 +591,14 @@ class BookingStore:
             self._bump(c)
         return self.get(booking_id)
 
-    def _get_in(self, c: sqlite3.Connection, booking_id: str) -> Record:
+    def _get_in(self, c: Conn, booking_id: str) -> Record:
         r = c.execute("SELECT * FROM bookings WHERE id = ?", (booking_id,)).fetchone()
         if r is None:
             raise UnknownBooking(f"no booking {booking_id!r} (see `stagectl book list`)")
         return self._record(r)
 
     @_decodes("stage")
-    def _rerank(self, c: sqlite3.Connection, stage: str, actor: str) -> None:
+    def _rerank(self, c: Conn, stage: str, actor: str) -> None:
         """Give holds on a stage ranks 1..n in the order they were placed, per clash group.
 
         A hold's rank is one more than the highest rank among earlier holds it clashes with;
@@ -621,7 +666,7 @@ class BookingStore:
         return self.get(booking_id)
 
     @_decodes("stage")
-    def _changeover(self, c: sqlite3.Connection, stage: str) -> int:
+    def _changeover(self, c: Conn, stage: str) -> int:
         row = c.execute("SELECT spec FROM stages WHERE id = ?", (stage,)).fetchone()
         return int(json.loads(row["spec"]).get("changeover_minutes", 0)) if row else 0
 
@@ -637,7 +682,7 @@ class BookingStore:
             self._bump(c)
         return self.get(booking_id)
 
-    def _leave(self, c: sqlite3.Connection, rec: Record, status: Status, actor: str,
+    def _leave(self, c: Conn, rec: Record, status: Status, actor: str,
                action: str, reason: str) -> None:
         self._set(c, rec.id, actor, action, reason, bump_sequence=True, status=status.value,
                   hold_rank=None)
@@ -691,7 +736,7 @@ class BookingStore:
         with self._tx() as c:
             self._sweep(c)
 
-    def _sweep(self, c: sqlite3.Connection) -> None:
+    def _sweep(self, c: Conn) -> None:
         now = self.clock()
         changed = False
         config = self._config(c)
@@ -774,7 +819,7 @@ class BookingStore:
         with self._tx() as c:
             if c.execute("SELECT 1 FROM stages WHERE id = ?", (stage,)).fetchone() is None:
                 raise BookingRefused(f"unknown stage {stage!r}")
-            c.execute("INSERT INTO outages (stage, start, end, reason, created_at)"
+            c.execute('INSERT INTO outages (stage, start, "end", reason, created_at)'
                       " VALUES (?, ?, ?, ?, ?)",
                       (stage, start.isoformat(), end.isoformat(), reason,
                        self.clock().isoformat()))
@@ -856,5 +901,14 @@ class BookingStore:
         )
 
     def integrity_check(self) -> str:
-        """SQLite's own integrity check ("ok" when healthy)."""
+        """SQLite's own integrity check ("ok" when healthy).
+
+        On PostgreSQL: that the double-booking guard (the exclusion constraint) is in place.
+        """
+        if self.postgres:
+            row = self.conn.execute(
+                "SELECT COUNT(*) FROM pg_constraint WHERE conname = ?",
+                ("bookings_confirmed_no_overlap",)).fetchone()
+            return "ok" if row is not None and row[0] == 1 else \
+                "the exclusion constraint bookings_confirmed_no_overlap is missing"
         return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])

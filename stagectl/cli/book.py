@@ -32,6 +32,7 @@ from scheduler.booking.solve import PlanCheckFailed, solve
 from scheduler.booking.store import FILE as BOOKING_FILE
 from scheduler.booking.store import BookingRefused, BookingStore, OutageReport, Record
 from scheduler.dbfile import DatabaseFileError, explain
+from scheduler.sql import is_postgres_url, redact
 from stagectl.cli.desk_remote import (
     Desk,
     DeskCallFailed,
@@ -46,12 +47,18 @@ from stagectl.cli.timefmt import TimeInputError, fmt_span, fmt_time, iso, legend
 app = typer.Typer(help="Book stage time: requests, holds, confirmations, solve, outages, ICS.",
                   no_args_is_help=True)
 
-DEFAULT_DB = Path("var/booking.sqlite")
+DEFAULT_DB = "var/booking.sqlite"
 EXAMPLE_CONFIG = "configs/booking/stages.json"
-DbOpt = Annotated[Path, typer.Option(
+DbOpt = Annotated[str, typer.Option(
     "--db", envvar="STAGECTL_BOOKING_DB",
-    help="Booking database (SQLite file; only `book setup` creates one, in an existing "
-         "folder).")]
+    help="Booking database: an SQLite file (only `book setup` creates one, in an existing "
+         "folder), or a PostgreSQL URL postgresql://user@host/dbname (password from "
+         "PGPASSWORD or ~/.pgpass; `book setup` migrates its schema).")]
+
+
+def _target(db: str) -> Path | str:
+    """The store a --db value names: a PostgreSQL URL as is, else an SQLite file path."""
+    return db if is_postgres_url(db) else Path(db)
 JsonOpt = Annotated[bool, typer.Option(
     "--json", help="Print JSON instead of a table (times ISO 8601 with the site's offset).")]
 ActorOpt = Annotated[str, typer.Option("--actor", help="Who makes the change (audit history).")]
@@ -131,7 +138,7 @@ def _table(title: str, columns: Sequence[str], caption: str = "",
 
 
 @contextmanager
-def _store(db: Path, create: bool = False, need_stages: bool = True) -> Iterator[BookingStore]:
+def _store(db: str, create: bool = False, need_stages: bool = True) -> Iterator[BookingStore]:
     """Open the store and turn booking errors into exit codes.
 
     Only ``setup`` creates a database (``create``); every other command refuses a missing
@@ -139,20 +146,23 @@ def _store(db: Path, create: bool = False, need_stages: bool = True) -> Iterator
     damaged database is one line and exit 1, wherever SQLite notices the damage.
     """
     try:
-        with BookingStore(db, create=create) as store:
+        with BookingStore(_target(db), create=create) as store:
             if need_stages:
                 n = store.conn.execute("SELECT COUNT(*) FROM stages").fetchone()[0]
                 if not n:
-                    _fail(f"{db} has no stages yet: load them first with `stagectl book setup "
-                          f"{EXAMPLE_CONFIG} --db {db}` (a JSON file with slot_minutes, stages "
-                          "and pools)", 1)
+                    _fail(f"{redact(db)} has no stages yet: load them first with `stagectl "
+                          f"book setup {EXAMPLE_CONFIG} --db {redact(db)}` (a JSON file with "
+                          "slot_minutes, stages and pools)", 1)
             yield store
     except DatabaseFileError as exc:
         _fail(str(exc), 1)
     except sqlite3.ProgrammingError:
         raise  # misuse of the connection: a bug to see in full, not a damaged file
     except sqlite3.DatabaseError as exc:
-        _fail(str(explain(db, exc, BOOKING_FILE)), 1)
+        target = _target(db)
+        if isinstance(target, Path):
+            _fail(str(explain(target, exc, BOOKING_FILE)), 1)
+        _fail(f"{redact(db)}: {exc}", 1)
     except BookingInputError as exc:
         err = _err()
         for line in exc.errors:
@@ -301,17 +311,19 @@ def setup(
     if not isinstance(doc, dict) or not doc.get("stages"):
         _fail(f"{config}: lists no stages (expected an object with slot_minutes, stages and "
               f"pools, like {EXAMPLE_CONFIG})", 2)
-    new = not db.exists()
-    if db == DEFAULT_DB and not db.parent.exists():
+    target = _target(db)
+    new = isinstance(target, Path) and not target.exists()
+    if db == DEFAULT_DB and isinstance(target, Path) and not target.parent.exists():
         # the project's own run-time folder (var/, not in git): a fresh checkout has none;
         # a folder missing from a path the user typed is still refused (a typo, a share)
-        db.parent.mkdir()
-        typer.echo(f"created folder {db.parent}/")
+        target.parent.mkdir()
+        typer.echo(f"created folder {target.parent}/")
     with _store(db, create=True, need_stages=False) as store:
         store.setup(doc, actor=_default_actor())
         stages = store.problem().stages
     zones = ", ".join(_zones(stages))
-    typer.echo(f"loaded {len(stages)} stages into {db}{' (new database)' if new else ''}; "
+    typer.echo(f"loaded {len(stages)} stages into {redact(db)}"
+               f"{' (new database)' if new else ''}; "
                f"times without an offset are read in {zones}")
 
 
@@ -584,7 +596,7 @@ def hold(
     _show_records([rec], stages, as_json, "held")
 
 
-def _change(name: str, booking_id: str, db: Path, as_json: bool, actor: str,
+def _change(name: str, booking_id: str, db: str, as_json: bool, actor: str,
             reason: str, server: str | None = None) -> None:
     titles = {"confirm": "confirmed", "release": "released", "cancel": "cancelled"}
     if server:

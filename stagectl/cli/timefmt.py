@@ -177,7 +177,10 @@ def _localise(naive: datetime, z: tzinfo, option: str, shown: str) -> tuple[date
     """Attach ``z`` to a wall time; refuse one a clock change skips, flag one it repeats."""
     first = naive.replace(tzinfo=z, fold=0)
     second = naive.replace(tzinfo=z, fold=1)
-    back = first.astimezone(UTC).astimezone(z).replace(tzinfo=None)
+    try:
+        back = first.astimezone(UTC).astimezone(z).replace(tzinfo=None)
+    except OverflowError:  # 0001-01-01 in a zone east of UTC, 9999-12-31 west of it
+        raise TimeInputError(f"{option}: {shown} is out of range") from None
     if back != naive:
         raise TimeInputError(
             f"{option}: {shown} does not exist in {_name(z)} (the clocks skip it); "

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import sqlite3
 import threading
@@ -365,8 +366,28 @@ class TooLarge(StarletteHTTPException):
         self.limit = limit
 
 
+class NulInBody(StarletteHTTPException):
+    """A body carrying a NUL character (raw, or escaped in JSON as backslash-u0000)."""
+
+    def __init__(self) -> None:
+        super().__init__(400, "NUL in body")
+
+
+_NUL_ESCAPE = re.compile(rb"\\u0000", re.IGNORECASE)
+NUL_REASON = "text must not contain NUL (U+0000) characters"
+
+
+def _has_nul(chunk: bytes) -> bool:
+    return b"\x00" in chunk or _NUL_ESCAPE.search(chunk) is not None
+
+
 class _Guard:
-    """Outermost ASGI layer: body size limit, a catch-all for crashes, safe headers."""
+    """Outermost ASGI layer: body size limit, NUL refused, a crash catch-all, safe headers.
+
+    No text the desk stores may hold a NUL character (PostgreSQL's text cannot, and no name,
+    reason or token needs one), so a path, query or body carrying one is refused here, the
+    same way on either backend.
+    """
 
     def __init__(self, app: ASGIApp, max_body: int, state: DeskState) -> None:
         self.app = app
@@ -389,16 +410,29 @@ class _Guard:
                         else DeskError(400, "bad_json", reason="bad Content-Length")
                     await _reply(self.state, err)(scope, receive, send)
                     return
+        query = bytes(scope.get("query_string", b""))
+        nul_path = "\x00" in str(scope.get("path", ""))
+        if nul_path or b"%00" in query or b"\x00" in query:
+            self.state.count("nul")
+            err = DeskError(404, "not_found", what="a path with a NUL character") if nul_path else \
+                DeskError(422, "invalid", field="query", reason=NUL_REASON)
+            await _reply(self.state, err)(scope, receive, send)
+            return
         seen = 0
+        tail = b""
         api = str(scope.get("path", "")).startswith("/api/")
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, tail
             msg = await receive()
             if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
+                body = msg.get("body", b"")
+                seen += len(body)
                 if seen > self.max_body:
                     raise TooLarge(self.max_body)
+                if _has_nul(tail + body):  # an escape split across two chunks too
+                    raise NulInBody
+                tail = (tail + body)[-5:]
             return msg
 
         async def sending(msg: Message) -> None:
@@ -490,6 +524,9 @@ def create_app(config: DeskConfig, *, clock: Callable[[], datetime] | None = Non
         assert isinstance(exc, StarletteHTTPException)
         if isinstance(exc, TooLarge):
             return _reply(state, DeskError(413, "too_large", limit=exc.limit))
+        if isinstance(exc, NulInBody):
+            state.count("nul")
+            return _reply(state, DeskError(400, "bad_json", reason=NUL_REASON))
         return _reply(state, _http_error(exc))
 
     async def crash(request: Request, exc: Exception) -> Response:
@@ -502,7 +539,7 @@ def create_app(config: DeskConfig, *, clock: Callable[[], datetime] | None = Non
     async def store_down(request: Request, exc: Exception) -> Response:
         if isinstance(exc, sqlite3.ProgrammingError):  # misuse of a connection: a bug
             return await crash(request, exc)
-        if isinstance(exc, sqlite3.Error):
+        if isinstance(exc, sqlite3.Error) and isinstance(config.db, Path):
             exc = explain(config.db, exc, BOOKING_FILE)
         log.warning("desk: store error on %s %s: %s", request.method, request.url.path, exc)
         return _reply(state, DeskError(503, "store_unavailable", reason=str(exc)[:300]))

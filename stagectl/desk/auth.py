@@ -7,7 +7,7 @@ the database logs nobody in. A per-user feed token (for ICS subscriptions, read-
 stored as it is, because ``GET /feeds`` must show its URLs again; it stops working with the
 user.
 
-Every function here takes the ``sqlite3.Connection`` of a store checked out of the
+Every function here takes the connection (:class:`scheduler.sql.Conn`) of a store checked out of the
 :class:`stagectl.desk.bookings.StorePool`, so the desk's tables share the booking store's
 connections and file.
 """
@@ -30,6 +30,8 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from scheduler.sql import Conn
 
 __all__ = [
     "CSRF_HEADER",
@@ -67,10 +69,10 @@ CREATE TABLE IF NOT EXISTS desk_users (
     name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL,
     feed_token TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, disabled_at TEXT);
 CREATE TABLE IF NOT EXISTS desk_sessions (
-    hash TEXT PRIMARY KEY, user TEXT NOT NULL, csrf TEXT NOT NULL,
+    hash TEXT PRIMARY KEY, "user" TEXT NOT NULL, csrf TEXT NOT NULL,
     created_at TEXT NOT NULL, last_seen TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS desk_tokens (
-    hash TEXT PRIMARY KEY, user TEXT NOT NULL, label TEXT NOT NULL DEFAULT '',
+    hash TEXT PRIMARY KEY, "user" TEXT NOT NULL, label TEXT NOT NULL DEFAULT '',
     created_at TEXT NOT NULL, revoked_at TEXT);
 CREATE TABLE IF NOT EXISTS desk_audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, actor TEXT NOT NULL,
@@ -105,12 +107,13 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create the desk tables (idempotent)."""
-    conn.executescript(SCHEMA)
+def ensure_schema(conn: Conn) -> None:
+    """Create the desk tables (idempotent; on PostgreSQL the booking migrations made them)."""
+    if not conn.postgres:
+        conn.executescript(SCHEMA)
 
 
-def audit(conn: sqlite3.Connection, actor: str, action: str, subject: str,
+def audit(conn: Conn, actor: str, action: str, subject: str,
           clock: Callable[[], datetime] = _now, **details: Any) -> None:
     """Record who changed which user or token (``desk_audit``; never a secret)."""
     conn.execute("INSERT INTO desk_audit (at, actor, action, subject, details)"
@@ -118,7 +121,7 @@ def audit(conn: sqlite3.Connection, actor: str, action: str, subject: str,
                  (clock().isoformat(), actor, action, subject, json.dumps(details)))
 
 
-def audit_log(conn: sqlite3.Connection, limit: int = 200) -> list[dict[str, Any]]:
+def audit_log(conn: Conn, limit: int = 200) -> list[dict[str, Any]]:
     """The latest user and token changes, newest first."""
     return [{"seq": r[0], "at": r[1], "actor": r[2], "action": r[3], "subject": r[4],
              "details": json.loads(r[5])}
@@ -140,7 +143,7 @@ def check_role(role: str) -> str:
     return role
 
 
-def add_user(conn: sqlite3.Connection, name: str, role: str, password: str,
+def add_user(conn: Conn, name: str, role: str, password: str,
              clock: Callable[[], datetime] = _now) -> DeskUser:
     """Add a user with an argon2id password hash.
 
@@ -161,7 +164,7 @@ def add_user(conn: sqlite3.Connection, name: str, role: str, password: str,
     return DeskUser(name, role)
 
 
-def disable_user(conn: sqlite3.Connection, name: str,
+def disable_user(conn: Conn, name: str,
                  clock: Callable[[], datetime] = _now) -> bool:
     """Disable a user: their sessions end, tokens and feed token stop working.
 
@@ -170,11 +173,11 @@ def disable_user(conn: sqlite3.Connection, name: str,
     """
     cur = conn.execute("UPDATE desk_users SET disabled_at = COALESCE(disabled_at, ?)"
                        " WHERE name = ?", (clock().isoformat(), name))
-    conn.execute("DELETE FROM desk_sessions WHERE user = ?", (name,))
+    conn.execute('DELETE FROM desk_sessions WHERE "user" = ?', (name,))
     return cur.rowcount > 0
 
 
-def list_users(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def list_users(conn: Conn) -> list[dict[str, Any]]:
     """Name, role, created_at, disabled_at (no hashes)."""
     return [
         {"name": r[0], "role": r[1], "created_at": r[2], "disabled_at": r[3],
@@ -184,13 +187,13 @@ def list_users(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     ]
 
 
-def _active_user(conn: sqlite3.Connection, name: str) -> DeskUser | None:
+def _active_user(conn: Conn, name: str) -> DeskUser | None:
     r = conn.execute("SELECT name, role FROM desk_users WHERE name = ? AND disabled_at IS NULL",
                      (name,)).fetchone()
     return DeskUser(r[0], r[1]) if r else None
 
 
-def verify_login(conn: sqlite3.Connection, name: str, password: str) -> DeskUser | None:
+def verify_login(conn: Conn, name: str, password: str) -> DeskUser | None:
     """The user when ``password`` is theirs; None otherwise (same work either way)."""
     r = conn.execute("SELECT name, role, hash FROM desk_users WHERE name = ?"
                      " AND disabled_at IS NULL", (name,)).fetchone()
@@ -202,18 +205,18 @@ def verify_login(conn: sqlite3.Connection, name: str, password: str) -> DeskUser
     return DeskUser(r[0], r[1]) if r else None
 
 
-def create_session(conn: sqlite3.Connection, user: DeskUser,
+def create_session(conn: Conn, user: DeskUser,
                    clock: Callable[[], datetime] = _now) -> tuple[str, str]:
     """A new session: (cookie value, csrf token). Only the cookie's SHA-256 is stored."""
     cookie = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
     now = clock().isoformat()
-    conn.execute("INSERT INTO desk_sessions (hash, user, csrf, created_at, last_seen)"
+    conn.execute('INSERT INTO desk_sessions (hash, "user", csrf, created_at, last_seen)'
                  " VALUES (?, ?, ?, ?, ?)", (_sha(cookie), user.name, csrf, now, now))
     return cookie, csrf
 
 
-def session_user(conn: sqlite3.Connection, cookie: str, idle_hours: float,
+def session_user(conn: Conn, cookie: str, idle_hours: float,
                  clock: Callable[[], datetime] = _now) -> tuple[DeskUser, str] | None:
     """The session's user and csrf token; None when unknown, ended or its user disabled.
 
@@ -223,7 +226,7 @@ def session_user(conn: sqlite3.Connection, cookie: str, idle_hours: float,
     if not cookie or len(cookie) > 256:
         return None
     key = _sha(cookie)
-    r = conn.execute("SELECT user, csrf, last_seen FROM desk_sessions WHERE hash = ?",
+    r = conn.execute("SELECT \"user\", csrf, last_seen FROM desk_sessions WHERE hash = ?",
                      (key,)).fetchone()
     if r is None:
         return None
@@ -241,7 +244,7 @@ def session_user(conn: sqlite3.Connection, cookie: str, idle_hours: float,
     return user, str(r[1])
 
 
-def delete_session(conn: sqlite3.Connection, cookie: str) -> None:
+def delete_session(conn: Conn, cookie: str) -> None:
     """End a session (logout)."""
     conn.execute("DELETE FROM desk_sessions WHERE hash = ?", (_sha(cookie),))
 
@@ -251,7 +254,7 @@ def csrf_ok(expected: str, sent: str | None) -> bool:
     return bool(sent) and hmac.compare_digest(expected.encode(), (sent or "").encode())
 
 
-def create_token(conn: sqlite3.Connection, name: str, label: str = "",
+def create_token(conn: Conn, name: str, label: str = "",
                  clock: Callable[[], datetime] = _now) -> str:
     """A new API token for an active user, shown once (only its SHA-256 is stored).
 
@@ -261,28 +264,28 @@ def create_token(conn: sqlite3.Connection, name: str, label: str = "",
     if _active_user(conn, name) is None:
         raise UserError(f"no active user {name!r}")
     token = "sdt_" + secrets.token_urlsafe(32)
-    conn.execute("INSERT INTO desk_tokens (hash, user, label, created_at) VALUES (?, ?, ?, ?)",
+    conn.execute('INSERT INTO desk_tokens (hash, "user", label, created_at) VALUES (?, ?, ?, ?)',
                  (_sha(token), name, label[:200], clock().isoformat()))
     return token
 
 
-def token_user(conn: sqlite3.Connection, token: str) -> DeskUser | None:
+def token_user(conn: Conn, token: str) -> DeskUser | None:
     """The active user of an unrevoked API token."""
     if not token or len(token) > 256:
         return None
-    r = conn.execute("SELECT user FROM desk_tokens WHERE hash = ? AND revoked_at IS NULL",
+    r = conn.execute("SELECT \"user\" FROM desk_tokens WHERE hash = ? AND revoked_at IS NULL",
                      (_sha(token),)).fetchone()
     return _active_user(conn, r[0]) if r else None
 
 
-def feed_token(conn: sqlite3.Connection, name: str) -> str | None:
+def feed_token(conn: Conn, name: str) -> str | None:
     """The user's ICS feed token (None for an unknown or disabled user)."""
     r = conn.execute("SELECT feed_token FROM desk_users WHERE name = ? AND disabled_at IS NULL",
                      (name,)).fetchone()
     return str(r[0]) if r else None
 
 
-def feed_user(conn: sqlite3.Connection, token: str) -> DeskUser | None:
+def feed_user(conn: Conn, token: str) -> DeskUser | None:
     """The active user whose ICS feed token this is (for ``/ics/...?token=T``)."""
     if not token or len(token) > 256:
         return None

@@ -28,8 +28,8 @@ from typing import Any
 from scheduler.booking.checker import Violation, check_plan
 from scheduler.booking.model import Assignment, Booking, Problem, Stage, Status, Window
 from scheduler.booking.parse import BookingInputError, booking_to_dict
-from scheduler.booking.store import FILE, BookingStore, Record
-from scheduler.dbfile import open_database
+from scheduler.booking.store import BookingStore, Record
+from scheduler.sql import is_postgres_url
 from stagectl.cli.book import _booking_zone, _request_zones, _zones
 from stagectl.cli.timefmt import TimeInputError, fmt_span, fmt_time, iso, parse_time
 from stagectl.desk import DeskError
@@ -47,21 +47,7 @@ _TIME_FIELDS = ("earliest_start", "latest_end", "start")
 PLACEHOLDER_RANK = 10**6  # BookingStore.hold's rank before it ranks the stage
 
 
-class _PooledStore(BookingStore):
-    """A :class:`BookingStore` whose connection the stopping thread may close.
-
-    It is only ever used by one thread at a time, through the pool.
-    """
-
-    def __init__(self, path: Path, clock: Callable[[], datetime], create: bool) -> None:
-        # BookingStore's own set-up (checks, creates, whatever state it keeps), then the same
-        # file reopened without sqlite3's same-thread check: BookingStore takes no such option
-        super().__init__(path, clock, create=create)
-        self.conn.close()
-        self.conn = open_database(self.path, FILE, create=False, synchronous="FULL",
-                                  timeout_s=30.0, check_same_thread=False)
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA busy_timeout = 30000")
+_PooledStore = BookingStore  # its connection may be used (one at a time) from any thread
 
 
 def _utc_now() -> datetime:
@@ -77,9 +63,9 @@ class StorePool:
         clock: the stores' clock (tests inject one).
     """
 
-    def __init__(self, path: Path, size: int = 8, clock: Callable[[], datetime] = _utc_now,
+    def __init__(self, path: Path | str, size: int = 8, clock: Callable[[], datetime] = _utc_now,
                  wait_s: float = 30.0) -> None:
-        self.path = Path(path)
+        self.path: Path | str = path if is_postgres_url(path) else Path(path)
         self.size = size
         self.clock = clock
         self.wait_s = wait_s
@@ -88,7 +74,8 @@ class StorePool:
         self._lock = threading.Lock()
         self._write = threading.Lock()
         self._closed = False
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(self.path, Path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         first = _PooledStore(self.path, clock, create=True)
         self._all.append(first)
         self._idle.put(first)
@@ -134,7 +121,7 @@ class StorePool:
         finally:
             if s.conn.in_transaction:  # a failure between BEGIN and COMMIT/ROLLBACK
                 try:
-                    s.conn.execute("ROLLBACK")
+                    s.conn.rollback()
                 except sqlite3.Error:
                     pass
             if self._closed:

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from scheduler.sql import is_postgres_url
 from stagectl.config import ConfigError, format_validation_error, read_toml
 
 __all__ = ["DEFAULT_DESK_CONFIG", "DeskConfig", "load_desk_config", "parse_desk_config"]
@@ -84,7 +85,9 @@ class DeskConfig:
     Attributes:
         host: address to bind (loopback only in this slice).
         port: port to bind; 0 picks a free one (tests).
-        db: the booking store (SQLite); the desk's tables live in it too.
+        db: the booking store: an SQLite file, or a ``postgresql://`` URL (a shared
+            deployment; a password comes from ``PGPASSWORD`` or ``~/.pgpass``, not the
+            file); the desk's tables live in it too.
         seed: stages loaded with ``book setup`` semantics when the store has none (None: no
             seed).
         session_hours: idle browser sessions end after this.
@@ -97,7 +100,7 @@ class DeskConfig:
 
     host: str = "127.0.0.1"
     port: int = 8470
-    db: Path = Path("var/desk/booking.sqlite")
+    db: Path | str = Path("var/desk/booking.sqlite")
     seed: Path | None = Path("configs/booking/stages.json")
     session_hours: float = 12.0
     max_body_bytes: int = 65536
@@ -123,8 +126,9 @@ def parse_desk_config(data: dict[str, Any], source: Path | str = "<config>") -> 
     except ValidationError as exc:
         raise ConfigError(source, format_validation_error(exc)) from None
     host, port = _split_bind(f.desk.bind)
+    db: Path | str = f.desk.db if is_postgres_url(f.desk.db) else Path(f.desk.db)
     return DeskConfig(
-        host=host, port=port, db=Path(f.desk.db), seed=Path(f.desk.seed) if f.desk.seed else None,
+        host=host, port=port, db=db, seed=Path(f.desk.seed) if f.desk.seed else None,
         session_hours=f.desk.session_hours, max_body_bytes=f.desk.max_body_bytes,
         farm_controller=f.farm.controller, farm_timeout_s=f.farm.timeout_s,
         farm_keys_dir=Path(f.farm.keys_dir) if f.farm.keys_dir else None,

@@ -23,7 +23,6 @@ nothing changed.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -33,6 +32,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from scheduler.booking.model import Stage, Status
 from scheduler.booking.store import Record
+from scheduler.sql import Conn
 from stagectl.desk import DeskError, auth
 from stagectl.desk.bookings import stages_of
 
@@ -184,7 +184,7 @@ def build_feed(records: Iterable[Record], stages: Mapping[str, Stage], name: str
 # --- what the store knows about each booking's past --------------------------------------
 
 
-def last_changes(conn: sqlite3.Connection) -> dict[str, datetime]:
+def last_changes(conn: Conn) -> dict[str, datetime]:
     """Per booking, the later of its ``updated_at`` and its newest history entry.
 
     A hold re-ranked because another left changes only ``hold_rank`` (and writes history),
@@ -200,7 +200,7 @@ def last_changes(conn: sqlite3.Connection) -> dict[str, datetime]:
     return out
 
 
-def ever_listed(conn: sqlite3.Connection) -> set[str]:
+def ever_listed(conn: Conn) -> set[str]:
     """Ids of bookings that were held or confirmed at some time (so were in a feed)."""
     rows = conn.execute("SELECT DISTINCT booking_id FROM history WHERE to_status IN (?, ?, ?)",
                         (Status.HOLD.value, Status.CONFIRMED.value, Status.COMPLETED.value))

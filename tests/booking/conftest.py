@@ -22,8 +22,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Iterator[BookingStore]:
-    s = BookingStore(tmp_path / "booking.sqlite", clock=clock)
+def store(booking_db: Path | str, clock: Clock) -> Iterator[BookingStore]:
+    """A store with the test stages, on SQLite and on PostgreSQL (each test runs on both)."""
+    s = BookingStore(booking_db, clock=clock)
     s.setup(stages_doc())
     yield s
     s.close()

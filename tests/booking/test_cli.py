@@ -17,8 +17,9 @@ def run(*args: str, code: int = 0) -> str:
 
 
 @pytest.fixture
-def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "cli.sqlite"
+def db(booking_db: Path | str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path | str:
+    """A store set up by `book setup`: an SQLite file, then a PostgreSQL database."""
+    path = booking_db
     monkeypatch.setenv("STAGECTL_BOOKING_DB", str(path))
     cfg = tmp_path / "stages.json"
     cfg.write_text(json.dumps(stages_doc()))

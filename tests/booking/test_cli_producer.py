@@ -1,4 +1,4 @@
-"""`stagectl book` used as a producer would, at 80 columns, on a real SQLite store.
+"""`stagectl book` used as a producer would, at 80 columns, on real SQLite and PostgreSQL stores.
 
 Each test drives the real CLI (typer's runner, and the console script in a subprocess for the
 terminal-width checks) over a database made by `book setup` from the shipped stage config,
@@ -67,8 +67,9 @@ def assert_fits(text: str, width: int = 80) -> None:
 
 
 @pytest.fixture
-def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "booking.sqlite"
+def db(booking_db: Path | str, monkeypatch: pytest.MonkeyPatch) -> Path | str:
+    """A store set up by `book setup`: an SQLite file, then a PostgreSQL database."""
+    path = booking_db
     monkeypatch.setenv("STAGECTL_BOOKING_DB", str(path))
     monkeypatch.setenv("COLUMNS", "80")
     monkeypatch.setenv("STAGECTL_ACTOR", "producer")

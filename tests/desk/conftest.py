@@ -1,10 +1,12 @@
-"""The ``desk`` fixture: a running desk (uvicorn, port 0) on a tmp SQLite, seeded and with users.
+"""The ``desk`` fixture: a running desk (uvicorn, port 0), seeded and with users, on SQLite and
+on PostgreSQL: every test that uses it runs once on each backend.
 
 The database (stages from configs/booking/stages.json, four users, one API token each) is
-made once per session and copied for each test, so a test pays for no argon2 hashing unless it
-logs in. Users and passwords are in :data:`PASSWORDS`; ``desk.client(user)`` is an httpx
-client with the user's Bearer token, ``desk.session(user)`` one logged in with a cookie (and
-its CSRF header set unless ``csrf=False``).
+made once per session and backend and copied for each test (a file copy, or CREATE DATABASE
+with TEMPLATE), so a test pays for no argon2 hashing unless it logs in. Users and passwords
+are in :data:`PASSWORDS`; ``desk.client(user)`` is an httpx client with the user's Bearer
+token, ``desk.session(user)`` one logged in with a cookie (and its CSRF header set unless
+``csrf=False``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -21,6 +24,7 @@ from stagectl.desk import auth
 from stagectl.desk.app import open_pool
 from stagectl.desk.config import DeskConfig
 from stagectl.desk.server import DeskServer
+from tests.pg import PgServer
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = REPO / "configs" / "booking" / "stages.json"
@@ -36,14 +40,35 @@ PASSWORDS = {
 class Template:
     """The seeded database and the API token of each user."""
 
-    path: Path
+    path: Path | str
     tokens: dict[str, str]
+    server: PgServer | None = None
+
+    @property
+    def backend(self) -> str:
+        return "sqlite" if self.server is None else "postgresql"
+
+    def copy(self, folder: Path) -> Path | str:
+        """A fresh copy of the template database (dropped or deleted after the run)."""
+        if self.server is None:
+            assert isinstance(self.path, Path)
+            db = folder / "booking.sqlite"
+            shutil.copyfile(self.path, db)
+            return db
+        name = urlsplit(str(self.path)).path.lstrip("/")
+        return self.server.database(template=name)
 
 
-@pytest.fixture(scope="session")
-def desk_template(tmp_path_factory: pytest.TempPathFactory) -> Template:
-    folder = tmp_path_factory.mktemp("desk-template")
-    config = DeskConfig(db=folder / "booking.sqlite", seed=SEED, port=0)
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def desk_template(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> Template:
+    server: PgServer | None = None
+    if request.param == "sqlite":
+        db: Path | str = tmp_path_factory.mktemp("desk-template") / "booking.sqlite"
+    else:
+        server = request.getfixturevalue("pg_server")
+        db = server.database()
+    config = DeskConfig(db=db, seed=SEED, port=0)
     pool = open_pool(config)
     tokens = {}
     try:
@@ -53,7 +78,7 @@ def desk_template(tmp_path_factory: pytest.TempPathFactory) -> Template:
                 tokens[name] = auth.create_token(s.conn, name, "tests")
     finally:
         pool.close()
-    return Template(config.db, tokens)
+    return Template(config.db, tokens, server)
 
 
 @dataclass
@@ -106,8 +131,7 @@ class Desk:
 
 def start_desk(template: Template, folder: Path, **changes: object) -> DeskServer:
     """A DeskServer on a copy of the template database (``changes``: DeskConfig fields)."""
-    db = folder / "booking.sqlite"
-    shutil.copyfile(template.path, db)
+    db = template.copy(folder)
     config = replace(DeskConfig(db=db, seed=SEED, port=0), **changes)  # type: ignore[arg-type]
     return DeskServer(config).start()
 

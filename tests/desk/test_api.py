@@ -282,7 +282,6 @@ def test_farm_without_controller_is_503_and_the_desk_keeps_serving(desk: Desk) -
 
 def test_deadlines_expire_holds_and_unanswered_challenges(desk_template: Any,
                                                           tmp_path: Any) -> None:
-    import shutil
     from dataclasses import replace
     from datetime import UTC, datetime, timedelta
 
@@ -291,8 +290,7 @@ def test_deadlines_expire_holds_and_unanswered_challenges(desk_template: Any,
     from tests.desk.conftest import SEED
 
     now = [datetime(2031, 3, 1, tzinfo=UTC)]
-    db = tmp_path / "booking.sqlite"
-    shutil.copyfile(desk_template.path, db)
+    db = desk_template.copy(tmp_path)
     config = replace(DeskConfig(db=db, seed=SEED, port=0))
     with DeskServer(config, clock=lambda: now[0]) as server, httpx.Client(
             base_url=server.url, timeout=30,

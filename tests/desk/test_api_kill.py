@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -38,8 +37,7 @@ def _serve(cfg: Path) -> tuple[subprocess.Popen[str], str]:
 
 
 def test_acknowledged_changes_survive_sigkill(desk_template: Template, tmp_path: Path) -> None:
-    db = tmp_path / "booking.sqlite"
-    shutil.copyfile(desk_template.path, db)
+    db = desk_template.copy(tmp_path)
     cfg = tmp_path / "desk.toml"
     cfg.write_text(f'[desk]\nbind = "127.0.0.1:0"\ndb = "{db}"\n')
     auth = {"Authorization": f"Bearer {desk_template.tokens['producer']}"}

@@ -162,10 +162,7 @@ def test_two_desks_on_one_file_never_confirm_twice(desk_template: Template,
 
 def test_cli_serve_answers_and_stops_on_sigterm(desk_template: Template,
                                                 tmp_path: Path) -> None:
-    import shutil
-
-    db = tmp_path / "booking.sqlite"
-    shutil.copyfile(desk_template.path, db)
+    db = desk_template.copy(tmp_path)
     cfg = tmp_path / "desk.toml"
     cfg.write_text(f'[desk]\nbind = "127.0.0.1:0"\ndb = "{db}"\n')
     proc = subprocess.Popen(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -11,6 +10,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from scheduler.booking.store import BookingStore
 from stagectl.cli.desk import app as desk_cli
 from stagectl.desk import auth
 from stagectl.desk.auth import LoginThrottle
@@ -43,10 +43,17 @@ def test_login_sets_a_strict_httponly_cookie_and_answers_csrf(desk: Desk) -> Non
 def test_the_store_keeps_only_hashes_of_cookies_and_tokens(desk: Desk) -> None:
     c, _ = desk.session("producer")
     cookie = c.cookies[auth.SESSION_COOKIE]
-    raw = Path(desk.config.db).read_bytes()
-    for side in (Path(str(desk.config.db) + "-wal"),):
-        if side.exists():
-            raw += side.read_bytes()
+    if isinstance(desk.config.db, str):  # PostgreSQL: every row of every table, as text
+        with BookingStore(desk.config.db, create=False) as st:
+            tables = [r[0] for r in st.conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+            raw = " ".join(str(list(r)) for t in tables
+                           for r in st.conn.execute(f"SELECT * FROM {t}")).encode()
+    else:
+        raw = Path(desk.config.db).read_bytes()
+        for side in (Path(str(desk.config.db) + "-wal"),):
+            if side.exists():
+                raw += side.read_bytes()
     assert cookie.encode() not in raw
     assert desk.token("viewer").encode() not in raw
     assert PASSWORDS["viewer"].encode() not in raw
@@ -159,8 +166,8 @@ def test_admin_manages_users_and_tokens(desk: Desk) -> None:
     assert admin.post("/api/v1/users/lin/disable").json()["disabled"] is True
     assert lin.get("/api/v1/me").status_code == 401
     assert s.get("/api/v1/me").status_code == 401
-    with sqlite3.connect(desk.config.db) as conn:
-        assert auth.feed_user(conn, feed) is None
+    with BookingStore(desk.config.db, create=False) as st:
+        assert auth.feed_user(st.conn, feed) is None
     assert admin.post("/api/v1/users/nobody/disable").status_code == 404
     assert admin.post("/api/v1/tokens", json={"user": "lin"}).status_code == 404
     trail = admin.get("/api/v1/audit").json()
@@ -208,8 +215,9 @@ def test_throttle_backs_off_and_forgets() -> None:
     assert len(t._fails) <= 4  # bounded
 
 
-def test_idle_sessions_end(tmp_path: Path) -> None:
-    conn = sqlite3.connect(tmp_path / "x.sqlite", isolation_level=None)
+def test_idle_sessions_end(booking_db: Path | str) -> None:
+    store = BookingStore(booking_db)
+    conn = store.conn
     try:
         auth.ensure_schema(conn)
         t0 = datetime(2031, 3, 4, tzinfo=UTC)
@@ -222,7 +230,7 @@ def test_idle_sessions_end(tmp_path: Path) -> None:
         assert auth.session_user(conn, cookie, 12, lambda: t0 + timedelta(hours=35)) is None
         assert auth.session_user(conn, cookie, 12, lambda: t0 + timedelta(hours=22)) is None
     finally:
-        conn.close()
+        store.close()
 
 
 def test_cli_adds_users_and_prints_tokens(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ a strict reading written from the RFC's text (octets, folding, grammar, required
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -62,8 +61,7 @@ class Feeds:
 
 @pytest.fixture
 def feeds(desk_template: Template, tmp_path: Path) -> Iterator[Feeds]:
-    db = tmp_path / "booking.sqlite"
-    shutil.copyfile(desk_template.path, db)
+    db = desk_template.copy(tmp_path)
     clock = Clock()
     server = DeskServer(replace(DeskConfig(db=db, seed=SEED, port=0)), clock=clock).start()
     f = Feeds(server, clock, dict(desk_template.tokens), [])

@@ -1,0 +1,1 @@
+"""Alembic migrations of the booking store on PostgreSQL (see env.py)."""
