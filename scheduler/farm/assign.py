@@ -151,7 +151,14 @@ def solve_makespan(
         total = sum(d for _, d, _ in items)
         load = m.new_int_var(0, max(0, min(cap, total)), f"load{si}")
         m.add(load == sum(d * lit for _, d, lit in items))
-        m.add(makespan >= sl.opens_s + load)
+        if sl.opens_s > 0:
+            # A slot opening late counts only when something runs there.
+            used = m.new_bool_var(f"used{si}")
+            for _, _, lit in items:
+                m.add_implication(lit, used)
+            m.add(makespan >= sl.opens_s + load).only_enforce_if(used)
+        else:
+            m.add(makespan >= load)
         loads[si] = load
     if symmetry:
         for sis in slots_of_group.values():
@@ -242,8 +249,7 @@ def _add_hint(
         if load is not None:
             m.add_hint(load, hinted_load[si])
     m.add_hint(
-        makespan,
-        max((slots[si].opens_s + hinted_load[si] for si in range(len(slots))), default=0),
+        makespan, max((slots[si].opens_s + hinted_load[si] for si in set(chosen)), default=0)
     )
 
 
