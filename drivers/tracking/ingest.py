@@ -196,6 +196,7 @@ class TrackingIngest:
         self._transport: asyncio.DatagramTransport | None = None
         self._closed: asyncio.Future[None] | None = None
         self._reassembly_seen: dict[str, int] = dict.fromkeys(_REASSEMBLY_ERRORS, 0)
+        self._reassembly_total = 0
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -325,6 +326,11 @@ class TrackingIngest:
         return [pose.to_sample(arrival_s, self.source) for pose in osc_pose.decode(data)]
 
     def _sync_reassembly(self) -> None:
+        r = self.reassembler
+        total = r.incomplete + r.duplicates + r.late + r.malformed
+        if total == self._reassembly_total:  # the usual case: nothing new to count
+            return
+        self._reassembly_total = total
         for counter, kind in _REASSEMBLY_ERRORS.items():
             now = getattr(self.reassembler, counter)
             new = now - self._reassembly_seen[counter]

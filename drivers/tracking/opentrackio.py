@@ -30,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 import cbor2
 import numpy as np
@@ -121,13 +121,18 @@ def fletcher16(data: bytes | bytearray | memoryview) -> int:
         return (sum2 << 8) | sum1
     if n == 0:
         return 0
-    sum2, sum1 = _FLETCHER_WEIGHTS[:, _FLETCHER_MAX - n:] @ np.frombuffer(data, np.uint8)
-    return (int(sum2) << 8) | int(sum1)
+    weights = _FLETCHER_WEIGHTS[:, _FLETCHER_MAX - n:]
+    sum2, sum1 = np.dot(weights, np.frombuffer(data, np.uint8)).tolist()
+    return (sum2 << 8) | sum1  # type: ignore[no-any-return]
 
 
-@dataclass(frozen=True, slots=True)
-class Packet:
-    """One OpenTrackIO datagram: header fields and its payload segment."""
+class Packet(NamedTuple):
+    """One OpenTrackIO datagram: header fields and its payload segment.
+
+    Named tuples, not frozen dataclasses, for what is made per datagram (this, the
+    reassembler's records, :class:`Reassembled`): a frozen dataclass costs several times
+    more to construct (decision 0065).
+    """
 
     encoding: int
     sequence: int
@@ -325,8 +330,7 @@ DEFAULT_DUPLICATE_WINDOW_S: Final = 1.0
 _DUPLICATE_WINDOW_MAX: Final = 4096
 
 
-@dataclass(frozen=True, slots=True)
-class _Segment:
+class _Segment(NamedTuple):
     sequence: int
     offset: int
     payload: bytes
@@ -349,8 +353,7 @@ def _same_sample(a: _Segment, b: _Segment) -> bool:
     return not a.last and b.offset != 0 and b.offset >= a.end and b.encoding == a.encoding
 
 
-@dataclass(frozen=True, slots=True)
-class _Recent:
+class _Recent(NamedTuple):
     fingerprint: tuple[int, int, bool, int, int] | None
     at_s: float
     starts: bool = False  # a given-up slot that held the sample's offset-0 segment
@@ -368,8 +371,7 @@ class _Sender:
     recent: OrderedDict[int, _Recent] = field(default_factory=OrderedDict)
 
 
-@dataclass(frozen=True, slots=True)
-class Reassembled:
+class Reassembled(NamedTuple):
     """A complete sample payload out of the :class:`Reassembler`.
 
     Attributes:
