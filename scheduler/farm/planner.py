@@ -1,5 +1,9 @@
 """Plan a farm: greedy floor, then CP-SAT (flat when small, rolling horizon when large).
 
+Makespan plans of independent tasks (no precedences, one availability window per resource)
+use the assignment (load) model of :mod:`scheduler.farm.assign` instead of intervals
+(docs/decisions/0063-farm-assignment-model.md).
+
 The result is never worse than the greedy baseline: the solver is hinted with the best
 heuristic plan, and if its answer scores worse (or it has none at the time limit) the heuristic
 plan is returned with status ``greedy``. Every returned plan passes the independent checker.
