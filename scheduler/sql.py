@@ -224,6 +224,18 @@ class Conn:
             if statement.strip():
                 self.execute(statement)
 
+    def instant(self, expr: str) -> str:
+        """SQL comparing ISO 8601 text (any offset) as an instant: ``julianday`` or a cast."""
+        if self.postgres:
+            return f"CAST({expr} AS timestamptz)"
+        return f"julianday({expr})"
+
+    def json_int(self, column: str, key: str) -> str:
+        """SQL for the integer at ``key`` of the JSON text in ``column`` (NULL if absent)."""
+        if self.postgres:
+            return f"(({column})::jsonb ->> '{key}')::integer"
+        return f"CAST(json_extract({column}, '$.{key}') AS INTEGER)"
+
     def begin_write(self, lock_key: int) -> None:
         """Start a write transaction holding the store's one-writer lock."""
         if self.postgres:

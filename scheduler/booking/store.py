@@ -226,7 +226,8 @@ class BookingStore:
     def __init__(self, path: Path | str, clock: Callable[[], datetime] = _now, *,
                  create: bool = True) -> None:
         self.clock = clock
-        self._parsed_config: tuple[dict[str, Any], Problem] | None = None
+        self._cfg: tuple[str | None, dict[str, Any], Problem | None] | None = None
+        self._cfg_fresh = False  # _cfg checked against meta in the current write transaction
         self.path: Path | str
         if is_postgres_url(path):
             from scheduler.booking.pg import ensure_schema
@@ -271,6 +272,7 @@ class BookingStore:
         bypasses this store could get that far) is reported as :class:`BookingRefused`.
         """
         self.conn.begin_write(WRITE_LOCK)
+        self._cfg_fresh = False
         try:
             yield self.conn
         except DoubleBooking as exc:
@@ -278,8 +280,10 @@ class BookingStore:
             raise BookingRefused(f"the database refuses a second confirmed booking on the same "
                                  f"stage time: {exc}") from exc
         except BaseException:
+            self._cfg_fresh = False
             self.conn.rollback()
             raise
+        self._cfg_fresh = False
         self.conn.commit()
 
     # --- configuration ------------------------------------------------------------------
@@ -306,10 +310,45 @@ class BookingStore:
                 c.execute("INSERT INTO pools (id, capacity, kind) VALUES (?, ?, ?)"
                           " ON CONFLICT (id) DO UPDATE SET capacity = excluded.capacity,"
                           " kind = excluded.kind", (p.id, p.capacity, p.kind))
+            self._bump_config(c)
             self._bump(c)
 
-    @_decodes("stages, pools or outages")
     def _config(self, c: Conn) -> dict[str, Any]:
+        """Stages, pools, outages and slot size as a ``solve``-style document (a fresh copy).
+
+        Parsed once per change of configuration: ``setup`` and ``outage`` bump the ``config``
+        counter in ``meta`` and every read checks it (one indexed row), so a change made by
+        another process is seen at once. A file whose counter was never bumped is read anew
+        every time.
+        """
+        cached = self._cfg
+        if cached is not None and self._cfg_fresh and cached[0] is not None:
+            return dict(cached[1])  # checked already in this write transaction
+        row = c.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+        key = None if row is None else str(row[0])
+        if key is None or cached is None or cached[0] != key:
+            self._cfg = cached = (key, self._read_config(c), None)
+        self._cfg_fresh = c.in_transaction
+        return dict(cached[1])
+
+    def _problem_config(self, c: Conn) -> Problem:
+        """The stages and pools of the current configuration, parsed (cached like _config)."""
+        self._config(c)
+        assert self._cfg is not None
+        key, doc, problem = self._cfg
+        if problem is None:
+            problem = problem_from_dict(doc)
+            if key is not None:
+                self._cfg = (key, doc, problem)
+        return problem
+
+    def _bump_config(self, c: Conn) -> None:
+        self._cfg_fresh = False  # re-read at the next _config, in this transaction too
+        c.execute("INSERT INTO meta (key, value) VALUES ('config', '1') ON CONFLICT (key)"
+                  " DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)")
+
+    @_decodes("stages, pools or outages")
+    def _read_config(self, c: Conn) -> dict[str, Any]:
         slot = int(c.execute("SELECT value FROM meta WHERE key='slot_minutes'").fetchone()[0])
         stages = [json.loads(r["spec"]) for r in c.execute("SELECT spec FROM stages ORDER BY id")]
         extra: dict[str, list[list[str]]] = {}
@@ -373,20 +412,10 @@ class BookingStore:
             raise UnknownBooking(f"no booking {booking_id!r} (see `stagectl book list`)")
         return self._record(r)
 
-    def _config_problem(self, config: dict[str, Any]) -> Problem:
-        """The stages and pools of ``config`` parsed once per config read (not per booking)."""
-        cached = self._parsed_config
-        if cached is not None and cached[0] is config:
-            return cached[1]
-        problem = problem_from_dict(config)
-        self._parsed_config = (config, problem)
-        return problem
-
     @_decodes("booking")
-    def _record(self, r: Row, config: dict[str, Any] | None = None) -> Record:
+    def _record(self, r: Row, config: Problem | None = None) -> Record:
         spec = self._row_doc(r)
-        booking = bookings_for(self._config_problem(config or self._config(self.conn)),
-                               [spec])[0]
+        booking = bookings_for(config or self._problem_config(self.conn), [spec])[0]
         booking = replace(booking, status=Status(r["status"]),
                           hold_rank=r["hold_rank"] if r["status"] == Status.HOLD else None)
         return Record(
@@ -409,7 +438,7 @@ class BookingStore:
         """Bookings in arrival order, optionally filtered."""
         rows = self.conn.execute("SELECT * FROM bookings ORDER BY created_at, rowid").fetchall()
         out = []
-        config = self._config(self.conn)
+        config = self._problem_config(self.conn)
         for r in rows:
             if statuses is not None and Status(r["status"]) not in statuses:
                 continue
@@ -509,22 +538,45 @@ class BookingStore:
             self._bump(c)
         return self.get(booking.id)
 
-    def _active_on_stage(self, c: Conn, stage: str) -> list[Record]:
-        rows = c.execute(
-            "SELECT * FROM bookings WHERE stage = ? AND status IN (?, ?)",
-            (stage, Status.HOLD.value, Status.CONFIRMED.value),
-        ).fetchall()
-        config = self._config(c)
+    def _holds_on_stage(self, c: Conn, stage: str) -> list[Record]:
+        rows = c.execute("SELECT * FROM bookings WHERE stage = ? AND status = ?",
+                         (stage, Status.HOLD.value)).fetchall()
+        config = self._problem_config(c)
         return [self._record(r, config) for r in rows]
+
+    @_decodes("bookings")
+    def _confirmed_near(self, c: Conn, booking: Booking) -> list[dict[str, Any]]:
+        """Confirmed bookings (as stored specs) that could clash with ``booking``'s placement.
+
+        Those whose time (changeover included) overlaps it on its stage, or overlaps it at
+        all when they share a pool. The rest cannot break a rule with it, so they are not
+        decoded: a placement check costs the bookings around it, not the whole calendar.
+        """
+        assert booking.start is not None and booking.end is not None
+        config = self._problem_config(c)
+        changeover = {s.id: timedelta(minutes=s.changeover_minutes) for s in config.stages}
+        widest = max(changeover.values(), default=timedelta(0))
+        lo, hi = booking.start - widest, booking.end + widest
+        mine_pools = any(n > 0 for _, n in booking.pools)
+        stage_clause = "" if mine_pools else " AND stage = ?"  # pools: any stage may share
+        args: list[Any] = [Status.CONFIRMED.value, booking.id]
+        if c.postgres:  # the exclusion constraint's GiST index answers the overlap
+            sql = ("SELECT * FROM bookings WHERE status = ? AND id != ? AND start_at IS NOT NULL"
+                   " AND tstzrange(start_at, busy_until, '[)') && tstzrange(?, ?, '[)')")
+        else:
+            sql = ("SELECT * FROM bookings WHERE status = ? AND id != ? AND start IS NOT NULL"
+                   " AND julianday(start) < julianday(?) AND julianday(start) + "
+                   f"{c.json_int('spec', 'duration_minutes')} / 1440.0 > julianday(?)")
+        args += [hi.isoformat(), lo.isoformat()] if not c.postgres else \
+            [lo.isoformat(), hi.isoformat()]
+        if stage_clause:
+            args.append(booking.stage)
+        return [self._row_doc(r) for r in c.execute(sql + stage_clause, args)]
 
     def _validate_placement(self, c: Conn, booking: Booking) -> None:
         """Refuse a placement that breaks a rule against confirmed bookings."""
         doc = self._config(c)
-        confirmed = [
-            self._row_doc(r) for r in c.execute(
-                "SELECT * FROM bookings WHERE status = ? AND id != ?",
-                (Status.CONFIRMED.value, booking.id))
-        ]
+        confirmed = self._confirmed_near(c, booking) if booking.start is not None else []
         mine = booking_to_dict(replace(booking, status=Status.CONFIRMED, hold_rank=None))
         doc["bookings"] = [*confirmed, mine]
         problem = problem_from_dict(doc)
@@ -591,6 +643,11 @@ class BookingStore:
             self._bump(c)
         return self.get(booking_id)
 
+    @staticmethod
+    def _row(c: Conn, booking_id: str) -> Row:
+        row: Row = c.execute("SELECT * FROM bookings WHERE id = ?", (booking_id,)).fetchone()
+        return row
+
     def _get_in(self, c: Conn, booking_id: str) -> Record:
         r = c.execute("SELECT * FROM bookings WHERE id = ?", (booking_id,)).fetchone()
         if r is None:
@@ -604,10 +661,8 @@ class BookingStore:
         A hold's rank is one more than the highest rank among earlier holds it clashes with;
         holds are promoted when one above them leaves.
         """
-        changeover = json.loads(
-            c.execute("SELECT spec FROM stages WHERE id = ?", (stage,)).fetchone()["spec"]
-        ).get("changeover_minutes", 0)
-        holds = [r for r in self._active_on_stage(c, stage) if r.status is Status.HOLD]
+        changeover = self._changeover(c, stage)
+        holds = self._holds_on_stage(c, stage)
         holds.sort(key=lambda r: (r.booking.hold_rank or 0, r.updated_at, r.id))
         done: list[tuple[Record, int]] = []
         for r in holds:
@@ -641,8 +696,8 @@ class BookingStore:
             self._validate_placement(c, b)
             changeover = self._changeover(c, b.stage)
             clashing = [
-                r for r in self._active_on_stage(c, b.stage)
-                if r.id != b.id and r.status is Status.HOLD
+                r for r in self._holds_on_stage(c, b.stage)
+                if r.id != b.id
                 and _overlap(r.booking, b, changeover)
             ]
             my_rank = b.hold_rank if rec.status is Status.HOLD else None
@@ -667,8 +722,8 @@ class BookingStore:
 
     @_decodes("stage")
     def _changeover(self, c: Conn, stage: str) -> int:
-        row = c.execute("SELECT spec FROM stages WHERE id = ?", (stage,)).fetchone()
-        return int(json.loads(row["spec"]).get("changeover_minutes", 0)) if row else 0
+        st = self._problem_config(c).stage_by_id().get(stage)
+        return st.changeover_minutes if st is not None else 0
 
     def release(self, booking_id: str, actor: str, reason: str = "") -> Record:
         """Release a hold (HOLD -> RELEASED); the holds behind it move up."""
@@ -717,8 +772,8 @@ class BookingStore:
                                      "challenge")
             changeover = self._changeover(c, b.stage)
             firsts = [
-                r for r in self._active_on_stage(c, b.stage)
-                if r.status is Status.HOLD and r.booking.hold_rank == 1
+                r for r in self._holds_on_stage(c, b.stage)
+                if r.booking.hold_rank == 1
                 and _overlap(r.booking, b, changeover)
             ]
             if not firsts:
@@ -736,13 +791,27 @@ class BookingStore:
         with self._tx() as c:
             self._sweep(c)
 
+    @_decodes("bookings")
     def _sweep(self, c: Conn) -> None:
+        """Release unanswered challenges, expire holds, complete ended bookings (as of now).
+
+        Light rows first (ids and times); only the bookings that are due are decoded, so a
+        sweep before every change costs little however many bookings the store holds.
+        """
         now = self.clock()
         changed = False
-        config = self._config(c)
-        for r in c.execute("SELECT * FROM bookings WHERE status = ?",
-                           (Status.HOLD.value,)).fetchall():
-            rec = self._record(r, config)
+        config = self._problem_config(c)
+        due = []
+        at = c.instant
+        for r in c.execute("SELECT id, hold_expires, challenge_deadline FROM bookings"
+                           f" WHERE status = ? AND ({at('hold_expires')} <= {at('?')}"
+                           f" OR {at('challenge_deadline')} <= {at('?')})",
+                           (Status.HOLD.value, now.isoformat(), now.isoformat())):
+            due.append(r["id"])
+        for bid in due:
+            rec = self._record(self._row(c, bid), config)
+            if rec.status is not Status.HOLD:
+                continue  # (left already: released with another)
             if rec.challenge_deadline is not None and rec.challenge_deadline <= now:
                 self._leave(c, rec, Status.RELEASED, "system", "release",
                             f"challenge by {rec.challenged_by} not answered by "
@@ -752,9 +821,16 @@ class BookingStore:
                 self._leave(c, rec, Status.EXPIRED, "system", "expire",
                             f"hold expired at {rec.hold_expires.isoformat()}")
                 changed = True
-        for r in c.execute("SELECT * FROM bookings WHERE status = ?",
-                           (Status.CONFIRMED.value,)).fetchall():
-            rec = self._record(r, config)
+        if c.postgres:
+            ends = "end_at <= CAST(? AS timestamptz)"
+        else:
+            ends = (f"julianday(start) + {c.json_int('spec', 'duration_minutes')} / 1440.0"
+                    " <= julianday(?)")
+        ended = [r["id"] for r in c.execute(
+            f"SELECT id FROM bookings WHERE status = ? AND start IS NOT NULL AND {ends}",
+            (Status.CONFIRMED.value, now.isoformat()))]
+        for bid in ended:
+            rec = self._record(self._row(c, bid), config)
             end = rec.booking.end
             if end is not None and end <= now:
                 self._set(c, rec.id, "system", "complete", "booking ended",
@@ -823,6 +899,7 @@ class BookingStore:
                       " VALUES (?, ?, ?, ?, ?)",
                       (stage, start.isoformat(), end.isoformat(), reason,
                        self.clock().isoformat()))
+            self._bump_config(c)
             self._sweep(c)
             self._bump(c)
         version = self.version()
