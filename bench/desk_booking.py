@@ -9,9 +9,12 @@ baseline: the same three calls on ``BookingStore`` directly from 50 threads (one
 each) on another fresh store with the same slots. A tenth of the cycles aim at a slot another
 client also wants, so refusals (explained, not lost) are part of the load.
 
+Both backends in one run (``--backend both``, the default): SQLite files, and fresh databases
+on the PostgreSQL that ``STAGECTL_TEST_POSTGRES`` names or ``scripts/postgres-up.sh`` starts.
+
 Goal (issue 15): HTTP p99 within 5x of the direct p99, and at least 200 confirmations/s on
-PostgreSQL on 2 cores. PostgreSQL is not a desk backend yet: this run measures SQLite and says
-so. Last line: one JSON object.
+PostgreSQL on 2 cores. Last line: one JSON object; ``value``/``baseline``/``ratio`` are the
+PostgreSQL p99s when PostgreSQL was measured, each backend's figures beside them.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ def spec(stage: str, start: datetime, who: str) -> dict[str, Any]:
             "stage": stage, "start": start.isoformat(), "stages": [stage]}
 
 
-def seed(db: Path) -> BookingStore:
+def seed(db: Path | str) -> BookingStore:
     store = BookingStore(db)
     store.setup(STAGES)
     return store
@@ -113,8 +116,8 @@ async def _http(url: str, tokens: list[str], plan: list[list[tuple[str, datetime
     return lat, len(refused), errors, time.perf_counter() - t0
 
 
-def run_http(folder: Path, plan: list[list[tuple[str, datetime]]]) -> dict[str, Any]:
-    db = folder / "desk.sqlite"
+def run_http(folder: Path, plan: list[list[tuple[str, datetime]]],
+             db: Path | str) -> dict[str, Any]:
     store = seed(db)
     auth.ensure_schema(store.conn)
     tokens = []
@@ -156,8 +159,7 @@ def run_http(folder: Path, plan: list[list[tuple[str, datetime]]]) -> dict[str, 
 
 # ---- directly on the store ------------------------------------------------------------------
 
-def run_direct(folder: Path, plan: list[list[tuple[str, datetime]]]) -> dict[str, Any]:
-    db = folder / "direct.sqlite"
+def run_direct(plan: list[list[tuple[str, datetime]]], db: Path | str) -> dict[str, Any]:
     seed(db).close()
     lat: list[float] = []
     refused: list[int] = []
@@ -190,40 +192,97 @@ def run_direct(folder: Path, plan: list[list[tuple[str, datetime]]]) -> dict[str
     return {"lat": lat, "refused": len(refused), "wall": time.perf_counter() - t0}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--cycles", type=int, default=8, help="bookings per client")
-    args = parser.parse_args()
-    load_before = os.getloadavg()[0]
-    plan = slots(args.clients, args.cycles)
+def postgres_server() -> str:
+    """The PostgreSQL to measure on: $STAGECTL_TEST_POSTGRES, else scripts/postgres-up.sh."""
+    url = os.environ.get("STAGECTL_TEST_POSTGRES", "").strip()
+    if url:
+        return url
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "postgres-up.sh")], check=True,
+                         capture_output=True, text=True, timeout=300)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def fresh_database(server: str) -> str:
+    import secrets
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    name = "bench_" + secrets.token_hex(5)
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+    return urlunsplit(urlsplit(server)._replace(path="/" + name))
+
+
+def drop_database(server: str, url: str) -> None:
+    from urllib.parse import urlsplit
+
+    import psycopg
+
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+
+
+def measure(backend: str, plan: list[list[tuple[str, datetime]]]) -> dict[str, Any]:
+    """Direct and HTTP runs on fresh stores of one backend."""
     with tempfile.TemporaryDirectory() as tmp:
-        direct = run_direct(Path(tmp), plan)
-        http = run_http(Path(tmp), plan)
+        folder = Path(tmp)
+        if backend == "sqlite":
+            direct = run_direct(plan, folder / "direct.sqlite")
+            http = run_http(folder, plan, folder / "desk.sqlite")
+        else:
+            server = postgres_server()
+            dbs = [fresh_database(server), fresh_database(server)]
+            try:
+                direct = run_direct(plan, dbs[0])
+                http = run_http(folder, plan, dbs[1])
+            finally:
+                for db in dbs:
+                    drop_database(server, db)
     if http["errors"]:
-        print("errors:", *http["errors"][:5], sep="\n  ")
+        print(f"{backend} errors:", *http["errors"][:5], sep="\n  ")
     for name, res in (("direct store", direct), ("HTTP desk", http)):
         lat = res["lat"]
-        print(f"{name:13s} confirmed {len(lat):4d}  refused {res['refused']:3d}  "
+        print(f"{backend:10s} {name:13s} confirmed {len(lat):4d}  refused {res['refused']:3d}  "
               f"p50 {statistics.median(lat):7.2f} ms  p99 {percentile(lat, 99):7.2f} ms  "
               f"{len(lat) / res['wall']:7.1f} confirmations/s")
-    print(f"stored confirmed after the HTTP run: {http['stored_confirmed']} "
+    print(f"{backend}: stored confirmed after the HTTP run: {http['stored_confirmed']} "
           f"(acknowledged {len(http['lat'])})")
-    value, baseline = percentile(http["lat"], 99), percentile(direct["lat"], 99)
-    print(f"load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f}")
-    print(json.dumps({
-        "bench": "desk_booking", "metric": f"p99 request->confirmed latency, {args.clients} "
-        "HTTP clients (SQLite)", "unit": "ms", "value": round(value, 2),
-        "baseline": round(baseline, 2),
-        "ratio": round(value / baseline, 2),
+    return {
+        "http_p99_ms": round(percentile(http["lat"], 99), 2),
+        "direct_p99_ms": round(percentile(direct["lat"], 99), 2),
+        "ratio": round(percentile(http["lat"], 99) / percentile(direct["lat"], 99), 2),
         "http_p50_ms": round(statistics.median(http["lat"]), 2),
         "direct_p50_ms": round(statistics.median(direct["lat"]), 2),
         "http_confirmations_per_s": round(len(http["lat"]) / http["wall"], 1),
         "direct_confirmations_per_s": round(len(direct["lat"]) / direct["wall"], 1),
         "refused_http": http["refused"], "refused_direct": direct["refused"],
-        "errors": len(http["errors"]), "backend": "sqlite",
-        "postgresql": "not measured: PostgreSQL is not a desk backend yet",
-        "load_before": round(load_before, 2),
+        "errors": len(http["errors"]),
+        "lost": len(http["lat"]) - http["stored_confirmed"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--cycles", type=int, default=8, help="bookings per client")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    plan = slots(args.clients, args.cycles)
+    backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
+    results = {b: measure(b, plan) for b in backends}
+    load_after = os.getloadavg()[0]
+    print(f"load average before {load_before:.2f}, after {load_after:.2f}")
+    main_backend = "postgresql" if "postgresql" in results else "sqlite"
+    r = results[main_backend]
+    print(json.dumps({
+        "bench": "desk_booking", "metric": f"p99 request->confirmed latency, {args.clients} "
+        f"HTTP clients ({main_backend})", "unit": "ms", "value": r["http_p99_ms"],
+        "baseline": r["direct_p99_ms"], "ratio": r["ratio"],
+        "backends": results,
+        "load_before": round(load_before, 2), "load_after": round(load_after, 2),
         "goal": "ratio <= 5 and >= 200 confirmations/s on PostgreSQL (2 cores)"}))
 
 
