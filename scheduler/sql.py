@@ -39,8 +39,10 @@ __all__ = [
     "PgIntegrityError",
     "PgOperationalError",
     "Row",
+    "PG_CONNECT_ARGS",
     "connect",
     "is_postgres_url",
+    "pg_error",
     "redact",
 ]
 
@@ -92,7 +94,12 @@ class PgOperationalError(sqlite3.OperationalError):
     sqlstate: str | None = None
 
 
-def _pg_error(exc: BaseException) -> sqlite3.Error:
+PG_CONNECT_ARGS = {"connect_timeout": 10, "options": "-c timezone=UTC"}
+"""psycopg connection settings of every store connection (and of the migrations)."""
+
+
+def pg_error(exc: BaseException) -> sqlite3.Error:
+    """A psycopg error as the matching :mod:`sqlite3` DB-API class, SQLSTATE kept."""
     import psycopg  # the PostgreSQL path only
 
     code = getattr(exc, "sqlstate", None)
@@ -210,7 +217,7 @@ class Conn:
             raise
         except Exception as exc:
             if self.postgres and _is_psycopg(exc):
-                raise _pg_error(exc) from exc
+                raise pg_error(exc) from exc
             raise
         finally:
             cur.close()
@@ -290,7 +297,7 @@ def _pg_engine(url: str) -> sa.Engine:
         if engine is None:
             engine = sa.create_engine(
                 sqlalchemy_url(url), poolclass=NullPool,
-                connect_args={"connect_timeout": 10, "options": "-c timezone=UTC"},
+                connect_args=PG_CONNECT_ARGS,
             ).execution_options(isolation_level="AUTOCOMMIT")
             _ENGINES[url] = engine
         return engine
@@ -306,7 +313,7 @@ def connect(target: str, sqlite_open: Callable[[], sqlite3.Connection]) -> Conn:
         try:
             connection = _pg_engine(target).connect()
         except sa_exc.DBAPIError as exc:
-            err = _pg_error(exc.orig if exc.orig is not None else exc)
+            err = pg_error(exc.orig if exc.orig is not None else exc)
             raise type(err)(f"{redact(target)}: {err}") from exc
         return Conn(connection, "postgresql", redact(target))
     engine = sa.create_engine("sqlite://", creator=sqlite_open, poolclass=NullPool)

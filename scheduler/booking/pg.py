@@ -20,7 +20,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from scheduler.dbfile import DatabaseDamaged, DatabaseMissing
-from scheduler.sql import redact, sqlalchemy_url
+from scheduler.sql import PG_CONNECT_ARGS, pg_error, redact, sqlalchemy_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATE_LOCK = 0x53544B4D  # "STKM": pg_advisory_xact_lock key of a migration
@@ -61,8 +61,7 @@ def ensure_schema(url: str, *, create: bool) -> None:
     where = redact(url)
     known = _revisions()[1]
     engine = sa.create_engine(sqlalchemy_url(url), poolclass=sa.pool.NullPool,
-                              connect_args={"connect_timeout": 10,
-                                            "options": "-c timezone=UTC"})
+                              connect_args=PG_CONNECT_ARGS)
     try:
         with engine.begin() as conn:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATE_LOCK})
@@ -89,9 +88,7 @@ def ensure_schema(url: str, *, create: bool) -> None:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
     except sa.exc.DBAPIError as exc:
-        from scheduler.sql import _pg_error
-
-        err = _pg_error(exc.orig if exc.orig is not None else exc)
+        err = pg_error(exc.orig if exc.orig is not None else exc)
         raise type(err)(f"{where}: {err}") from exc
     finally:
         engine.dispose()

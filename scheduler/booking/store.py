@@ -438,7 +438,8 @@ class BookingStore:
         """Bookings in arrival order, optionally filtered."""
         rows = self.conn.execute("SELECT * FROM bookings ORDER BY created_at, rowid").fetchall()
         out = []
-        config = self._problem_config(self.conn)
+        # parsed only when there is a row to decode: an empty store may have no stages yet
+        config = self._problem_config(self.conn) if rows else None
         for r in rows:
             if statuses is not None and Status(r["status"]) not in statuses:
                 continue
@@ -541,6 +542,8 @@ class BookingStore:
     def _holds_on_stage(self, c: Conn, stage: str) -> list[Record]:
         rows = c.execute("SELECT * FROM bookings WHERE stage = ? AND status = ?",
                          (stage, Status.HOLD.value)).fetchall()
+        if not rows:
+            return []
         config = self._problem_config(c)
         return [self._record(r, config) for r in rows]
 
@@ -553,9 +556,8 @@ class BookingStore:
         decoded: a placement check costs the bookings around it, not the whole calendar.
         """
         assert booking.start is not None and booking.end is not None
-        config = self._problem_config(c)
-        changeover = {s.id: timedelta(minutes=s.changeover_minutes) for s in config.stages}
-        widest = max(changeover.values(), default=timedelta(0))
+        stages = self._problem_config(c).stages
+        widest = timedelta(minutes=max((s.changeover_minutes for s in stages), default=0))
         lo, hi = booking.start - widest, booking.end + widest
         mine_pools = any(n > 0 for _, n in booking.pools)
         stage_clause = "" if mine_pools else " AND stage = ?"  # pools: any stage may share
@@ -800,7 +802,6 @@ class BookingStore:
         """
         now = self.clock()
         changed = False
-        config = self._problem_config(c)
         due = []
         at = c.instant
         for r in c.execute("SELECT id, hold_expires, challenge_deadline FROM bookings"
@@ -809,7 +810,7 @@ class BookingStore:
                            (Status.HOLD.value, now.isoformat(), now.isoformat())):
             due.append(r["id"])
         for bid in due:
-            rec = self._record(self._row(c, bid), config)
+            rec = self._record(self._row(c, bid))
             if rec.status is not Status.HOLD:
                 continue  # (left already: released with another)
             if rec.challenge_deadline is not None and rec.challenge_deadline <= now:
@@ -830,7 +831,7 @@ class BookingStore:
             f"SELECT id FROM bookings WHERE status = ? AND start IS NOT NULL AND {ends}",
             (Status.CONFIRMED.value, now.isoformat()))]
         for bid in ended:
-            rec = self._record(self._row(c, bid), config)
+            rec = self._record(self._row(c, bid))
             end = rec.booking.end
             if end is not None and end <= now:
                 self._set(c, rec.id, "system", "complete", "booking ended",

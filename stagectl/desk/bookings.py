@@ -47,9 +47,6 @@ _TIME_FIELDS = ("earliest_start", "latest_end", "start")
 PLACEHOLDER_RANK = 10**6  # BookingStore.hold's rank before it ranks the stage
 
 
-_PooledStore = BookingStore  # its connection may be used (one at a time) from any thread
-
-
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -76,7 +73,7 @@ class StorePool:
         self._closed = False
         if isinstance(self.path, Path):
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        first = _PooledStore(self.path, clock, create=True)
+        first = BookingStore(self.path, clock, create=True)
         self._all.append(first)
         self._idle.put(first)
 
@@ -133,7 +130,7 @@ class StorePool:
         with self._lock:
             if len(self._all) >= self.size:
                 return None
-            s = _PooledStore(self.path, self.clock, create=False)
+            s = BookingStore(self.path, self.clock, create=False)
             self._all.append(s)
             return s
 
