@@ -7,6 +7,10 @@ use the assignment (load) model of :mod:`scheduler.farm.assign` instead of inter
 The result is never worse than the greedy baseline: the solver is hinted with the best
 heuristic plan, and if its answer scores worse (or it has none at the time limit) the heuristic
 plan is returned with status ``greedy``. Every returned plan passes the independent checker.
+
+The reported ``bound`` is the largest of the cheap bound of :func:`lower_bound`, the solver's
+own and, for cost plans of up to ``LP_BOUND_MAX_TASKS`` tasks, the whole-chunk LP bound of
+:mod:`scheduler.farm.bound` (docs/decisions/0064-farm-lp-bound.md).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Sequence
 
 from scheduler.farm.assign import applies as assign_applies
 from scheduler.farm.assign import solve_makespan
+from scheduler.farm.bound import lp_bound
 from scheduler.farm.checker import check_plan
 from scheduler.farm.cpsat import solve_window
 from scheduler.farm.greedy import greedy_schedule, randomised_restarts
@@ -27,6 +32,7 @@ from scheduler.farm.problem import (
     Schedule,
     assign_slots,
     build_problem,
+    earliest_ends,
     lower_bound,
     score,
 )
@@ -42,6 +48,12 @@ TABU_SOLVER_MIN_S = 15.0
 """Job-shop makespan plans give CP-SAT max(25 % of the budget, min(15 s, half of it)) to
 prove optimality before the tabu search takes the rest
 (docs/decisions/0024-fjsp-tabu-after-cpsat.md)."""
+LP_BOUND_SHARE = 0.1
+LP_BOUND_MAX_S = 30.0
+LP_BOUND_MAX_TASKS = 500
+"""Cost plans of up to this many tasks spend up to 10 % of the budget (at most 30 s) after
+the solver on the whole-chunk LP bound of :mod:`scheduler.farm.bound`; above it its compact
+LP alone takes longer than a 10 s plan can give (docs/decisions/0064-farm-lp-bound.md)."""
 
 
 class PlanningError(RuntimeError):
@@ -116,6 +128,15 @@ def plan_farm(
     reserve_s = 0.1 + 4e-5 * problem.n_tasks
     n_intervals = sum(len(o) for o in problem.options)
     bound = lower_bound(problem, objective)
+    if math.isinf(bound):
+        stuck = next(t for t, e in enumerate(earliest_ends(problem)) if e is None)
+        raise PlanningError(
+            f"no feasible plan: task {problem.task_ids[stuck]!r} fits in no availability "
+            "window after its predecessors"
+        )
+    lp_budget_s = 0.0
+    if objective == "cost" and problem.n_tasks <= LP_BOUND_MAX_TASKS:
+        lp_budget_s = min(LP_BOUND_SHARE * time_limit_s, LP_BOUND_MAX_S)
     solved: Schedule | None = None
     proved = False
     # Classic (flexible) job shops: CP-SAT first (it proves the small ones), then a dedicated
@@ -127,7 +148,7 @@ def plan_farm(
         and incumbent is not None
         and tabu_applies(problem)
     )
-    solver_deadline = deadline - reserve_s
+    solver_deadline = deadline - reserve_s - lp_budget_s
     if job_shop:
         solver_deadline = min(
             solver_deadline,
@@ -175,7 +196,7 @@ def plan_farm(
             bound = max(bound, units / UNITS_PER_CNY if objective == "cost" else units)
     elif not job_shop:  # (a job shop too big for one model gives tabu the whole budget)
         rolled, improved = improve_rolling(
-            problem, objective, incumbent, deadline - reserve_s, num_workers, keep
+            problem, objective, incumbent, solver_deadline, num_workers, keep
         )
         solved = rolled if improved or keep else None
 
@@ -198,6 +219,15 @@ def plan_farm(
             status = "optimal" if proved else "feasible"
     if chosen is None:
         raise PlanningError("no feasible plan: greedy failed and the solver found none in time")
+    if lp_budget_s and status != "optimal":
+        lp = lp_bound(
+            problem,
+            objective,
+            time_limit_s=max(deadline - reserve_s - time.monotonic(), 0.0),
+            hint=chosen,
+        )
+        if lp is not None:
+            bound = max(bound, lp)
     plan = _to_plan(problem, objective, chosen, status, bound, greedy_value, time.monotonic() - t0)
     report = check_plan(farm, plan.assignments, objective)
     if report.violations:

@@ -284,18 +284,40 @@ def assign_slots(
     return Schedule(resource, slot, list(start), list(end))
 
 
-def lower_bound(problem: Problem, objective: str) -> float:
-    """A cheap valid lower bound: cheapest option per task, critical paths, total work."""
-    n = problem.n_tasks
-    earliest_end = [0] * n
+def earliest_ends(problem: Problem) -> list[int | None]:
+    """Earliest end of each task: its predecessors' earliest ends, then its first fit.
+
+    ``None`` marks a task that fits in no window of any eligible resource after the earliest
+    end of its predecessors (e.g. a chained task behind a node that closes for good), and
+    every task after it: no plan exists then.
+    """
+    earliest_end: list[int | None] = [0] * problem.n_tasks
     for ti in problem.topo:
-        ready = max((earliest_end[p] for p in problem.preds[ti]), default=0)
-        best = math.inf
+        ready_of = [earliest_end[p] for p in problem.preds[ti]]
+        if None in ready_of:
+            earliest_end[ti] = None
+            continue
+        ready = max((r for r in ready_of if r is not None), default=0)
+        best: int | None = None
         for ri, d in problem.duration_on[ti].items():
             s = fit_start(problem.resources[ri].windows, ready, d)
-            if s is not None:
-                best = min(best, s + d)
-        earliest_end[ti] = int(best)
+            if s is not None and (best is None or s + d < best):
+                best = s + d
+        earliest_end[ti] = best
+    return earliest_end
+
+
+def lower_bound(problem: Problem, objective: str) -> float:
+    """A cheap valid lower bound: cheapest option per task, critical paths, total work.
+
+    ``math.inf`` when some task cannot fit anywhere (:func:`earliest_ends`): no plan exists,
+    and every plan's value is above it vacuously.
+    """
+    n = problem.n_tasks
+    maybe_ends = earliest_ends(problem)
+    if None in maybe_ends:
+        return math.inf
+    earliest_end = [e for e in maybe_ends if e is not None]
     if objective == "makespan":
         capacity = sum(r.slots for r in problem.resources)
         work = sum(min(d.values()) for d in problem.duration_on)

@@ -274,5 +274,6 @@ def test_rolling_plans_report_the_deadline_energy_bound() -> None:
     plan = plan_farm(farm, "cost", time_limit_s=3.0, flat_max_intervals=10)  # force rolling
     expected = deadline_energy_bound(build_problem(farm))
     assert expected > 100
-    assert plan.bound == pytest.approx(min(expected, plan.objective))
+    # The LP bound of scheduler.farm.bound may raise it (300 tasks: within its size limit).
+    assert plan.bound >= min(expected, plan.objective) - 1e-6
     assert plan.bound <= plan.objective

@@ -1,8 +1,19 @@
 from __future__ import annotations
 
+import math
+
+import pytest
+
 from scheduler.farm.checker import check_plan
 from scheduler.farm.model import Assignment, parse_farm
-from scheduler.farm.problem import assign_slots, build_problem, fit_start
+from scheduler.farm.planner import PlanningError, plan_farm
+from scheduler.farm.problem import (
+    assign_slots,
+    build_problem,
+    earliest_ends,
+    fit_start,
+    lower_bound,
+)
 
 
 def _farm() -> dict[str, object]:
@@ -56,3 +67,36 @@ def test_fit_start_respects_windows() -> None:
     assert fit_start(windows, 20, 40) == 80
     assert fit_start(windows, 60, 10) == 80
     assert fit_start(((0, 50),), 20, 40) is None
+
+
+def _closing_chain() -> dict[str, object]:
+    """A node open until 100 s only; ``b`` (80 s) must wait for ``a`` (80 s): it never fits."""
+    return {
+        "nodes": [{"id": "n", "slots": 1, "vram_gb": 24, "available": [[0, 100]]}],
+        "jobs": [
+            {
+                "id": "j",
+                "deadline": 50,
+                "tasks": [
+                    {"id": "a", "work": 80},
+                    {"id": "b", "work": 80, "after": ["a"]},
+                    {"id": "c", "work": 10, "after": ["b"]},
+                ],
+            }
+        ],
+    }
+
+
+def test_a_chained_task_that_cannot_fit_gives_an_infinite_bound_not_a_crash() -> None:
+    problem = build_problem(parse_farm(_closing_chain()))
+    ends = earliest_ends(problem)
+    index = {tid: i for i, tid in enumerate(problem.task_ids)}
+    assert ends[index["a"]] == 80
+    assert ends[index["b"]] is None and ends[index["c"]] is None
+    for objective in ("cost", "makespan"):
+        assert lower_bound(problem, objective) == math.inf
+
+
+def test_the_planner_names_the_task_that_cannot_fit() -> None:
+    with pytest.raises(PlanningError, match="'b'"):
+        plan_farm(parse_farm(_closing_chain()), "cost", time_limit_s=1)
