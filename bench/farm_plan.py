@@ -41,7 +41,7 @@ from typing import Any
 
 from scheduler.farm.checker import check_plan
 from scheduler.farm.generate import synthetic_farm
-from scheduler.farm.model import Farm, parse_farm
+from scheduler.farm.model import Farm, Plan, parse_farm
 from scheduler.farm.planner import plan_farm
 from scheduler.farm.problem import build_problem
 
@@ -131,6 +131,16 @@ def record(key: str, seed: int, objective_cny: float, limit_s: float, how: str) 
     return True
 
 
+def checked_plan(farm: Farm, limit_s: float) -> tuple[Plan, float]:
+    """The cost plan of ``farm`` within ``limit_s``, its wall time, after the checker passed it."""
+    t0 = time.perf_counter()
+    plan = plan_farm(farm, "cost", time_limit_s=limit_s)
+    wall = time.perf_counter() - t0
+    report = check_plan(farm, plan.assignments)
+    assert report.ok, report.violations[:5]
+    return plan, wall
+
+
 def reference(chunks: int, slots: int, seed: int, limit_s: float, refresh: bool) -> float:
     """The best objective known for the farm, running the long plan when asked or missing."""
     key = size_key(chunks, slots)
@@ -138,11 +148,7 @@ def reference(chunks: int, slots: int, seed: int, limit_s: float, refresh: bool)
     if cached is not None and not refresh:
         return float(cached["best_cny"])
     farm = make_farm(chunks, slots, seed)
-    t0 = time.perf_counter()
-    plan = plan_farm(farm, "cost", time_limit_s=limit_s)
-    wall = time.perf_counter() - t0
-    report = check_plan(farm, plan.assignments)
-    assert report.ok, report.violations[:5]
+    plan, wall = checked_plan(farm, limit_s)
     record(key, seed, plan.objective, limit_s, f"plan_farm {limit_s:g} s")
     print(
         json.dumps(
@@ -166,14 +172,9 @@ def run(
     # Imported here so that --references-only runs without the LP module.
     from scheduler.farm.bound import lp_bound
 
-
     key = size_key(chunks, slots)
     farm = make_farm(chunks, slots, seed)
-    t0 = time.perf_counter()
-    plan = plan_farm(farm, "cost", time_limit_s=limit_s)
-    wall = time.perf_counter() - t0
-    report = check_plan(farm, plan.assignments)
-    assert report.ok, report.violations[:5]
+    plan, wall = checked_plan(farm, limit_s)
     t1 = time.perf_counter()
     lp = lp_bound(build_problem(farm), "cost")
     lp_s = time.perf_counter() - t1

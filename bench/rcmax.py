@@ -17,6 +17,7 @@ machine are not quiet-machine numbers.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import tempfile
@@ -24,69 +25,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ortools.sat.python import cp_model
-
 from scheduler.farm.checker import check_plan
 from scheduler.farm.model import load_farm
 from scheduler.farm.planner import plan_farm
+from scheduler.farm.rcmax import rcmax_farm, read_rcmax, textbook_makespan
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "scheduling"
 INSTANCES = {"rcmax_1": 117, "rcmax_201": 1014, "rcmax_101": 502}
 """Instance -> goal makespan (optimum, or best known for rcmax_101)."""
 
 
-def read_rcmax(path: Path) -> list[list[int]]:
-    """times[j][i]: processing time of job j on machine i (line 1 n, line 2 m, n rows of m)."""
-    numbers = [int(x) for x in path.read_text(encoding="utf-8").split()]
-    n, m = numbers[0], numbers[1]
-    body = numbers[2:]
-    if len(body) != n * m:
-        raise ValueError(f"{path}: expected {n} x {m} times, found {len(body)}")
-    return [body[j * m : (j + 1) * m] for j in range(n)]
-
-
-def rcmax_farm(times: list[list[int]]) -> dict[str, Any]:
-    """The farm JSON document of an R||Cmax instance (docs/farm-json.md)."""
-    m = len(times[0]) if times else 0
-    return {
-        "nodes": [{"id": f"m{i + 1}", "slots": 1, "vram_gb": 0} for i in range(m)],
-        "jobs": [
-            {
-                "id": f"j{j + 1}",
-                "tasks": [
-                    {"id": f"t{j + 1}", "durations": {f"m{i + 1}": p for i, p in enumerate(row)}}
-                ],
-            }
-            for j, row in enumerate(times)
-        ],
-    }
-
-
 def plain_model(times: list[list[int]], time_limit_s: float, workers: int) -> dict[str, Any]:
-    """The textbook assignment model, no hint, no tricks."""
-    n, m = len(times), len(times[0])
-    model = cp_model.CpModel()
-    x = [[model.new_bool_var(f"x{j}_{i}") for i in range(m)] for j in range(n)]
-    horizon = sum(max(row) for row in times)
-    cmax = model.new_int_var(0, horizon, "cmax")
-    for j in range(n):
-        model.add_exactly_one(x[j])
-    for i in range(m):
-        model.add(sum(times[j][i] * x[j][i] for j in range(n)) <= cmax)
-    model.minimize(cmax)
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = time_limit_s
-    solver.parameters.num_workers = workers
-    t0 = time.monotonic()
-    code = solver.solve(model)
-    wall = time.monotonic() - t0
-    ok = code in (cp_model.OPTIMAL, cp_model.FEASIBLE)
-    return {
-        "makespan": int(solver.objective_value) if ok else None,
-        "bound": int(solver.best_objective_bound) if ok else None,
-        "status": solver.status_name(code).lower(),
-        "seconds": round(wall, 2),
-    }
+    """The textbook assignment model (scheduler.farm.rcmax), as a row of the output."""
+    return dataclasses.asdict(textbook_makespan(times, time_limit_s, workers))
 
 
 def ours(times: list[list[int]], time_limit_s: float, workers: int) -> dict[str, Any]:

@@ -315,6 +315,28 @@ def _lagrangian(
     return value, patterns
 
 
+def _add_job_levels(
+    s: pywraplp.Solver,
+    cover: list[pywraplp.Constraint],
+    obj: pywraplp.Objective,
+    job_level_rows: list[list[tuple[list[int], float]]],
+) -> None:
+    """Each job picks one lateness level (its late cost), which must cover the level's rows.
+
+    One ``y`` per job and level: ``sum_k y_jk == 1``, and ``-y`` in each cover row of the
+    level (a row ``>= 0`` then asks the columns to cover it as much as the level is taken).
+    """
+    inf = s.infinity()
+    for levels in job_level_rows:
+        one = s.Constraint(1.0, 1.0)
+        for rows, cost in levels:
+            y = s.NumVar(0.0, inf, "")
+            one.SetCoefficient(y, 1.0)
+            for r in rows:
+                cover[r].SetCoefficient(y, -1.0)
+            obj.SetCoefficient(y, cost)
+
+
 def _compact_lp(
     n_rows: int,
     job_level_rows: list[list[tuple[list[int], float]]],
@@ -334,14 +356,7 @@ def _compact_lp(
     inf = s.infinity()
     cover = [s.Constraint(0.0, inf) for _ in range(n_rows)]
     obj = s.Objective()
-    for levels in job_level_rows:
-        one = s.Constraint(1.0, 1.0)
-        for rows, cost in levels:
-            y = s.NumVar(0.0, inf, "")
-            one.SetCoefficient(y, 1.0)
-            for r in rows:
-                cover[r].SetCoefficient(y, -1.0)
-            obj.SetCoefficient(y, cost)
+    _add_job_levels(s, cover, obj, job_level_rows)
     for grp in groups:
         timed = [it.due_s for it in grp.items if it.due_s < UNBOUNDED_S]
         cuts = spread_cut_times(timed, COMPACT_CUTS) if timed else []
@@ -393,14 +408,7 @@ class _Master:
         self.cover = [s.Constraint(0.0, inf) for _ in range(n_rows)]
         self.cap = [s.Constraint(-inf, float(g.capacity)) for g in groups]
         obj = s.Objective()
-        for levels in job_level_rows:
-            one = s.Constraint(1.0, 1.0)
-            for rows, cost in levels:
-                y = s.NumVar(0.0, inf, "")
-                one.SetCoefficient(y, 1.0)
-                for r in rows:
-                    self.cover[r].SetCoefficient(y, -1.0)
-                obj.SetCoefficient(y, cost)
+        _add_job_levels(s, self.cover, obj, job_level_rows)
         # Box columns: cover a row at a price, or over-cover it for a fee (set per iteration):
         # they keep the duals inside [low, high], and the LP feasible.
         self.box = []

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ortools.sat.python import cp_model
 
 from scheduler.farm import assign, planner
 from scheduler.farm.checker import check_plan
@@ -21,6 +20,7 @@ from scheduler.farm.greedy import greedy_schedule
 from scheduler.farm.model import parse_farm
 from scheduler.farm.planner import plan_farm
 from scheduler.farm.problem import Problem, build_problem
+from scheduler.farm.rcmax import rcmax_farm, read_rcmax, textbook_makespan
 from tests.conftest import require_path
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "scheduling"
@@ -107,7 +107,7 @@ def test_planner_uses_the_assignment_model_only_where_it_applies(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: list[int] = []
-    real = planner.solve_makespan
+    real = assign.solve_makespan
 
     def spy(problem: Problem, *args: Any, **kwargs: Any) -> assign.AssignResult:
         calls.append(problem.n_tasks)
@@ -169,45 +169,12 @@ def test_search_keeps_a_plan_it_cannot_improve_and_improves_greedy() -> None:
     assert same is greedy
 
 
-def read_rcmax(path: Path) -> list[list[int]]:
-    numbers = [int(x) for x in path.read_text(encoding="utf-8").split()]
-    n, m = numbers[0], numbers[1]
-    return [numbers[2 + j * m : 2 + (j + 1) * m] for j in range(n)]
-
-
-def plain_makespan(times: list[list[int]], time_limit_s: float, workers: int) -> int:
-    """The textbook model: a boolean per job and machine, minimise the largest load."""
-    n, m = len(times), len(times[0])
-    model = cp_model.CpModel()
-    x = [[model.new_bool_var("") for _ in range(m)] for _ in range(n)]
-    cmax = model.new_int_var(0, sum(max(row) for row in times), "cmax")
-    for row in x:
-        model.add_exactly_one(row)
-    for i in range(m):
-        model.add(sum(times[j][i] * x[j][i] for j in range(n)) <= cmax)
-    model.minimize(cmax)
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = time_limit_s
-    solver.parameters.num_workers = workers
-    assert solver.solve(model) in (cp_model.OPTIMAL, cp_model.FEASIBLE)
-    return int(solver.objective_value)
-
-
 def test_rcmax_1_no_worse_than_the_textbook_model() -> None:
     times = read_rcmax(require_path(DATA / "rcmax_1.txt"))
-    data = {
-        "nodes": [{"id": f"m{i}", "slots": 1, "vram_gb": 0} for i in range(len(times[0]))],
-        "jobs": [
-            {
-                "id": f"j{j}",
-                "tasks": [{"id": f"t{j}", "durations": {f"m{i}": p for i, p in enumerate(row)}}],
-            }
-            for j, row in enumerate(times)
-        ],
-    }
-    farm = parse_farm(data)
+    farm = parse_farm(rcmax_farm(times))
     plan = plan_farm(farm, "makespan", time_limit_s=6, num_workers=2)
     assert check_plan(farm, plan.assignments, "makespan").ok
-    plain = plain_makespan(times, 6, 2)
+    plain = textbook_makespan(times, 6, 2).makespan
+    assert plain is not None
     assert plan.makespan_s <= plain
     assert plan.makespan_s >= 117  # the proved optimum (README of the data)
