@@ -2,16 +2,31 @@
 
 Unknown keys, bad addresses and bad values are refused with the file, the key and what was
 expected (``stagectl.config`` style, :class:`stagectl.config.ConfigError`); the CLI exits 2.
+
+Serving other machines (a bind address that is not loopback) needs HTTPS: ``tls_cert`` and
+``tls_key`` name PEM files, checked here (both or neither, readable, PEM, the key unencrypted
+and matching the certificate) so that a bad pair is refused before the store is opened, not
+by uvicorn after. Plain HTTP off loopback only with an explicit ``allow_plain_http = true``
+(a TLS-terminating proxy in front, a closed studio network): passwords, tokens and session
+cookies then cross the network in the clear.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from scheduler.sql import is_postgres_url
 from stagectl.config import ConfigError, format_validation_error, read_toml
@@ -43,6 +58,10 @@ def _is_loopback(host: str) -> bool:
 
 
 class _DeskSection(_Model):
+    # the TLS keys come before ``bind``: its check reads them (fields validate in order)
+    tls_cert: str = ""
+    tls_key: str = ""
+    allow_plain_http: bool = False
     bind: str = "127.0.0.1:8470"
     db: str = Field(default="var/desk/booking.sqlite", min_length=1)
     seed: str = "configs/booking/stages.json"
@@ -51,11 +70,15 @@ class _DeskSection(_Model):
 
     @field_validator("bind")
     @classmethod
-    def _bind(cls, value: str) -> str:
+    def _bind(cls, value: str, info: ValidationInfo) -> str:
         host, _ = _split_bind(value)
-        if not _is_loopback(host):
-            raise ValueError("a loopback address such as 127.0.0.1:8470 (serving other "
-                             "machines needs TLS, which is a later step of issue 15)")
+        if not (_is_loopback(host) or info.data.get("tls_cert")
+                or info.data.get("allow_plain_http")):
+            raise ValueError(
+                "a loopback address such as 127.0.0.1:8470, or set tls_cert and tls_key (PEM "
+                "files) to serve other machines over HTTPS (or allow_plain_http = true, only "
+                "behind a TLS proxy or on a closed network: passwords and cookies cross it "
+                "in the clear)")
         return value
 
 
@@ -95,7 +118,12 @@ class DeskConfig:
         farm_controller: ``tcp://host:port`` of the farm controller, "" for none.
         farm_timeout_s: how long a farm request may wait before 503 ``farm_unavailable``.
         farm_keys_dir: CURVE keys for a controller off loopback (None: plain).
-        secure_cookies: set ``Secure`` on the session cookie (served over https).
+        secure_cookies: set ``Secure`` on the session cookie (served over https; on
+            whenever ``tls_cert`` is set).
+        tls_cert: PEM certificate (chain) to serve HTTPS with (None: plain HTTP).
+        tls_key: PEM private key of ``tls_cert`` (unencrypted).
+        allow_plain_http: serve plain HTTP on a non-loopback address (checked by
+            :func:`parse_desk_config`).
     """
 
     host: str = "127.0.0.1"
@@ -108,11 +136,19 @@ class DeskConfig:
     farm_timeout_s: float = 2.0
     farm_keys_dir: Path | None = None
     secure_cookies: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    allow_plain_http: bool = False
 
     @property
     def bind(self) -> str:
         """``host:port``."""
         return f"{self.host}:{self.port}"
+
+    @property
+    def scheme(self) -> str:
+        """``https`` with a certificate, else ``http``."""
+        return "https" if self.tls_cert is not None else "http"
 
 
 def parse_desk_config(data: dict[str, Any], source: Path | str = "<config>") -> DeskConfig:
@@ -126,13 +162,67 @@ def parse_desk_config(data: dict[str, Any], source: Path | str = "<config>") -> 
     except ValidationError as exc:
         raise ConfigError(source, format_validation_error(exc)) from None
     host, port = _split_bind(f.desk.bind)
+    problems = _tls_problems(f.desk.tls_cert, f.desk.tls_key)
+    if problems:
+        raise ConfigError(source, problems)
     db: Path | str = f.desk.db if is_postgres_url(f.desk.db) else Path(f.desk.db)
     return DeskConfig(
         host=host, port=port, db=db, seed=Path(f.desk.seed) if f.desk.seed else None,
         session_hours=f.desk.session_hours, max_body_bytes=f.desk.max_body_bytes,
         farm_controller=f.farm.controller, farm_timeout_s=f.farm.timeout_s,
         farm_keys_dir=Path(f.farm.keys_dir) if f.farm.keys_dir else None,
+        secure_cookies=bool(f.desk.tls_cert),
+        tls_cert=Path(f.desk.tls_cert) if f.desk.tls_cert else None,
+        tls_key=Path(f.desk.tls_key) if f.desk.tls_key else None,
+        allow_plain_http=f.desk.allow_plain_http,
     )
+
+
+def _read_pem(key: str, path: str, marker: str, what: str) -> tuple[str, list[str]]:
+    """The file's text, or a problem line (unreadable, not PEM, no ``marker`` block)."""
+    try:
+        text = Path(path).read_text(encoding="ascii", errors="replace")
+    except OSError as exc:
+        return "", [f"desk.{key}: cannot read {path!r}: {exc.strerror or exc}"]
+    if f"-----BEGIN {marker}" not in text and not (
+            marker == "PRIVATE KEY" and "PRIVATE KEY-----" in text):
+        return "", [f"desk.{key}: {path!r} holds no PEM {what} (expected a "
+                    f"'-----BEGIN {marker}-----' block)"]
+    return text, []
+
+
+def _tls_problems(cert: str, key: str) -> list[str]:
+    """What is wrong with the ``tls_cert``/``tls_key`` pair, one line each (none: usable).
+
+    The pair is loaded the way uvicorn will load it (:meth:`ssl.SSLContext.load_cert_chain`),
+    so a key that does not match its certificate is refused here, with the keys named.
+    """
+    if not cert and not key:
+        return []
+    if not (cert and key):
+        given, missing = ("tls_cert", "tls_key") if cert else ("tls_key", "tls_cert")
+        return [f"desk.{missing}: missing; {given} is set, and HTTPS needs both (the PEM "
+                "certificate and its private key), or neither for plain HTTP on loopback"]
+    _, problems = _read_pem("tls_cert", cert, "CERTIFICATE", "certificate")
+    key_text, key_problems = _read_pem("tls_key", key, "PRIVATE KEY", "private key")
+    problems += key_problems
+    if "ENCRYPTED" in key_text:
+        problems.append(f"desk.tls_key: {key!r} is encrypted with a passphrase, which the desk "
+                        "cannot ask for when it starts; store it decrypted, readable only by "
+                        "the desk's user (openssl pkey -in KEY -out KEY.plain)")
+    if problems:
+        return problems
+
+    def no_passphrase() -> str:
+        raise ValueError("encrypted key")
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            cert, key, password=no_passphrase)
+    except (ssl.SSLError, ValueError) as exc:
+        return [f"desk.tls_key: {key!r} and tls_cert {cert!r} do not load as a pair (is it "
+                f"the certificate's own key?): {exc}"]
+    return []
 
 
 def load_desk_config(path: Path | str) -> DeskConfig:

@@ -4,6 +4,9 @@
 runs uvicorn on a background thread, and stops it within a bounded time: uvicorn is told to
 exit, open connections get ``graceful_s`` to finish, the thread is joined and the app's
 store connections are closed. Nothing is left running.
+
+With ``tls_cert``/``tls_key`` in the configuration uvicorn serves HTTPS on the same socket
+(the pair was checked when the configuration was read, :mod:`stagectl.desk.config`).
 """
 
 from __future__ import annotations
@@ -45,11 +48,14 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn(app: FastAPI, graceful_s: float) -> uvicorn.Server:
+def _uvicorn(app: FastAPI, graceful_s: float, config: DeskConfig) -> uvicorn.Server:
+    tls = config.tls_cert is not None and config.tls_key is not None
     cfg = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                          timeout_graceful_shutdown=max(1, int(graceful_s)),
                          timeout_keep_alive=5, server_header=False,
-                         limit_concurrency=512)
+                         limit_concurrency=512,
+                         ssl_certfile=str(config.tls_cert) if tls else None,
+                         ssl_keyfile=str(config.tls_key) if tls else None)
     return uvicorn.Server(cfg)
 
 
@@ -81,9 +87,9 @@ class DeskServer:
 
     @property
     def url(self) -> str:
-        """``http://host:port`` (no trailing slash)."""
+        """``http://host:port``, or ``https://`` with TLS (no trailing slash)."""
         host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
-        return f"http://{host}:{self.port}"
+        return f"{self.config.scheme}://{host}:{self.port}"
 
     def start(self, timeout_s: float = 10.0) -> DeskServer:
         """Open the store, bind, start uvicorn and wait until it serves.
@@ -99,7 +105,7 @@ class DeskServer:
             close_app(self.app)
             raise
         self.port = int(self._sock.getsockname()[1])
-        self._server = _uvicorn(self.app, self.graceful_s)
+        self._server = _uvicorn(self.app, self.graceful_s, self.config)
         self._thread = threading.Thread(target=self._run, name=f"desk-{self.port}",
                                         daemon=True)
         self._thread.start()
