@@ -12,15 +12,19 @@ Model (see docs/decisions/0010-0014):
 * warm start from the greedy plan (or a caller's hint); the primary term is constrained to be
   at least greedy's, and greedy is returned if the solver finds nothing better in time;
 * the search stops as soon as every placeable booking is placed with every keepable
-  placement kept.
+  placement kept, or when the caller's ``interrupt`` event is set (Ctrl-C in the CLI): CP-SAT
+  then runs on a worker thread so that the main thread, where Python runs signal handlers,
+  stays free to ask it to stop.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from ortools.sat.python import cp_model
 
@@ -94,6 +98,7 @@ def optimise(
     seed: int = 0,
     hint: Hint | None = None,
     pools_per_option: bool = False,
+    interrupt: threading.Event | None = None,
 ) -> Plan:
     """Best plan found within the time limit; never worse than the greedy baseline.
 
@@ -106,6 +111,9 @@ def optimise(
             plan); bookings absent from it are hinted from greedy.
         pools_per_option: the earlier pool formulation (one pool interval per booking and
             stage), kept as a reference the tests compare optima against.
+        interrupt: set (by a signal handler or another thread) to stop the search at once;
+            the best plan found so far is returned (greedy's if CP-SAT had none yet). The
+            caller tells an interrupted plan by the event being set.
     """
     t0 = time.perf_counter()
     greedy = greedy_plan(problem)
@@ -281,7 +289,7 @@ def optimise(
     # "every placeable booking placed" (0.3% from the optimum on the benchmark month).
     solver.parameters.linearization_level = 2
     callback = _StopWhenAllPlaced(options, n_placeable, keep_terms, keep_target)
-    status = solver.solve(model, callback) if options else cp_model.OPTIMAL
+    status = _run(solver, model, callback, interrupt) if options else cp_model.OPTIMAL
     elapsed = time.perf_counter() - t0
 
     fixed_hours = sum(b.weight for b in fixed) / 60.0
@@ -333,6 +341,43 @@ def optimise(
         source="cp-sat",
         moved=moved,
     )
+
+
+def _run(solver: cp_model.CpSolver, model: cp_model.CpModel,
+         callback: cp_model.CpSolverSolutionCallback,
+         interrupt: threading.Event | None) -> Any:
+    """``solver.solve``, stopped early when ``interrupt`` is set.
+
+    Python runs signal handlers only on the main thread and only between bytecodes, so a
+    handler cannot run while the main thread is inside ``solve``; the solve runs on a worker
+    thread instead and the main thread waits, polling the event, and calls ``stop_search``
+    (thread-safe) once it is set. CP-SAT's own SIGINT catching is turned off then: it would
+    swallow Ctrl-C and make an interrupted search look like one that ran to its limit.
+    """
+    if interrupt is None:
+        return solver.solve(model, callback)
+    if interrupt.is_set():
+        return cp_model.UNKNOWN
+    solver.parameters.catch_sigint_signal = False
+    outcome: list[Any] = []
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            outcome.append(solver.solve(model, callback))
+        except BaseException as exc:  # re-raised on the caller's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=work, name="cp-sat", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.05)
+        if interrupt.is_set():
+            # repeated: a stop asked before solve() has set up its search is not kept
+            solver.stop_search()
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def _fallback(problem: Problem, warm: Plan, greedy: Plan, elapsed: float, bound: float) -> Plan:

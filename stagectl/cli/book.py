@@ -10,7 +10,9 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import signal
 import sqlite3
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -25,10 +27,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from scheduler.booking.ics import build_calendar
-from scheduler.booking.model import DEFAULT_TIMEZONE, Stage, Status
+from scheduler.booking.model import DEFAULT_TIMEZONE, Problem, Stage, Status
 from scheduler.booking.parse import BookingInputError, load_problem
 from scheduler.booking.report import UtilisationRow, utilisation
-from scheduler.booking.solve import PlanCheckFailed, solve
+from scheduler.booking.solve import PlanCheckFailed, SolveInterrupted, solve
 from scheduler.booking.store import FILE as BOOKING_FILE
 from scheduler.booking.store import BookingRefused, BookingStore, OutageReport, Record
 from scheduler.dbfile import DatabaseFileError, explain
@@ -720,6 +722,44 @@ def _show_plan(doc: dict[str, Any], productions: dict[str, str], stages: dict[st
     out.print(stats)
 
 
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, what a shell reports for a Ctrl-C'd command
+
+
+@contextmanager
+def _ctrl_c(at_once: str = "") -> Iterator[threading.Event]:
+    """While entered, Ctrl-C (SIGINT) sets the event instead of raising KeyboardInterrupt.
+
+    A second Ctrl-C leaves at once (exit 130). With ``at_once`` (a message), the first one
+    does: for a wait that cannot be cut short cleanly, such as an HTTP reply.
+    """
+    stop = threading.Event()
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if stop.is_set() or at_once:
+            os.write(2, ((at_once or "interrupted again: leaving now") + "\n").encode())
+            raise typer.Exit(INTERRUPTED_EXIT)
+        stop.set()
+        os.write(2, b"Ctrl-C: stopping the search (press again to leave at once)\n")
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread (an embedding caller): no handler, no event
+        yield stop
+        return
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _solving(problem: Problem, time_limit: float) -> None:
+    """Say on stderr that the search runs and how to stop it (table output only)."""
+    n = sum(1 for b in problem.bookings if b.status is not Status.CONFIRMED)
+    _err().print(f"solving: {n} booking{'s' if n != 1 else ''} to place, up to "
+                 f"{time_limit:g} s (Ctrl-C stops the search and shows the best plan so far)",
+                 soft_wrap=True)
+
+
 @app.command("solve")
 def solve_cmd(
     input_path: Annotated[Path | None, typer.Option("--input", help="Input JSON (contract).")]
@@ -734,12 +774,21 @@ def solve_cmd(
     actor: ActorOpt = "",
     server: ServerOpt = None,
 ) -> None:
-    """Optimise a JSON input file (--input/--output), or the bookings in the database."""
+    """Optimise a JSON input file (--input/--output), or the bookings in the database.
+
+    Ctrl-C stops the search at once: the best plan found so far is printed, marked
+    interrupted (``"interrupted": true`` with --json), nothing is stored or written (not with
+    --apply either, nor --output), and the exit code is 130. A second Ctrl-C leaves without
+    printing. With --server, Ctrl-C stops waiting for the desk at once (exit 130).
+    """
     if time_limit <= 0:
         _fail(f"--time-limit: must be > 0, got {time_limit}", 2)
     now: dict[str, str] | None = None
     if server and input_path is None:  # (--input never uses a store: it runs here)
-        with _desk(server, actor) as desk:
+        left = ("interrupted: stopped waiting for the desk"
+                + ("; it may still store the plan (see `book list`)" if apply else
+                   "; nothing was stored"))
+        with _desk(server, actor) as desk, _ctrl_c(at_once=left):
             stages = stages_of(desk)
             reply = desk.post("/solve", {"time_limit_s": time_limit, "apply": apply},
                               wait_s=time_limit)
@@ -754,10 +803,14 @@ def solve_cmd(
                  else "plan (preview: nothing stored; add --apply to hold these)")
         _show_plan(doc, productions, stages, title, now)
         return
+    interrupted: SolveInterrupted | None = None
     if input_path is not None:
         try:
             problem = load_problem(input_path)
-            plan = solve(problem, time_limit)
+            with _ctrl_c() as stop:
+                if output is not None and not as_json:
+                    _solving(problem, time_limit)
+                plan = solve(problem, time_limit, interrupt=stop)
         except BookingInputError as exc:
             err = _err()
             for line in exc.errors:
@@ -766,26 +819,47 @@ def solve_cmd(
             raise typer.Exit(2) from exc
         except PlanCheckFailed as exc:
             _fail(str(exc), 1)
+        except SolveInterrupted as exc:
+            interrupted, plan = exc, exc.plan
         doc = plan.to_json(problem)
-        if output is not None:
+        if output is not None and interrupted is None:
             output.parent.mkdir(parents=True, exist_ok=True)
             output.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n",
                               encoding="utf-8")
         title = f"plan (written to {output})"
     else:
         with _store(db) as store:
+            # store.solve's steps, with the search interruptible: an interrupted plan is
+            # never applied
+            store.sweep()
+            version = store.version()
             problem = store.problem()
-            plan = store.solve(time_limit, actor or _default_actor(), apply=apply)
-            if apply:
+            try:
+                with _ctrl_c() as stop:
+                    if not as_json:
+                        _solving(problem, time_limit)
+                    plan = solve(problem, time_limit, interrupt=stop)
+            except SolveInterrupted as exc:
+                interrupted, plan = exc, exc.plan
+            if apply and interrupted is None:
+                store.apply_plan(problem, plan, actor or _default_actor(), "solve", version)
                 now = {r.id: _state(r) for r in store.records()}
         doc = plan.to_json(problem)
         title = ("plan (stored)" if apply
                  else "plan (preview: nothing stored; add --apply to hold these)")
+    if interrupted is not None:
+        doc["interrupted"] = True
+        title = "plan so far (interrupted by Ctrl-C: nothing stored or written)"
     if as_json or (output is None and input_path is not None):
         _print_json(doc)
-        return
-    productions = {b.id: b.production for b in problem.bookings}
-    _show_plan(doc, productions, problem.stage_by_id(), title, now)
+    else:
+        productions = {b.id: b.production for b in problem.bookings}
+        _show_plan(doc, productions, problem.stage_by_id(), title, now)
+    if interrupted is not None:
+        _err().print(f"interrupted: {escape(str(interrupted))}; nothing was stored or "
+                     "written (run it again to finish, or give a shorter --time-limit)",
+                     soft_wrap=True)
+        raise typer.Exit(INTERRUPTED_EXIT)
 
 
 def _plan_doc(reply: dict[str, Any], stages: dict[str, Stage]) -> tuple[dict[str, Any],
