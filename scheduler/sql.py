@@ -243,15 +243,37 @@ class Conn:
             return f"(({column})::jsonb ->> '{key}')::integer"
         return f"CAST(json_extract({column}, '$.{key}') AS INTEGER)"
 
-    def begin_write(self, lock_key: int) -> None:
-        """Start a write transaction holding the store's one-writer lock."""
-        if self.postgres:
-            self.execute("BEGIN")
-            self._in_tx = True
-            self.execute("SELECT pg_advisory_xact_lock(?)", (lock_key,))
-        else:
+    def begin_write(self, lock_key: int, keys: Sequence[int] | None = None) -> None:
+        """Start a write transaction holding the store's writer lock.
+
+        Args:
+            lock_key: the store-wide advisory lock (PostgreSQL).
+            keys: None: hold ``lock_key`` alone (the one writer). Else hold ``lock_key``
+                shared and each of ``keys`` (say, a stage's) exclusively: writers of disjoint
+                keys run at once and their commits share WAL flushes; a store-wide writer
+                waits for all of them. Keys are taken in ascending order, so two writers never
+                wait on each other in a cycle. SQLite has one write lock (``BEGIN IMMEDIATE``)
+                and ignores both.
+        """
+        if not self.postgres:
             self.execute("BEGIN IMMEDIATE")
             self._in_tx = True
+            return
+        if keys is None:
+            script = f"BEGIN; SELECT pg_advisory_xact_lock({int(lock_key)})"
+        else:
+            script = f"BEGIN; SELECT pg_advisory_xact_lock_shared({int(lock_key)})" + "".join(
+                f"; SELECT pg_advisory_xact_lock({int(k)})" for k in sorted(set(keys)))
+        self._in_tx = True  # whatever part of the script ran is rolled back on failure
+        cur = self._driver.cursor()  # type: ignore[union-attr]
+        try:
+            cur.execute(script)  # one round trip: no parameters, the simple query protocol
+        except Exception as exc:
+            if _is_psycopg(exc):
+                raise pg_error(exc) from exc
+            raise
+        finally:
+            cur.close()
 
     def begin_read(self) -> None:
         """Start a read transaction: one consistent snapshot for several statements."""

@@ -17,7 +17,9 @@ CANCELLED, REJECTED.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -97,6 +99,17 @@ FILE = DatabaseKind(
 
 
 WRITE_LOCK = 0x53544B42  # pg_advisory_xact_lock key of the store's writers ("STKB")
+VERSION_SHARDS = 16  # PostgreSQL: requests bump one of this many version rows, at random
+
+
+def lock_key(kind: str, name: str) -> int:
+    """The advisory lock key of one stage or pool (a signed 64-bit hash of its id)."""
+    digest = hashlib.blake2b(f"stagectl:{kind}:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class _Rescope(Exception):
+    """The booking moved to another stage between reading it and locking: lock again."""
 
 
 class BookingRefused(Exception):
@@ -228,6 +241,7 @@ class BookingStore:
         self.clock = clock
         self._cfg: tuple[str | None, dict[str, Any], Problem | None] | None = None
         self._cfg_fresh = False  # _cfg checked against meta in the current write transaction
+        self._shard = "version"  # the meta row the current write transaction bumps
         self.path: Path | str
         if is_postgres_url(path):
             from scheduler.booking.pg import ensure_schema
@@ -265,13 +279,26 @@ class BookingStore:
         self.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[Conn]:
-        """A write transaction holding the store's single writer lock from the first statement.
+    def _tx(self, scope: tuple[str, list[int]] | None = None) -> Iterator[Conn]:
+        """A write transaction holding the store's writer lock from the first statement.
+
+        Args:
+            scope: None: the whole store (one writer at a time). Else ``(shard, keys)``:
+                on PostgreSQL the store-wide lock shared plus the advisory locks ``keys``
+                (the stages and pools the change may touch, see :meth:`_scope`), and the
+                version row ``shard`` is the one bumped, so writers of different stages
+                neither wait for each other nor for one counter row. SQLite has one writer
+                whatever the scope.
 
         A double booking refused by PostgreSQL's exclusion constraint (only a writer that
         bypasses this store could get that far) is reported as :class:`BookingRefused`.
         """
-        self.conn.begin_write(WRITE_LOCK)
+        if scope is None or not self.postgres:
+            self.conn.begin_write(WRITE_LOCK)
+            self._shard = "version"
+        else:
+            self.conn.begin_write(WRITE_LOCK, scope[1])
+            self._shard = "version:" + scope[0]
         self._cfg_fresh = False
         try:
             yield self.conn
@@ -392,12 +419,25 @@ class BookingStore:
     @_decodes("version counter")
     def version(self) -> int:
         """A counter bumped by every committed change (for optimistic re-plans)."""
-        return int(self.conn.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0])
+        row = self.conn.execute(
+            "SELECT SUM(CAST(value AS INTEGER)) FROM meta"
+            " WHERE key = 'version' OR key LIKE 'version:%'").fetchone()
+        return int(row[0])
 
-    @staticmethod
-    def _bump(c: Conn) -> None:
-        c.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
-                  " WHERE key = 'version'")
+    def _bump(self, c: Conn) -> None:
+        """Count a change: the ``version`` row, or on PostgreSQL the transaction's shard.
+
+        :meth:`version` is the sum of the rows, read in one statement: a change is counted
+        in the same commit that makes it visible, so a plan read at one version can only be
+        applied if nothing was committed since.
+        """
+        if self._shard == "version":
+            c.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+                      " WHERE key = 'version'")
+        else:
+            c.execute("INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT (key) DO UPDATE"
+                      " SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)",
+                      (self._shard,))
 
     # --- reads --------------------------------------------------------------------------
 
@@ -488,15 +528,92 @@ class BookingStore:
         )
 
     def _set(self, c: Conn, booking_id: str, actor: str, action: str,
-             reason: str, *, bump_sequence: bool = False, **fields: Any) -> None:
-        old = c.execute("SELECT status FROM bookings WHERE id = ?", (booking_id,)).fetchone()
+             reason: str, *, bump_sequence: bool = False, old: Status | None = None,
+             **fields: Any) -> None:
+        """Update one booking's columns and log it (``old``: its status, when the caller knows)."""
+        if old is None:
+            row = c.execute("SELECT status FROM bookings WHERE id = ?", (booking_id,)).fetchone()
+            old_status = row["status"]
+        else:
+            old_status = old.value
         cols = dict(fields, updated_at=self.clock().isoformat())
         sets = ", ".join(f"{k} = ?" for k in cols)
         seq = ", sequence = sequence + 1" if bump_sequence else ""
         c.execute(f"UPDATE bookings SET {sets}{seq} WHERE id = ?", (*cols.values(), booking_id))
-        new_status = fields.get("status", old["status"])
+        new_status = fields.get("status", old_status)
         details = {k: v for k, v in fields.items() if k != "status"}
-        self._log(c, booking_id, actor, action, old["status"], new_status, reason, **details)
+        self._log(c, booking_id, actor, action, old_status, new_status, reason, **details)
+
+    # --- who locks what -----------------------------------------------------------------
+
+    def _presweep(self) -> None:
+        """Apply due deadlines before a change, in a store-wide transaction of their own.
+
+        One light query decides: a change on one stage must not expire holds on others in
+        its own (stage-locked) transaction, and most changes find nothing due.
+        """
+        c = self.conn
+        now = self.clock().isoformat()
+        at = c.instant
+        if c.postgres:
+            ends = "end_at <= CAST(? AS timestamptz)"
+        else:
+            ends = (f"julianday(start) + {c.json_int('spec', 'duration_minutes')} / 1440.0"
+                    " <= julianday(?)")
+        due = c.execute(
+            "SELECT 1 FROM bookings WHERE (status = ? AND "
+            f"({at('hold_expires')} <= {at('?')} OR {at('challenge_deadline')} <= {at('?')}))"
+            f" OR (status = ? AND start IS NOT NULL AND {ends}) LIMIT 1",
+            (Status.HOLD.value, now, now, Status.CONFIRMED.value, now)).fetchone()
+        if due is not None:
+            self.sweep()
+
+    def _scope(self, stage: str | None, pools: Any) -> tuple[str, list[int]] | None:
+        """The locks of a change on ``stage`` using ``pools`` ((id, n) pairs); None: store-wide.
+
+        A placement is checked against the confirmed bookings of its stage, and, for the pools
+        it uses, of every stage: so the stage's lock and each such pool's.
+        """
+        if stage is None:
+            return None
+        keys = [lock_key("stage", stage)]
+        keys += [lock_key("pool", str(pid)) for pid, n in pools if n > 0]
+        return (f"stage:{stage}", keys)
+
+    @_decodes("booking")
+    def _scope_of(self, booking_id: str, stage: str | None) -> tuple[str, list[int]] | None:
+        """:meth:`_scope` for a change to a stored booking (read without a lock; re-checked)."""
+        if not self.postgres:
+            return None
+        r = self.conn.execute("SELECT stage, spec FROM bookings WHERE id = ?",
+                              (booking_id,)).fetchone()
+        if r is None:
+            return None  # (the transaction reports the unknown id)
+        pools = json.loads(r["spec"]).get("pools") or {}  # as booking_to_dict stores them
+        return self._scope(stage or r["stage"], [(k, int(n)) for k, n in dict(pools).items()])
+
+    def _locked(self, booking_id: str, change: Callable[[Conn, Record], Record],
+                stage: str | None = None) -> Record:
+        """Run ``change`` on a stored booking inside a transaction holding its stage's locks.
+
+        The locks are picked from the booking as read just before (``stage``: where the
+        change puts it, when that is another stage); inside the transaction the booking is
+        read again, and if it no longer needs only those locks (moved meanwhile) the
+        transaction is dropped and the change runs store-wide instead.
+        """
+        self._presweep()
+        scope = self._scope_of(booking_id, stage)
+        while True:
+            try:
+                with self._tx(scope) as c:
+                    rec = self._get_in(c, booking_id)
+                    if scope is not None:
+                        need = self._scope(stage or rec.booking.stage, rec.booking.pools)
+                        if need is None or not set(need[1]) <= set(scope[1]):
+                            raise _Rescope
+                    return change(c, rec)
+            except _Rescope:
+                scope = None
 
     def request(self, spec: dict[str, Any], actor: str, reason: str = "") -> Record:
         """Record a new request (status REQUESTED).
@@ -510,34 +627,56 @@ class BookingStore:
         """
         spec = dict(spec)
         spec["status"] = Status.REQUESTED.value
-        with self._tx() as c:
-            self._sweep(c)
-            if "id" not in spec:
-                n = c.execute("SELECT COUNT(*) FROM bookings").fetchone()[0]
-                spec["id"] = f"BK{n + 1:05d}"
-                while c.execute("SELECT 1 FROM bookings WHERE id=?", (spec["id"],)).fetchone():
-                    n += 1
-                    spec["id"] = f"BK{n + 1:05d}"
-            doc = self._config(c)
-            doc["bookings"] = [spec]
+        given = "id" in spec
+        if not given:
+            spec["id"] = "BK00000"  # checked with a stand-in; the real id is taken below
+        self._presweep()
+        # a new request touches no stage's bookings: the store-wide lock shared, no other
+        with self._tx((f"req:{secrets.randbelow(VERSION_SHARDS)}", [])) as c:
             try:
-                booking = problem_from_dict(doc).bookings[0]
+                booking = bookings_for(self._problem_config(c), [spec])[0]
             except BookingInputError as exc:
                 raise BookingInputError(
                     [e.replace("bookings[0]", "request") for e in exc.errors]) from exc
-            if c.execute("SELECT 1 FROM bookings WHERE id = ?", (booking.id,)).fetchone():
+            if given and c.execute("SELECT 1 FROM bookings WHERE id = ?",
+                                   (booking.id,)).fetchone():
                 raise BookingRefused(f"booking {booking.id!r} already exists")
             now = self.clock().isoformat()
-            stored = booking_to_dict(booking)
-            c.execute(
-                "INSERT INTO bookings (id, status, spec, stage, start, sequence, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
-                (booking.id, Status.REQUESTED.value, json.dumps(stored), booking.stage,
-                 _iso(booking.start), now, now),
-            )
+            while True:
+                n = self._new_number(c) if c.postgres or not given else 0
+                if not given:
+                    booking = replace(booking, id=f"BK{n:05d}")
+                cols = "id, status, spec, stage, start, sequence, created_at, updated_at"
+                marks = "?, ?, ?, ?, ?, 0, ?, ?"
+                args: tuple[Any, ...] = (
+                    booking.id, Status.REQUESTED.value, json.dumps(booking_to_dict(booking)),
+                    booking.stage, _iso(booking.start), now, now)
+                if c.postgres:  # the arrival number taken is the row's
+                    cols, marks, args = cols + ", rowid", marks + ", ?", (*args, n)
+                cur = c.execute(f"INSERT INTO bookings ({cols}) VALUES ({marks})"
+                                " ON CONFLICT (id) DO NOTHING", args)
+                if cur.rowcount == 1:
+                    break
+                if given:  # (taken meanwhile by a concurrent request)
+                    raise BookingRefused(f"booking {booking.id!r} already exists")
             self._log(c, booking.id, actor, "request", None, Status.REQUESTED.value, reason)
             self._bump(c)
-        return self.get(booking.id)
+            return self._get_in(c, booking.id)
+
+    @staticmethod
+    def _new_number(c: Conn) -> int:
+        """The number of a new booking's ``BKnnnnn`` id: one more than the bookings so far.
+
+        On PostgreSQL requests run concurrently, so the number is the next of the arrival-order
+        sequence (the row's ``rowid``): never the same twice, no waiting for another request's
+        commit. On SQLite (one writer) the first free number after the count.
+        """
+        if c.postgres:
+            return int(c.execute("SELECT nextval('bookings_rowid_seq')").fetchone()[0])
+        n = int(c.execute("SELECT COUNT(*) FROM bookings").fetchone()[0])
+        while c.execute("SELECT 1 FROM bookings WHERE id = ?", (f"BK{n + 1:05d}",)).fetchone():
+            n += 1
+        return n + 1
 
     def _holds_on_stage(self, c: Conn, stage: str) -> list[Record]:
         rows = c.execute("SELECT * FROM bookings WHERE stage = ? AND status = ?",
@@ -577,11 +716,10 @@ class BookingStore:
 
     def _validate_placement(self, c: Conn, booking: Booking) -> None:
         """Refuse a placement that breaks a rule against confirmed bookings."""
-        doc = self._config(c)
+        config = self._problem_config(c)
         confirmed = self._confirmed_near(c, booking) if booking.start is not None else []
         mine = booking_to_dict(replace(booking, status=Status.CONFIRMED, hold_rank=None))
-        doc["bookings"] = [*confirmed, mine]
-        problem = problem_from_dict(doc)
+        problem = replace(config, bookings=tuple(bookings_for(config, [*confirmed, mine])))
         assignments = [
             Assignment(b.id, b.stage, b.start, b.start + timedelta(minutes=b.duration_minutes))
             for b in problem.bookings
@@ -622,9 +760,8 @@ class BookingStore:
         Without ``stage``/``start`` the request's wished-for placement is used, else the
         earliest slot free of confirmed bookings.
         """
-        with self._tx() as c:
-            self._sweep(c)
-            rec = self._get_in(c, booking_id)
+
+        def change(c: Conn, rec: Record) -> Record:
             if rec.status is not Status.REQUESTED:
                 raise BookingRefused(f"{booking_id} is {rec.status.value}; only a requested "
                                      "booking can be put on hold")
@@ -633,17 +770,19 @@ class BookingStore:
                 if stage is None or start is None:
                     raise BookingRefused("give both --stage and --start, or neither")
                 b = replace(b, stage=stage, start=start)
-            elif b.stage is None:
+            elif b.stage is None:  # (store-wide: see _locked)
                 s, t = self._earliest_slot(c, b)
                 b = replace(b, stage=s, start=t)
             self._validate_placement(c, b)
             assert b.stage is not None
-            self._set(c, booking_id, actor, "hold", reason, status=Status.HOLD.value,
-                      stage=b.stage, start=_iso(b.start), hold_rank=10**6,
-                      hold_expires=_iso(expires))
+            self._set(c, booking_id, actor, "hold", reason, old=rec.status,
+                      status=Status.HOLD.value, stage=b.stage, start=_iso(b.start),
+                      hold_rank=10**6, hold_expires=_iso(expires))
             self._rerank(c, b.stage, actor)
             self._bump(c)
-        return self.get(booking_id)
+            return self._get_in(c, booking_id)
+
+        return self._locked(booking_id, change, stage)
 
     @staticmethod
     def _row(c: Conn, booking_id: str) -> Row:
@@ -685,9 +824,8 @@ class BookingStore:
         Refused when a confirmed booking already takes the time (never double-books) or when
         another producer holds it first. Lower holds clashing with it are rejected.
         """
-        with self._tx() as c:
-            self._sweep(c)
-            rec = self._get_in(c, booking_id)
+
+        def change(c: Conn, rec: Record) -> Record:
             b = rec.booking
             if rec.status not in (Status.HOLD, Status.REQUESTED):
                 raise BookingRefused(f"{booking_id} is {rec.status.value}; only a hold or a "
@@ -713,14 +851,16 @@ class BookingStore:
                     f"{first.id} holds {b.stage} first (rank {first.booking.hold_rank}); "
                     f"challenge it (`stagectl book challenge {booking_id}`) or wait for release")
             self._set(c, booking_id, actor, "confirm", reason, bump_sequence=True,
-                      status=Status.CONFIRMED.value, hold_rank=None, challenged_by=None,
-                      challenge_deadline=None)
+                      old=rec.status, status=Status.CONFIRMED.value, hold_rank=None,
+                      challenged_by=None, challenge_deadline=None)
             for r in clashing:
                 self._set(c, r.id, actor, "reject", f"slot confirmed by {booking_id}",
-                          bump_sequence=True, status=Status.REJECTED.value)
+                          bump_sequence=True, old=r.status, status=Status.REJECTED.value)
             self._rerank(c, b.stage, actor)
             self._bump(c)
-        return self.get(booking_id)
+            return self._get_in(c, booking_id)
+
+        return self._locked(booking_id, change)
 
     @_decodes("stage")
     def _changeover(self, c: Conn, stage: str) -> int:
@@ -729,20 +869,21 @@ class BookingStore:
 
     def release(self, booking_id: str, actor: str, reason: str = "") -> Record:
         """Release a hold (HOLD -> RELEASED); the holds behind it move up."""
-        with self._tx() as c:
-            self._sweep(c)
-            rec = self._get_in(c, booking_id)
+
+        def change(c: Conn, rec: Record) -> Record:
             if rec.status is not Status.HOLD:
                 raise BookingRefused(f"{booking_id} is {rec.status.value}; only a hold can be "
                                      "released (use cancel for the rest)")
             self._leave(c, rec, Status.RELEASED, actor, "release", reason)
             self._bump(c)
-        return self.get(booking_id)
+            return self._get_in(c, booking_id)
+
+        return self._locked(booking_id, change)
 
     def _leave(self, c: Conn, rec: Record, status: Status, actor: str,
                action: str, reason: str) -> None:
-        self._set(c, rec.id, actor, action, reason, bump_sequence=True, status=status.value,
-                  hold_rank=None)
+        self._set(c, rec.id, actor, action, reason, bump_sequence=True, old=rec.status,
+                  status=status.value, hold_rank=None)
         c.execute("UPDATE bookings SET challenged_by = NULL, challenge_deadline = NULL"
                   " WHERE challenged_by = ?", (rec.id,))
         if rec.booking.stage is not None:
@@ -750,14 +891,15 @@ class BookingStore:
 
     def cancel(self, booking_id: str, actor: str, reason: str = "") -> Record:
         """Cancel a request, hold or confirmed booking (its ICS SEQUENCE is bumped)."""
-        with self._tx() as c:
-            self._sweep(c)
-            rec = self._get_in(c, booking_id)
+
+        def change(c: Conn, rec: Record) -> Record:
             if rec.status not in ACTIVE:
                 raise BookingRefused(f"{booking_id} is already {rec.status.value}")
             self._leave(c, rec, Status.CANCELLED, actor, "cancel", reason)
             self._bump(c)
-        return self.get(booking_id)
+            return self._get_in(c, booking_id)
+
+        return self._locked(booking_id, change)
 
     def challenge(self, booking_id: str, actor: str, deadline: datetime,
                   reason: str = "") -> Record:
@@ -765,9 +907,8 @@ class BookingStore:
 
         Returns the challenged (first) hold.
         """
-        with self._tx() as c:
-            self._sweep(c)
-            rec = self._get_in(c, booking_id)
+
+        def change(c: Conn, rec: Record) -> Record:
             b = rec.booking
             if rec.status is not Status.HOLD or (b.hold_rank or 1) <= 1 or b.stage is None:
                 raise BookingRefused(f"{booking_id} must be a hold ranked 2 or lower to "
@@ -782,11 +923,14 @@ class BookingStore:
                 raise BookingRefused(f"no first hold clashes with {booking_id}")
             first = firsts[0]
             self._set(c, first.id, actor, "challenged", reason or f"challenged by {booking_id}",
-                      challenged_by=booking_id, challenge_deadline=deadline.isoformat())
+                      old=first.status, challenged_by=booking_id,
+                      challenge_deadline=deadline.isoformat())
             self._log(c, booking_id, actor, "challenge", "hold", "hold",
                       reason or f"challenges {first.id}", deadline=deadline.isoformat())
             self._bump(c)
-        return self.get(first.id)
+            return self._get_in(c, first.id)
+
+        return self._locked(booking_id, change)
 
     def sweep(self) -> None:
         """Apply deadlines now: unanswered challenges, expired holds, finished bookings."""
