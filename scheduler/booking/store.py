@@ -4,11 +4,15 @@ SQLite (the embedded default): one file in WAL mode with ``synchronous=FULL``; e
 runs inside ``BEGIN IMMEDIATE``: SQLite grants that write lock to one connection at a time,
 across processes. PostgreSQL (a ``postgresql://`` URL, for a shared deployment): the schema is
 Alembic's (:mod:`scheduler.booking.pg`); every change runs in a transaction that first takes
-one advisory lock, the same one-writer rule, and a confirmed booking's stage time is also
-guarded by the database's own exclusion constraint. Either way the check "is this slot still
-free?" and the write that takes it can never be interleaved with another producer's. A change
-is acknowledged only after COMMIT returns, so a killed process loses nothing it acknowledged.
-Every change writes a row to ``history``.
+advisory locks: a change to one booking (hold, confirm, release, cancel, challenge) the locks
+of its stage and of the pools it uses, under the store-wide lock taken shared; a new request
+the store-wide lock shared only; everything else (setup, outages, plans, the deadline sweep)
+the store-wide lock alone, which waits for all the others. Changes on different stages thus
+run and commit at once (their commits share WAL flushes), and a confirmed booking's stage time
+is also guarded by the database's own exclusion constraint. Either way the check "is this slot
+still free?" and the write that takes it can never be interleaved with another producer's
+(docs/decisions/0067). A change is acknowledged only after COMMIT returns, so a killed process
+loses nothing it acknowledged. Every change writes a row to ``history``.
 
 Lifecycle: REQUESTED -> HOLD (rank 1..n) -> CONFIRMED -> COMPLETED; exits RELEASED, EXPIRED,
 CANCELLED, REJECTED.
