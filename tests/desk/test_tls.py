@@ -4,23 +4,25 @@ self-signed certificate made here by the openssl CLI; session cookies are Secure
 
 from __future__ import annotations
 
-import shutil
+import json
 import ssl
 import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from stagectl.cli.main import app
 from stagectl.config import ConfigError
 from stagectl.desk.config import load_desk_config, parse_desk_config
+from tests.conftest import require_tool
 from tests.desk.conftest import PASSWORDS, Template, start_desk
 
 
 def _keypair(folder: Path, name: str, *, passphrase: str = "") -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1/localhost and its key (PEM), via openssl."""
-    openssl = shutil.which("openssl")
-    assert openssl, "these tests need the openssl command (Debian: apt-get install openssl)"
+    openssl = require_tool("openssl", ("/usr/bin",))
     cert, key = folder / f"{name}.crt", folder / f"{name}.key"
     subprocess.run(
         [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
@@ -130,3 +132,37 @@ def test_desk_serves_https_with_secure_cookies(desk_template: Template, tmp_path
                 assert r.status_code == 400 and "/api" not in r.text, r.text
     finally:
         server.stop()
+
+
+
+def _book_list(server_url: str, token: str, **env: str) -> tuple[int, str, str]:
+    r = CliRunner().invoke(app, ["book", "list", "--json", "--server", server_url],
+                           env={"STAGECTL_DESK_TOKEN": token, "COLUMNS": "100", **env})
+    return r.exit_code, r.stdout, r.output
+
+
+def test_the_cli_refuses_a_desk_it_cannot_verify(desk_template: Template, tmp_path: Path,
+                                                 pem: tuple[Path, Path]) -> None:
+    cert, key = pem
+    server = start_desk(desk_template, tmp_path, tls_cert=cert, tls_key=key)
+    try:
+        code, _, said = _book_list(server.url, desk_template.tokens["viewer"])
+    finally:
+        server.stop()
+    assert code == 1 and "CERTIFICATE_VERIFY_FAILED" in said and "Traceback" not in said, said
+
+
+@pytest.mark.xfail(strict=True, reason="stagectl/cli/desk_remote.py makes its httpx client "
+                   "with trust_env=False and httpx's certifi bundle: neither the system's CAs "
+                   "nor SSL_CERT_FILE are trusted (the fix is in the helper's report)")
+def test_the_cli_trusts_the_studio_ca_from_ssl_cert_file(
+        desk_template: Template, tmp_path: Path, pem: tuple[Path, Path]) -> None:
+    cert, key = pem
+    server = start_desk(desk_template, tmp_path, tls_cert=cert, tls_key=key)
+    try:
+        code, out, said = _book_list(server.url, desk_template.tokens["viewer"],
+                                     SSL_CERT_FILE=str(cert))
+    finally:
+        server.stop()
+    assert code == 0, said
+    assert isinstance(json.loads(out), list)
