@@ -243,7 +243,8 @@ class Conn:
             return f"(({column})::jsonb ->> '{key}')::integer"
         return f"CAST(json_extract({column}, '$.{key}') AS INTEGER)"
 
-    def begin_write(self, lock_key: int, keys: Sequence[int] | None = None) -> None:
+    def begin_write(self, lock_key: int, keys: Sequence[int] | None = None,
+                    then: str | None = None) -> list[Row]:
         """Start a write transaction holding the store's writer lock.
 
         Args:
@@ -254,20 +255,31 @@ class Conn:
                 waits for all of them. Keys are taken in ascending order, so two writers never
                 wait on each other in a cycle. SQLite has one write lock (``BEGIN IMMEDIATE``)
                 and ignores both.
+            then: a query without parameters run first in the transaction, in the same round
+                trip on PostgreSQL (say, a counter the transaction checks); its rows are
+                returned (none without it).
         """
         if not self.postgres:
             self.execute("BEGIN IMMEDIATE")
             self._in_tx = True
-            return
+            return self.execute(then).fetchall() if then is not None else []
         if keys is None:
             script = f"BEGIN; SELECT pg_advisory_xact_lock({int(lock_key)})"
         else:
             script = f"BEGIN; SELECT pg_advisory_xact_lock_shared({int(lock_key)})" + "".join(
                 f"; SELECT pg_advisory_xact_lock({int(k)})" for k in sorted(set(keys)))
+        if then is not None:
+            script += "; " + then
         self._in_tx = True  # whatever part of the script ran is rolled back on failure
         cur = self._driver.cursor()  # type: ignore[union-attr]
         try:
             cur.execute(script)  # one round trip: no parameters, the simple query protocol
+            if then is None:
+                return []
+            while cur.nextset():  # to the last statement's result
+                pass
+            index = {d[0]: i for i, d in enumerate(cur.description or ())}
+            return [Row(index, v) for v in cur.fetchall()]
         except Exception as exc:
             if _is_psycopg(exc):
                 raise pg_error(exc) from exc

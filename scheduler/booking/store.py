@@ -297,13 +297,18 @@ class BookingStore:
         A double booking refused by PostgreSQL's exclusion constraint (only a writer that
         bypasses this store could get that far) is reported as :class:`BookingRefused`.
         """
+        seen = "SELECT value FROM meta WHERE key = 'config'"  # (see _config)
         if scope is None or not self.postgres:
-            self.conn.begin_write(WRITE_LOCK)
+            rows = self.conn.begin_write(WRITE_LOCK, then=seen)
             self._shard = "version"
         else:
-            self.conn.begin_write(WRITE_LOCK, scope[1])
+            rows = self.conn.begin_write(WRITE_LOCK, scope[1], then=seen)
             self._shard = "version:" + scope[0]
-        self._cfg_fresh = False
+        cached = self._cfg
+        # the cached configuration is this transaction's when its counter is unchanged: a
+        # change to it takes the store-wide lock, which this transaction now holds (or shares)
+        self._cfg_fresh = (cached is not None and cached[0] is not None and bool(rows)
+                           and cached[0] == str(rows[0][0]))
         try:
             yield self.conn
         except DoubleBooking as exc:
@@ -550,11 +555,13 @@ class BookingStore:
 
     # --- who locks what -----------------------------------------------------------------
 
-    def _presweep(self) -> None:
+    def _presweep(self, booking_id: str | None = None) -> Row | None:
         """Apply due deadlines before a change, in a store-wide transaction of their own.
 
         One light query decides: a change on one stage must not expire holds on others in
-        its own (stage-locked) transaction, and most changes find nothing due.
+        its own (stage-locked) transaction, and most changes find nothing due. With
+        ``booking_id`` the same statement also reads that booking's stage and spec (None
+        when there is no such booking), read again under the locks they choose.
         """
         c = self.conn
         now = self.clock().isoformat()
@@ -564,13 +571,24 @@ class BookingStore:
         else:
             ends = (f"julianday(start) + {c.json_int('spec', 'duration_minutes')} / 1440.0"
                     " <= julianday(?)")
-        due = c.execute(
-            "SELECT 1 FROM bookings WHERE (status = ? AND "
-            f"({at('hold_expires')} <= {at('?')} OR {at('challenge_deadline')} <= {at('?')}))"
-            f" OR (status = ? AND start IS NOT NULL AND {ends}) LIMIT 1",
-            (Status.HOLD.value, now, now, Status.CONFIRMED.value, now)).fetchone()
-        if due is not None:
+        due_sql = ("SELECT 1 FROM bookings WHERE (status = ? AND "
+                   f"({at('hold_expires')} <= {at('?')} OR {at('challenge_deadline')} <= "
+                   f"{at('?')})) OR (status = ? AND start IS NOT NULL AND {ends}) LIMIT 1")
+        args: tuple[Any, ...] = (Status.HOLD.value, now, now, Status.CONFIRMED.value, now)
+        if booking_id is None:
+            row = c.execute(due_sql, args).fetchone()
+            due, found = row is not None, None
+        else:
+            row = c.execute(f"SELECT ({due_sql}) AS due, b.id, b.stage, b.spec FROM"
+                            " (SELECT 1 AS one) AS one LEFT JOIN bookings AS b ON b.id = ?",
+                            (*args, booking_id)).fetchone()
+            due, found = row["due"] is not None, row if row["id"] is not None else None
+        if due:
             self.sweep()
+            if booking_id is not None:  # (the sweep may have changed it)
+                found = c.execute("SELECT id, stage, spec FROM bookings WHERE id = ?",
+                                  (booking_id,)).fetchone()
+        return found
 
     def _scope(self, stage: str | None, pools: Any) -> tuple[str, list[int]] | None:
         """The locks of a change on ``stage`` using ``pools`` ((id, n) pairs); None: store-wide.
@@ -585,16 +603,13 @@ class BookingStore:
         return (f"stage:{stage}", keys)
 
     @_decodes("booking")
-    def _scope_of(self, booking_id: str, stage: str | None) -> tuple[str, list[int]] | None:
-        """:meth:`_scope` for a change to a stored booking (read without a lock; re-checked)."""
-        if not self.postgres:
-            return None
-        r = self.conn.execute("SELECT stage, spec FROM bookings WHERE id = ?",
-                              (booking_id,)).fetchone()
-        if r is None:
-            return None  # (the transaction reports the unknown id)
-        pools = json.loads(r["spec"]).get("pools") or {}  # as booking_to_dict stores them
-        return self._scope(stage or r["stage"], [(k, int(n)) for k, n in dict(pools).items()])
+    def _scope_of(self, found: Row | None, stage: str | None) -> tuple[str, list[int]] | None:
+        """:meth:`_scope` for a change to a stored booking (as read by :meth:`_presweep`)."""
+        if not self.postgres or found is None:
+            return None  # (SQLite: one writer anyway; no booking: the transaction says so)
+        pools = json.loads(found["spec"]).get("pools") or {}  # as booking_to_dict stores them
+        return self._scope(stage or found["stage"],
+                           [(k, int(n)) for k, n in dict(pools).items()])
 
     def _locked(self, booking_id: str, change: Callable[[Conn, Record], Record],
                 stage: str | None = None) -> Record:
@@ -605,8 +620,7 @@ class BookingStore:
         read again, and if it no longer needs only those locks (moved meanwhile) the
         transaction is dropped and the change runs store-wide instead.
         """
-        self._presweep()
-        scope = self._scope_of(booking_id, stage)
+        scope = self._scope_of(self._presweep(booking_id), stage)
         while True:
             try:
                 with self._tx(scope) as c:
