@@ -288,6 +288,11 @@ def optimise(
     # Energy cuts for the no-overlaps and cumulatives in the LP: they move the bound off
     # "every placeable booking placed" (0.3% from the optimum on the benchmark month).
     solver.parameters.linearization_level = 2
+    # CP-SAT's own Ctrl-C catching ends the search as if the time limit had come (nobody can
+    # tell it was interrupted) and, when the solve returns, resets SIGINT to SIG_DFL: the
+    # next Ctrl-C kills the process (a desk, a CLI) with no cleanup. Callers stop a search
+    # with ``interrupt`` instead.
+    solver.parameters.catch_sigint_signal = False
     callback = _StopWhenAllPlaced(options, n_placeable, keep_terms, keep_target)
     status = _run(solver, model, callback, interrupt) if options else cp_model.OPTIMAL
     elapsed = time.perf_counter() - t0
@@ -351,14 +356,12 @@ def _run(solver: cp_model.CpSolver, model: cp_model.CpModel,
     Python runs signal handlers only on the main thread and only between bytecodes, so a
     handler cannot run while the main thread is inside ``solve``; the solve runs on a worker
     thread instead and the main thread waits, polling the event, and calls ``stop_search``
-    (thread-safe) once it is set. CP-SAT's own SIGINT catching is turned off then: it would
-    swallow Ctrl-C and make an interrupted search look like one that ran to its limit.
+    (thread-safe) once it is set.
     """
     if interrupt is None:
         return solver.solve(model, callback)
     if interrupt.is_set():
         return cp_model.UNKNOWN
-    solver.parameters.catch_sigint_signal = False
     outcome: list[Any] = []
     failure: list[BaseException] = []
 

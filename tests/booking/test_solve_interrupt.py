@@ -132,3 +132,29 @@ def test_without_interrupt_a_solve_is_unchanged() -> None:
     plan = solve(problem, 5, interrupt=stop)  # never set: an ordinary plan, no exception
     assert plan.status in ("optimal", "feasible")
     assert not check_plan(problem, plan.assignments, [r.id for r in plan.rejected])
+
+
+KEEPS_HANDLER = """
+import os, signal, threading
+from scheduler.booking.generate import generate_month
+from scheduler.booking.parse import problem_from_dict
+from scheduler.booking.solve import solve
+hits = []
+signal.signal(signal.SIGINT, lambda signum, frame: hits.append(signum))
+problem = problem_from_dict(generate_month(seed=3, demand="normal", n_requests=30))
+solve(problem, 2)                                  # as the CLI's outage re-plan does
+worker = threading.Thread(target=solve, args=(problem, 2))
+worker.start()                                     # as the desk does, on a worker thread
+worker.join()
+os.kill(os.getpid(), signal.SIGINT)
+print("handled", len(hits))
+"""
+
+
+def test_a_solve_leaves_the_process_sigint_handler_alone() -> None:
+    """CP-SAT's own SIGINT catching resets SIGINT to SIG_DFL when a solve returns: the next
+    Ctrl-C would kill a desk or a CLI outright, with no cleanup. It is turned off."""
+    done = subprocess.run([sys.executable, "-c", KEEPS_HANDLER], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    assert done.stdout.split() == ["handled", "1"], done.stdout
