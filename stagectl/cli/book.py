@@ -726,11 +726,13 @@ INTERRUPTED_EXIT = 130  # 128 + SIGINT, what a shell reports for a Ctrl-C'd comm
 
 
 @contextmanager
-def _ctrl_c(at_once: str = "") -> Iterator[threading.Event]:
+def _ctrl_c(at_once: str = "", first: str = "Ctrl-C: stopping the search (press again to "
+            "leave at once)") -> Iterator[threading.Event]:
     """While entered, Ctrl-C (SIGINT) sets the event instead of raising KeyboardInterrupt.
 
-    A second Ctrl-C leaves at once (exit 130). With ``at_once`` (a message), the first one
-    does: for a wait that cannot be cut short cleanly, such as an HTTP reply.
+    The first Ctrl-C says ``first`` on stderr; a second one leaves at once (exit 130). With
+    ``at_once`` (a message), the first one does: for a wait that cannot be cut short
+    cleanly, such as an HTTP reply.
     """
     stop = threading.Event()
 
@@ -739,7 +741,7 @@ def _ctrl_c(at_once: str = "") -> Iterator[threading.Event]:
             os.write(2, ((at_once or "interrupted again: leaving now") + "\n").encode())
             raise typer.Exit(INTERRUPTED_EXIT)
         stop.set()
-        os.write(2, b"Ctrl-C: stopping the search (press again to leave at once)\n")
+        os.write(2, (first + "\n").encode())
 
     try:
         previous = signal.signal(signal.SIGINT, on_sigint)
@@ -930,8 +932,12 @@ def outage(
             if preview:
                 rep = store.outage_plan(stage, start_dt, end_dt, time_limit)
             else:
-                rep = store.outage(stage, start_dt, end_dt, actor or _default_actor(), reason,
-                                   time_limit)
+                # the outage is recorded, then its bookings re-planned and moved: a Ctrl-C
+                # between the two would leave it recorded with nothing moved, so it waits
+                with _ctrl_c(first="Ctrl-C: finishing first: the outage is stored with the "
+                             "moves it needs (press again to leave at once)"):
+                    rep = store.outage(stage, start_dt, end_dt, actor or _default_actor(),
+                                       reason, time_limit)
 
     def zone_of(sid: str) -> str:
         return stages[sid].timezone if sid in stages else tz

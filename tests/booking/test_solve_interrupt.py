@@ -158,3 +158,49 @@ def test_a_solve_leaves_the_process_sigint_handler_alone() -> None:
                           text=True, timeout=120)
     assert done.returncode == 0, (done.returncode, done.stderr)
     assert done.stdout.split() == ["handled", "1"], done.stdout
+
+
+def test_ctrl_c_during_an_outage_re_plan_finishes_it_whole(tmp_path: Path) -> None:
+    """``book outage`` records the outage, then re-plans and moves what it hits: a Ctrl-C
+    between the two must not leave the outage recorded with its bookings still on it."""
+    import time
+    from collections import Counter
+    from datetime import datetime, timedelta
+
+    from scheduler.booking.model import Status
+
+    db = tmp_path / "booking.sqlite"
+    _seed(db)
+    with BookingStore(db) as s:
+        s.solve(3, "seed", apply=True)  # the requests become holds
+        holds = s.records(frozenset({Status.HOLD}))
+        stage = Counter(r.booking.stage for r in holds if r.booking.stage).most_common(1)[0][0]
+    assert stage is not None
+    start, end = "2031-03-01T00:00:00+08:00", "2031-04-15T00:00:00+08:00"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stagectl", "book", "outage", stage, "--from", start, "--to", end,
+         "--time-limit", "8", "--db", str(db), "--json"], cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        recorded = False
+        while proc.poll() is None and not recorded:
+            with BookingStore(db) as s:
+                recorded = bool(s.outages())
+            time.sleep(0.02)
+        if recorded:
+            proc.send_signal(signal.SIGINT)  # the re-plan runs now (or has just finished)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert recorded and proc.returncode == 0, (proc.returncode, err)
+    assert "Traceback" not in err and "Aborted" not in err, err
+    lo, hi = datetime.fromisoformat(start), datetime.fromisoformat(end)
+    with BookingStore(db) as s:
+        assert len(s.outages()) == 1
+        still = [r.id for r in s.records(frozenset({Status.HOLD, Status.CONFIRMED}))
+                 if r.booking.stage == stage and r.booking.start is not None
+                 and r.booking.start < hi
+                 and lo < r.booking.start + timedelta(minutes=r.booking.duration_minutes)]
+    assert still == [], still
