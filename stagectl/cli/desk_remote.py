@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -122,7 +123,10 @@ class Desk:
                                   headers={"Authorization": f"Bearer {self.token}",
                                            "Accept": "application/json",
                                            "Accept-Encoding": "identity"},
-                                  follow_redirects=False, trust_env=False)
+                                  follow_redirects=False, trust_env=False,
+                                  # the system's CAs and $SSL_CERT_FILE (a studio's own CA),
+                                  # not only httpx's bundle; proxies stay ignored
+                                  verify=ssl.create_default_context())
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -152,9 +152,6 @@ def test_the_cli_refuses_a_desk_it_cannot_verify(desk_template: Template, tmp_pa
     assert code == 1 and "CERTIFICATE_VERIFY_FAILED" in said and "Traceback" not in said, said
 
 
-@pytest.mark.xfail(strict=True, reason="stagectl/cli/desk_remote.py makes its httpx client "
-                   "with trust_env=False and httpx's certifi bundle: neither the system's CAs "
-                   "nor SSL_CERT_FILE are trusted (the fix is in the helper's report)")
 def test_the_cli_trusts_the_studio_ca_from_ssl_cert_file(
         desk_template: Template, tmp_path: Path, pem: tuple[Path, Path]) -> None:
     cert, key = pem
