@@ -24,7 +24,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -37,6 +37,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -84,6 +85,7 @@ class DeskState:
     pool: StorePool
     clock: Callable[[], datetime]
     throttle: A.LoginThrottle = field(default_factory=A.LoginThrottle)
+    tokens: A.TokenCache = field(default_factory=A.TokenCache)
     counters: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
     swept_at: float = -1e9
@@ -117,8 +119,26 @@ def _state(request: Request) -> DeskState:
 # --------------------------------------------------------------------------- auth
 
 
-def current_user(request: Request) -> A.DeskUser:
+def _token_user(state: DeskState, token: str) -> A.DeskUser | None:
+    stamp = state.tokens.stamp()
+    with state.pool.store() as s:
+        user = A.token_user(s.conn, token)
+    if user is not None:
+        state.tokens.put(token, user, stamp)
+    return user
+
+
+def _session_user(state: DeskState, cookie: str) -> tuple[A.DeskUser, str] | None:
+    with state.pool.store() as s:
+        return A.session_user(s.conn, cookie, state.config.session_hours, state.clock)
+
+
+async def current_user(request: Request) -> A.DeskUser:
     """Who makes the request: a Bearer token, or the session cookie (CSRF on unsafe methods).
+
+    Runs on the event loop: a token seen in the last second is answered from
+    ``DeskState.tokens`` (:class:`stagectl.desk.auth.TokenCache`) without a thread or a
+    store; a lookup goes to the thread pool.
 
     Raises:
         DeskError: 401 ``unauthenticated``, 403 ``csrf``.
@@ -127,10 +147,12 @@ def current_user(request: Request) -> A.DeskUser:
     header = request.headers.get("authorization")
     if header is not None:
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise DeskError(401, "unauthenticated", template="bad_token")
-        with state.pool.store() as s:
-            user = A.token_user(s.conn, token.strip())
+        user = state.tokens.get(token)
+        if user is None:
+            user = await run_in_threadpool(_token_user, state, token)
         if user is None:
             raise DeskError(401, "unauthenticated", template="bad_token")
         request.state.user = user
@@ -138,8 +160,7 @@ def current_user(request: Request) -> A.DeskUser:
     cookie = request.cookies.get(A.SESSION_COOKIE)
     if not cookie:
         raise DeskError(401, "unauthenticated")
-    with state.pool.store() as s:
-        found = A.session_user(s.conn, cookie, state.config.session_hours, state.clock)
+    found = await run_in_threadpool(_session_user, state, cookie)
     if found is None:
         raise DeskError(401, "unauthenticated", template="session_expired")
     user, csrf = found
@@ -150,11 +171,11 @@ def current_user(request: Request) -> A.DeskUser:
     return user
 
 
-def require(role: str) -> Callable[..., A.DeskUser]:
+def require(role: str) -> Callable[..., Awaitable[A.DeskUser]]:
     """A dependency: the current user, who must have ``role`` (or a higher one)."""
     A.check_role(role)
 
-    def dependency(user: Annotated[A.DeskUser, Depends(current_user)]) -> A.DeskUser:
+    async def dependency(user: Annotated[A.DeskUser, Depends(current_user)]) -> A.DeskUser:
         if not user.has(role):
             raise DeskError(403, "forbidden", {"role": role}, role=role, user=user.name,
                             have=user.role)
@@ -994,6 +1015,7 @@ def _api_router() -> APIRouter:
         with state.pool.store() as s:
             if not A.disable_user(s.conn, name, state.clock):
                 raise DeskError(404, "not_found", {"user": name}, what=f"user {name}")
+            state.tokens.forget_user(name)  # its tokens stop working at once
             A.audit(s.conn, user.name, "user disable", name, state.clock)
             found = [u for u in A.list_users(s.conn) if u["name"] == name]
         log.info("desk: %s disabled user %s", user.name, name)

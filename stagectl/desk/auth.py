@@ -39,6 +39,7 @@ __all__ = [
     "SESSION_COOKIE",
     "DeskUser",
     "LoginThrottle",
+    "TokenCache",
     "UserError",
     "add_user",
     "audit",
@@ -276,6 +277,79 @@ def token_user(conn: Conn, token: str) -> DeskUser | None:
     r = conn.execute("SELECT \"user\" FROM desk_tokens WHERE hash = ? AND revoked_at IS NULL",
                      (_sha(token),)).fetchone()
     return _active_user(conn, r[0]) if r else None
+
+
+class TokenCache:
+    """API tokens whose user was looked up in the last ``ttl_s`` seconds, by token hash.
+
+    A script sends its token with every request; looking it up each time checked a store out
+    of the pool (waiting behind the changes for one) to run two queries. A hit costs one
+    SHA-256. Only tokens that were found are kept, never the token itself.
+
+    Stays true: :meth:`forget_user` (a user disabled in this process) takes effect at once,
+    also against a lookup that was under way meanwhile (its answer is not kept); a change made
+    elsewhere (another desk, ``stagectl desk users disable``) is seen within ``ttl_s``.
+    At most ``max_entries``, the oldest dropped first.
+
+    Example::
+
+        cache = TokenCache()
+        stamp = cache.stamp()
+        user = cache.get(token)
+        if user is None:
+            user = token_user(conn, token)
+            if user is not None:
+                cache.put(token, user, stamp)
+    """
+
+    def __init__(self, ttl_s: float = 1.0, max_entries: int = 4096,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._users: OrderedDict[str, tuple[DeskUser, float]] = OrderedDict()
+        self._generation = 0
+
+    def stamp(self) -> int:
+        """Take before a lookup; :meth:`put` keeps its answer only if nothing was forgotten."""
+        return self._generation
+
+    def get(self, token: str) -> DeskUser | None:
+        """The token's user if it was looked up less than ``ttl_s`` ago (else None)."""
+        key = _sha(token)
+        now = self.clock()
+        with self._lock:
+            found = self._users.get(key)
+            if found is None:
+                return None
+            if now - found[1] >= self.ttl_s:
+                del self._users[key]
+                return None
+            return found[0]
+
+    def put(self, token: str, user: DeskUser, stamp: int) -> None:
+        """Keep a lookup's answer (unless :meth:`forget_user` ran since ``stamp``)."""
+        key = _sha(token)
+        now = self.clock()
+        with self._lock:
+            if stamp != self._generation:
+                return
+            self._users.pop(key, None)
+            self._users[key] = (user, now)
+            while len(self._users) > self.max_entries:
+                self._users.popitem(last=False)
+
+    def forget_user(self, name: str) -> None:
+        """Drop every token of ``name`` now (and any lookup under way)."""
+        with self._lock:
+            self._generation += 1
+            for key in [k for k, (u, _) in self._users.items() if u.name == name]:
+                del self._users[key]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._users)
 
 
 def feed_token(conn: Conn, name: str) -> str | None:
