@@ -37,6 +37,10 @@ ServerOpt = Annotated[str | None, typer.Option(
     "--server", envvar=URL_ENV,
     help="The producer desk's address (http://host:8470): go through its API with "
          f"${TOKEN_ENV} instead of --db.")]
+FarmServerOpt = Annotated[str | None, typer.Option(
+    "--server", envvar=URL_ENV,
+    help="The producer desk's address (http://host:8470): go through its API with "
+         f"${TOKEN_ENV} instead of asking a controller.")]
 
 
 class DeskCallFailed(Exception):

@@ -33,7 +33,7 @@ from scheduler.farm.model import (
     parse_farm,
 )
 from stagectl.cli import timefmt
-from stagectl.cli.desk_remote import ServerOpt
+from stagectl.cli.desk_remote import FarmServerOpt as ServerOpt
 
 if TYPE_CHECKING:
     from scheduler.dispatch.client import FarmClient
@@ -235,7 +235,7 @@ def controller_cmd(
         "folder var/farm is created).")] = DEFAULT_FARM_DB,
     bind: Annotated[str | None, typer.Option("--bind", help="ROUTER address.")] = None,
     config: Annotated[Path | None, typer.Option(
-        "--config", help="Farm TOML: [controller] settings and [[pools]].")] = None,
+        "--config", help="Farm TOML: \\[controller] settings and \\[\\[pools]].")] = None,
     keys_dir: KeysOpt = None,
     curve: Annotated[bool, typer.Option(
         "--curve", help="Require CURVE even on loopback (always on off loopback).")] = False,
@@ -352,7 +352,7 @@ def render_plate_cmd(
 
 @app.command("submit")
 def submit_cmd(
-    job_file: Annotated[Path, typer.Argument(help="Job TOML ([[jobs]] tables).")],
+    job_file: Annotated[Path, typer.Argument(help="Job TOML (\\[\\[jobs]] tables).")],
     controller: ControllerOpt = DEFAULT_ADDR,
     keys_dir: KeysOpt = None,
     key_name: KeyNameOpt = "client",
@@ -375,7 +375,7 @@ def submit_cmd(
 TzOpt = Annotated[str | None, typer.Option(
     "--tz", envvar="STAGECTL_TZ",
     help="Time zone for times shown: an IANA zone (Asia/Hong_Kong) or a site name (Huangpu, "
-    "Hong Kong); default: the stage config's [stage] timezone, else Asia/Shanghai.")]
+    "Hong Kong); default: the stage config's \\[stage] timezone, else Asia/Shanghai.")]
 
 
 @app.command("status")
@@ -890,7 +890,7 @@ def cost_cmd(
     out = Console()
     if not reply["pools"]:
         out.print("no compute pools configured ([[pools]] in the controller's --config): "
-                  "nothing is rented, nothing spent", highlight=False)
+                  "nothing is rented, nothing spent", highlight=False, markup=False)
         return
     from rich import box
 
