@@ -778,10 +778,11 @@ def solve_cmd(
 ) -> None:
     """Optimise a JSON input file (--input/--output), or the bookings in the database.
 
-    Ctrl-C stops the search at once: the best plan found so far is printed, marked
-    interrupted (``"interrupted": true`` with --json), nothing is stored or written (not with
-    --apply either, nor --output), and the exit code is 130. A second Ctrl-C leaves without
-    printing. With --server, Ctrl-C stops waiting for the desk at once (exit 130).
+    Ctrl-C stops the search at once: the best plan found so far is printed,
+    marked interrupted ("interrupted": true with --json), nothing is stored
+    or written (not with --apply either, nor --output), and the exit code is
+    130. A second Ctrl-C leaves without printing. With --server, Ctrl-C
+    stops waiting for the desk at once (exit 130).
     """
     if time_limit <= 0:
         _fail(f"--time-limit: must be > 0, got {time_limit}", 2)

@@ -48,3 +48,28 @@ def test_cost_without_pools_names_the_table(monkeypatch: pytest.MonkeyPatch) -> 
     result = runner.invoke(app, ["farm", "cost"])
     assert result.exit_code == 0, result.output
     assert "([[pools]] in the controller's --config)" in result.output
+
+
+def _commands(group: str) -> list[str]:
+    import importlib
+
+    import typer.main
+
+    module = importlib.import_module(f"stagectl.cli.{group}")
+    click_group = typer.main.get_command(module.app)
+    return sorted(click_group.commands)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("command", [("book", c) for c in _commands("book")]
+                         + [("farm", c) for c in _commands("farm")])
+def test_help_description_wraps_evenly_at_80_columns(command: tuple[str, str]) -> None:
+    """A docstring line wider than the terminal wrapped into a ragged stub line."""
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "80"},
+                           terminal_width=80)
+    assert result.exit_code == 0, result.output
+    text = result.output.split("╭─")[0]
+    lines = [line.rstrip() for line in text.splitlines()]
+    assert "``" not in text
+    for line, after in zip(lines, lines[1:], strict=False):
+        if line.strip() and after.strip() and not line.lstrip().startswith("Usage:"):
+            assert len(line) >= 50, f"ragged help line {line!r} in {' '.join(command)}"
