@@ -16,7 +16,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -27,7 +27,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from scheduler.booking.ics import build_calendar
-from scheduler.booking.model import DEFAULT_TIMEZONE, Problem, Stage, Status
+from scheduler.booking.model import DEFAULT_TIMEZONE, Booking, Problem, Stage, Status
 from scheduler.booking.parse import BookingInputError, load_problem
 from scheduler.booking.report import UtilisationRow, utilisation
 from scheduler.booking.solve import PlanCheckFailed, SolveInterrupted, solve
@@ -593,9 +593,46 @@ def hold(
         zones = [stages[stage].timezone] if stage else [_booking_zone(rec, stages)]
         start_dt = _read_time(start, zones, "--start") if start else None
         expires_dt = _read_time(expires, zones, "--expires") if expires else None
-        rec = store.hold(booking_id, actor or _default_actor(), stage, start_dt, expires_dt,
-                         reason)
+        tried = rec.booking
+        if stage is not None and start_dt is not None:
+            tried = replace(tried, stage=stage, start=start_dt)
+        with _explained(store, booking_id, tried):
+            rec = store.hold(booking_id, actor or _default_actor(), stage, start_dt,
+                             expires_dt, reason)
     _show_records([rec], stages, as_json, "held")
+
+
+@contextmanager
+def _explained(store: BookingStore, booking_id: str, tried: Booking | None) -> Iterator[None]:
+    """A refused placement in the plain sentences the desk gives (who, when, what is missing).
+
+    Other refusals (a first hold ahead, a wrong status) pass through to :func:`_store`.
+
+    The store's own message names checker kinds and ISO times (``overlap: A and B overlap on
+    SZ-3``); a producer reads which booking is in the way, when, in the site's zone, and
+    what to do. A placement outside the booking's window is bad input (exit 2), said the
+    same way rather than as the input contract's ``bookings[0].start``.
+    """
+    from stagectl.desk.bookings import placement_explanation
+
+    try:
+        yield
+    except BookingRefused as exc:
+        if " cannot go on " not in str(exc) or tried is None:
+            raise  # the store's other refusals already say what to do, with the CLI command
+        _fail_lines([en for en, _ in placement_explanation(store, tried)] or [str(exc)], 1)
+    except BookingInputError:
+        sentences = placement_explanation(store, tried) if tried is not None else []
+        if not sentences:
+            raise
+        _fail_lines([en for en, _ in sentences], 2)
+
+
+def _fail_lines(lines: list[str], code: int) -> NoReturn:
+    err = _err()
+    for line in lines:
+        err.print(f"[red]error:[/red] {escape(line)}", soft_wrap=True)
+    raise typer.Exit(code)
 
 
 def _change(name: str, booking_id: str, db: str, as_json: bool, actor: str,
@@ -611,7 +648,9 @@ def _change(name: str, booking_id: str, db: str, as_json: bool, actor: str,
         return
     with _store(db) as store:
         stages = _stages(store)
-        rec = getattr(store, name)(booking_id, actor or _default_actor(), reason)
+        tried = store.get(booking_id).booking if name == "confirm" else None
+        with _explained(store, booking_id, tried):
+            rec = getattr(store, name)(booking_id, actor or _default_actor(), reason)
     _show_records([rec], stages, as_json, titles[name])
 
 
