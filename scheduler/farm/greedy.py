@@ -11,7 +11,7 @@ import heapq
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from scheduler.farm.problem import Problem, Schedule, fit_start, score
 
@@ -22,6 +22,7 @@ def greedy_schedule(
     cost_aware: bool = False,
     least_slack: bool = False,
     rank_work: Sequence[float] | None = None,
+    rented: Collection[int] | None = None,
 ) -> Schedule:
     """List-schedule every task; raises RuntimeError when some task finds no slot.
 
@@ -35,6 +36,9 @@ def greedy_schedule(
     resource that still lets the job meet its deadline, and the earliest finish otherwise.
     ``least_slack`` orders by deadline minus the work left on the task's chain instead.
     ``rank_work`` replaces that chain work in the ordering (randomised restarts).
+    ``rented`` (with ``cost_aware``: the decoder of :func:`improve_rented`) puts these tasks
+    in pools; the others choose as ``cost_aware`` does. Renting a task can leave the nodes
+    free for longer ones that would otherwise be rented.
     """
     n = problem.n_tasks
     free_at = [[0] * r.slots for r in problem.resources]
@@ -46,7 +50,7 @@ def greedy_schedule(
     remaining = _remaining_work(problem)
     rank = remaining if rank_work is None else rank_work
     latest_end: list[float | None] = [None] * n
-    if cost_aware:
+    if cost_aware or rented is not None:
         for ti in range(n):
             due = farm.jobs[problem.job_of[ti]].deadline_s
             latest_end[ti] = math.inf
@@ -74,7 +78,8 @@ def greedy_schedule(
         ready = ready_at[ti]
         choice = _kept(problem, free_at, ti, ready, prefer)
         if choice is None:
-            choice = _earliest_finish(problem, free_at, ti, ready, latest_end[ti])
+            allowed = _pools_of(problem, ti) if rented is not None and ti in rented else None
+            choice = _earliest_finish(problem, free_at, ti, ready, latest_end[ti], allowed)
         if choice is None:
             raise RuntimeError(f"greedy found no slot for task {problem.task_ids[ti]!r}")
         ri, k, start, end = choice
@@ -109,16 +114,33 @@ def _kept(
     return ri, k, start, start + d
 
 
+def _pools_of(problem: Problem, ti: int) -> list[int]:
+    """The task's pools, or all its resources when it has none."""
+    chosen = [ri for ri in problem.duration_on[ti] if problem.resources[ri].is_pool]
+    return chosen or list(problem.duration_on[ti])
+
+
 def _earliest_finish(
-    problem: Problem, free_at: list[list[int]], ti: int, ready: int, latest_end: float | None
+    problem: Problem,
+    free_at: list[list[int]],
+    ti: int,
+    ready: int,
+    latest_end: float | None,
+    allowed: Sequence[int] | None = None,
 ) -> tuple[int, int, int, int] | None:
-    """Earliest-finishing slot; with a ``latest_end``, the cheapest one finishing by then."""
+    """Earliest-finishing slot; with a ``latest_end``, the cheapest one finishing by then.
+
+    ``allowed`` restricts the resources looked at.
+    """
     best: tuple[float, float, float, int, int, int] | None = None
-    for ri, d in problem.duration_on[ti].items():
+    durations = problem.duration_on[ti]
+    for ri in durations if allowed is None else allowed:
+        d = durations[ri]
         slots = free_at[ri]
-        k = min(range(len(slots)), key=slots.__getitem__)
+        first_free = min(slots)
+        k = slots.index(first_free)
         r = problem.resources[ri]
-        start = fit_start(r.windows, max(ready, slots[k]), d)
+        start = fit_start(r.windows, max(ready, first_free), d)
         if start is None:
             continue
         end = start + d
@@ -178,4 +200,95 @@ def randomised_restarts(
         value = score(problem, plan).value(objective)
         if best_value is None or value < best_value:
             best, best_value = plan, value
+    return best
+
+
+STALE_STEPS_PER_TASK = 50
+"""improve_rented stops after this many steps per movable task without a gain."""
+
+
+def improve_rented(
+    problem: Problem,
+    objective: str,
+    best: Schedule | None,
+    until: float,
+    seed: int = 0,
+    rank_moves: float = 0.7,
+    job_moves: float = 0.5,
+    max_steps: int | None = None,
+) -> Schedule | None:
+    """Local search over which tasks are forced into pools, decoded by the frugal greedy.
+
+    For the cost objective rent is proportional to the work rented, so a plan is good when
+    the nodes do as much work as they can before the deadlines. The frugal greedy
+    (``cost_aware``, ``least_slack``) rents a task when no node can finish it in time; forcing
+    some other task into a pool first can leave the nodes free for that one (and for more
+    work in all). A step either toggles one task (a task on a node is forced into a pool, a
+    forced one is released) or, with probability ``rank_moves``, jitters one task's rank in
+    the greedy's order; it decodes and keeps the change when the plan is no worse (so it
+    walks plateaus). A rank jitter moves a whole job with probability ``job_moves``. It stops
+    at ``until`` (time.monotonic()), after ``max_steps`` steps, or after
+    ``STALE_STEPS_PER_TASK`` steps per movable task without a better plan. Returns the best
+    plan seen, or ``best`` when nothing beat it.
+    """
+    if objective != "cost":
+        return best
+    rng = random.Random(seed)
+    pools = [r.is_pool for r in problem.resources]
+    movable = [
+        t
+        for t, durations in enumerate(problem.duration_on)
+        if any(pools[ri] for ri in durations) and not all(pools[ri] for ri in durations)
+    ]
+    if not movable:
+        return best
+    best_value = None if best is None else score(problem, best).value(objective)
+    forced: set[int] = set()
+    rank = [float(w) for w in _remaining_work(problem)]
+    jobs: dict[int, list[int]] = {}
+    for t, j in enumerate(problem.job_of):
+        jobs.setdefault(j, []).append(t)
+    try:
+        current = greedy_schedule(
+            problem, cost_aware=True, least_slack=True, rank_work=rank, rented=forced
+        )
+    except RuntimeError:
+        return best
+    value = score(problem, current).value(objective)
+    if best_value is None or value < best_value:
+        best, best_value = current, value
+    steps = last_gain = 0
+    stale_steps = STALE_STEPS_PER_TASK * len(movable)
+    while time.monotonic() < until and (max_steps is None or steps < max_steps):
+        if steps - last_gain > stale_steps:
+            break  # a small farm's search has run dry: leave the time to CP-SAT
+        steps += 1
+        trial_forced, trial_rank = forced, rank
+        if rng.random() < rank_moves:
+            trial_rank = list(rank)
+            t = rng.randrange(problem.n_tasks)
+            factor = rng.uniform(0.5, 1.5)
+            for u in jobs[problem.job_of[t]] if rng.random() < job_moves else (t,):
+                trial_rank[u] *= factor
+        else:
+            on_nodes = [t for t in movable if not pools[current.resource[t]] or t in forced]
+            if not on_nodes:
+                break
+            trial_forced = forced ^ {rng.choice(on_nodes)}
+        try:
+            plan = greedy_schedule(
+                problem,
+                cost_aware=True,
+                least_slack=True,
+                rank_work=trial_rank,
+                rented=trial_forced,
+            )
+        except RuntimeError:
+            continue
+        trial_value = score(problem, plan).value(objective)
+        if trial_value <= value + 1e-9:
+            forced, rank, current, value = trial_forced, trial_rank, plan, trial_value
+            if best_value is None or value < best_value - 1e-9:
+                best, best_value = plan, value
+                last_gain = steps
     return best

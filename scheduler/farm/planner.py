@@ -24,7 +24,7 @@ from scheduler.farm.assign import solve_makespan
 from scheduler.farm.bound import lp_bound
 from scheduler.farm.checker import check_plan
 from scheduler.farm.cpsat import solve_window
-from scheduler.farm.greedy import greedy_schedule, randomised_restarts
+from scheduler.farm.greedy import greedy_schedule, improve_rented, randomised_restarts
 from scheduler.farm.model import Assignment, Farm, JobFinish, Plan
 from scheduler.farm.problem import (
     UNITS_PER_CNY,
@@ -48,6 +48,10 @@ TABU_SOLVER_MIN_S = 15.0
 """Job-shop makespan plans give CP-SAT max(25 % of the budget, min(15 s, half of it)) to
 prove optimality before the tabu search takes the rest
 (docs/decisions/0024-fjsp-tabu-after-cpsat.md)."""
+RENT_SEARCH_SHARE = 0.8
+"""Cost plans (not re-plans) spend this share of the solver's time on the forced-rent local
+search of :func:`scheduler.farm.greedy.improve_rented`; CP-SAT (or the rolling horizon) then
+starts from its plan (docs/decisions/0068-farm-cost-rent-search.md)."""
 LP_BOUND_SHARE = 0.1
 LP_BOUND_MAX_S = 30.0
 LP_BOUND_MAX_TASKS = 500
@@ -149,6 +153,10 @@ def plan_farm(
         and tabu_applies(problem)
     )
     solver_deadline = deadline - reserve_s - lp_budget_s
+    if objective == "cost" and not prefer and incumbent is not None:
+        until = time.monotonic() + RENT_SEARCH_SHARE * max(solver_deadline - time.monotonic(), 0)
+        incumbent = improve_rented(problem, objective, incumbent, until)
+        incumbent_value = None if incumbent is None else score(problem, incumbent).value(objective)
     if job_shop:
         solver_deadline = min(
             solver_deadline,
