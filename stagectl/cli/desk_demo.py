@@ -4,6 +4,11 @@ The desk's database lives in the demo's own folder (removed with the demo's logs
 month of bookings from this week (:func:`stagectl.desk.seed.seed_month`) and one producer login
 whose password is made up for this run and printed once. ``stagectl desk serve`` runs as one
 more child of the demo, so it stops with it.
+
+The desk's farm view needs a farm: a real ``stagectl farm controller`` and the agents of
+``stagectl farm demo`` run as children too, with that demo's small 8K plate job set submitted,
+so the page shows jobs rendering, then finished against their deadlines (without them the
+farm view could only say that no controller is configured).
 """
 
 from __future__ import annotations
@@ -35,8 +40,11 @@ def _port(preferred: int = DESK_PORT) -> int:
     raise OSError("no free loopback port for the desk")
 
 
-def prepare(folder: Path) -> tuple[Path, str, str]:
-    """Seed the desk's database in ``folder``; returns (config path, URL, password)."""
+def prepare(folder: Path, farm_controller: str = "") -> tuple[Path, str, str]:
+    """Seed the desk's database in ``folder``; returns (config path, URL, password).
+
+    ``farm_controller``: the ``tcp://`` address of the farm the desk's farm view shows.
+    """
     from scheduler.booking.store import BookingStore
     from stagectl.desk import auth
     from stagectl.desk.seed import seed_month
@@ -57,13 +65,60 @@ def prepare(folder: Path) -> tuple[Path, str, str]:
 [desk]
 bind = "127.0.0.1:{port}"
 db = "{db}"
+
+[farm]
+controller = "{farm_controller}"
 """, encoding="utf-8")
     return config, f"http://127.0.0.1:{port}/", password
 
 
+FARM_SCALE = 16
+"""8K divided by this for the demo farm's plates (480x270: a few seconds of CPU in all)."""
+
+
+def start_farm(group: ChildGroup, folder: Path) -> str:
+    """Spawn a farm controller and the farm demo's agents in ``group``; returns its address."""
+    from stagectl.cli.farm_demo import AGENTS
+
+    folder.mkdir(parents=True, exist_ok=True)
+    address = f"tcp://127.0.0.1:{_port(0)}"
+    group.spawn("farm-controller", ["farm", "controller", "--db", str(folder / "farm.sqlite"),
+                                    "--bind", address, "--heartbeat-s", "0.5",
+                                    "--node-timeout-s", "3"], stop_wait_s=1.0)
+    for node_id, slots, vram, speed in AGENTS:
+        group.spawn(f"farm-{node_id}", ["farm", "agent", "--controller", address,
+                                        "--node-id", node_id, "--slots", str(slots),
+                                        "--vram-gb", str(vram), "--speed", str(speed)],
+                    stop_wait_s=0.5)
+    return address
+
+
+def submit_farm_jobs(address: str, frames: Path, timeout_s: float = 20.0) -> list[str]:
+    """Submit ``farm demo``'s job set once the controller answers; returns the job ids."""
+    from scheduler.dispatch.client import ControllerUnavailable, FarmClient
+    from scheduler.dispatch.render import UHD_8K
+    from stagectl.cli.farm_demo import demo_jobs
+
+    width, height = UHD_8K[0] // FARM_SCALE, UHD_8K[1] // FARM_SCALE
+    # deadlines a few minutes out: the page shows them met (the renders take seconds)
+    jobs = demo_jobs(frames, width, height, time.time() + 300.0)
+    with FarmClient(address, timeout_s=2.0) as client:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                client.request("ping")
+                break
+            except ControllerUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+        client.request("submit", jobs=[j.to_wire() for j in jobs])
+    return [j.id for j in jobs]
+
+
 def start(group: ChildGroup, timeout_s: float = 20.0) -> tuple[str, str]:
-    """Seed, spawn ``stagectl desk serve`` in ``group`` and wait until it answers."""
-    config, url, password = prepare(group.log_dir / "desk")
+    """Seed, spawn the farm and ``stagectl desk serve`` in ``group``, wait until it answers."""
+    farm = start_farm(group, group.log_dir / "farm")
+    config, url, password = prepare(group.log_dir / "desk", farm)
     group.spawn("desk", ["desk", "serve", "--config", str(config)], stop_wait_s=2.0)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -74,4 +129,6 @@ def start(group: ChildGroup, timeout_s: float = 20.0) -> tuple[str, str]:
             break  # it answers (401 without a login): up
         except OSError:
             time.sleep(0.2)
+    submit_farm_jobs(farm, group.log_dir / "farm" / "frames",
+                     max(deadline - time.monotonic(), 5.0))
     return url, password
