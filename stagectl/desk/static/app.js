@@ -691,8 +691,10 @@
           const short = (b.status === "hold" ? `${b.hold_rank || ""} ` : "") +
             (b.production || b.id);
           if (bw > 24) {
+            // cut with an ellipsis: "Production 0" for "Production 05" would name another one
+            const fits = Math.floor(bw / 7);
             bar.append(svg("text", { x: bx + 4, y: by + 13, class: "bar-text",
-              text: short.slice(0, Math.floor(bw / 7)) }));
+              text: short.length > fits ? short.slice(0, Math.max(fits - 1, 1)) + "\u2026" : short }));
           }
           g.append(bar);
         }
