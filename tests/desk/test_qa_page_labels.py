@@ -57,3 +57,24 @@ def test_short_bar_label_ends_in_an_ellipsis(browser: Browser, desk: Desk) -> No
         expect(svg.locator(f"[data-booking='{wide}'] text")).to_have_text("1 Dune")
     finally:
         context.close()
+
+
+def test_page_load_asks_for_nothing_missing(browser: Browser, desk: Desk) -> None:
+    """Chromium asked for /favicon.ico (404, a console error on every load) before the page
+    named its own icon."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(desk.url + "/" + WEEK)
+        page.get_by_label("User name").fill("producer")
+        page.get_by_label("Password").fill(PASSWORDS["producer"])
+        page.locator("#login-submit").click()
+        expect(page.locator("#timeline svg")).to_be_visible()
+        page.wait_for_timeout(500)
+        assert [e for e in errors if "404" in e] == [], errors
+        icon = page.evaluate("document.querySelector('link[rel=icon]').href")
+        assert desk.anonymous().get(icon).status_code == 200
+    finally:
+        context.close()
