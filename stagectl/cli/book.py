@@ -962,6 +962,8 @@ def outage(
                                            "apply": not preview, "time_limit_s": time_limit},
                               wait_s=time_limit)
             rep = _outage_report(reply, stage, start_dt, end_dt)
+            productions = {str(m["booking"]): str(m.get("production") or "")
+                           for m in [*reply["moved"], *reply["unplaced"]]}
     else:
         with _store(db) as store:
             stages = _stages(store)
@@ -978,6 +980,8 @@ def outage(
                              "moves it needs (press again to leave at once)"):
                     rep = store.outage(stage, start_dt, end_dt, actor or _default_actor(),
                                        reason, time_limit)
+            hit = {m["id"] for m in rep.moved} | {u["id"] for u in rep.unplaced}
+            productions = {i: store.get(i).booking.production or "" for i in hit}
 
     def zone_of(sid: str) -> str:
         return stages[sid].timezone if sid in stages else tz
@@ -998,19 +1002,20 @@ def outage(
     zones = [tz] + [zone_of(m["to_stage"]) for m in rep.moved]
     table = _table(f"outage on {stage} {fmt_span(rep.start, rep.end, tz)}: "
                    + ("would move (preview: nothing stored)" if preview else "moved"),
-                   ("booking", "from", "to"), caption=legend(zones, rep.start))
+                   ("booking", "production", "from", "to"), caption=legend(zones, rep.start))
     for m in rep.moved:
         table.add_row(
-            m["id"],
+            m["id"], productions.get(m["id"], ""),
             f"{m['from_stage']} {fmt_time(at(m['from_start']), zone_of(m['from_stage']))}",
             f"{m['to_stage']} {fmt_time(at(m['to_start']), zone_of(m['to_stage']))}")
     if rep.moved:
         out.print(table)
     if rep.unplaced:
         t2 = _table("could not be moved (" + ("would be rejected)" if preview
-                                              else "now rejected)"), ("booking", "why"))
+                                              else "now rejected)"),
+                    ("booking", "production", "why"))
         for u in rep.unplaced:
-            t2.add_row(u["id"], u["reason"])
+            t2.add_row(u["id"], productions.get(u["id"], ""), u["reason"])
         out.print(t2)
     if preview:
         typer.echo(f"preview, nothing stored: would keep {rep.kept}, move {len(rep.moved)}, "
