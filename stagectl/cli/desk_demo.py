@@ -20,8 +20,12 @@ import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stagectl.cli.lifecycle import ChildGroup
+
+if TYPE_CHECKING:
+    from scheduler.booking.store import BookingStore
 
 DESK_PORT = 8470
 DEMO_USER = "demo"
@@ -40,6 +44,44 @@ def _port(preferred: int = DESK_PORT) -> int:
     raise OSError("no free loopback port for the desk")
 
 
+SECOND_HOLDERS = ("Car advert", "Music video", "Pop promo", "Fashion film")
+"""Productions that stack a second hold on a slot already held (the seeded month has none)."""
+
+
+def second_holds(store: BookingStore, now: datetime) -> list[str]:
+    """Hold rank 2 behind some of the coming first holds, as a competing producer would.
+
+    The seeded month places each request once, so every hold is a first hold and the page's
+    "holds by rank" had nothing to show. Each competitor asks for the same slot through the
+    store (request, then hold at its wished-for placement), so the store ranks it.
+    """
+    from scheduler.booking.model import Status
+    from scheduler.booking.parse import BookingInputError
+    from scheduler.booking.store import BookingRefused
+
+    first = sorted((r for r in store.records()
+                    if r.status is Status.HOLD and r.booking.hold_rank == 1
+                    and r.booking.start is not None and r.booking.start > now),
+                   key=lambda r: r.booking.start or now)
+    made: list[str] = []
+    for rec, production in zip(first, SECOND_HOLDERS, strict=False):
+        b = rec.booking
+        if b.start is None:
+            continue
+        spec = {"production": production, "priority": b.priority,
+                "duration_minutes": b.duration_minutes,
+                "earliest_start": b.earliest_start.isoformat(),
+                "latest_end": b.latest_end.isoformat(), "requires": sorted(b.requires),
+                "stage": b.stage, "start": b.start.isoformat()}
+        try:
+            held = store.hold(store.request(spec, "demo-seed", "demo month").id, "demo-seed",
+                              reason="demo month: a second producer wants this slot")
+        except (BookingRefused, BookingInputError):
+            continue
+        made.append(held.id)
+    return made
+
+
 def prepare(folder: Path, farm_controller: str = "") -> tuple[Path, str, str]:
     """Seed the desk's database in ``folder``; returns (config path, URL, password).
 
@@ -54,7 +96,9 @@ def prepare(folder: Path, farm_controller: str = "") -> tuple[Path, str, str]:
     password = secrets.token_urlsafe(9)
     store = BookingStore(db)
     try:
-        seed_month(store, datetime.now(UTC))
+        now = datetime.now(UTC)
+        seed_month(store, now)
+        second_holds(store, now)
         auth.ensure_schema(store.conn)
         auth.add_user(store.conn, DEMO_USER, "producer", password)
     finally:
