@@ -174,6 +174,7 @@ class OutageReport:
     kept: int
     solve_seconds: float
     source: str
+    version: int | None = None  # the store's version the re-plan was computed at (previews)
 
 
 def _now() -> datetime:
@@ -1046,18 +1047,34 @@ class BookingStore:
         return plan
 
     def outage(self, stage: str, start: datetime, end: datetime, actor: str, reason: str = "",
-               time_limit_seconds: float = 5.0) -> OutageReport:
+               time_limit_seconds: float = 5.0, previewed: OutageReport | None = None
+               ) -> OutageReport:
         """Record an outage and move the bookings it hits, changing as little as possible.
 
         Confirmed bookings elsewhere stay fixed; holds and the hit bookings are re-planned
         with "keep the current placement" as the second objective. Bookings that cannot be
         placed again are rejected, with the reason in their history.
+
+        Args:
+            stage: the stage that is out.
+            start: when the outage begins.
+            end: when it ends (after ``start``).
+            actor: who records it (history).
+            reason: why (history, and each moved booking's).
+            time_limit_seconds: the re-plan's solver time.
+            previewed: what :meth:`outage_plan` showed for this same outage. When nothing
+                changed since (its ``version`` is still the store's), exactly those moves
+                are stored, not a fresh re-plan that might pick another of several equally
+                good plans; otherwise the re-plan runs as usual.
         """
         if end <= start:
             raise BookingRefused("outage end must be after its start")
         with self._tx() as c:
             if c.execute("SELECT 1 FROM stages WHERE id = ?", (stage,)).fetchone() is None:
                 raise BookingRefused(f"unknown stage {stage!r}")
+            unchanged = (previewed is not None and previewed.version == self.version()
+                         and (previewed.stage, previewed.start, previewed.end)
+                         == (stage, start, end))
             c.execute('INSERT INTO outages (stage, start, "end", reason, created_at)'
                       " VALUES (?, ?, ?, ?, ?)",
                       (stage, start.isoformat(), end.isoformat(), reason,
@@ -1066,8 +1083,13 @@ class BookingStore:
             self._sweep(c)
             self._bump(c)
         version = self.version()
-        report = self._replan_outage(self.problem(frozenset({Status.HOLD, Status.CONFIRMED})),
-                                     stage, start, end, time_limit_seconds)
+        if unchanged:
+            assert previewed is not None
+            report = replace(previewed, version=version)
+        else:
+            report = self._replan_outage(
+                self.problem(frozenset({Status.HOLD, Status.CONFIRMED})),
+                stage, start, end, time_limit_seconds)
         moved, unplaced = report.moved, report.unplaced
         with self._tx() as c:
             if self.version() != version:
@@ -1097,13 +1119,15 @@ class BookingStore:
         """
         if end <= start:
             raise BookingRefused("outage end must be after its start")
+        version = self.version()  # (read first: a change after it makes the preview stale)
         current = self.problem(frozenset({Status.HOLD, Status.CONFIRMED}))
         if stage not in {s.id for s in current.stages}:
             raise BookingRefused(f"unknown stage {stage!r}")
         current = replace(current, stages=tuple(
             replace(s, outages=(*s.outages, Window(start, end))) if s.id == stage else s
             for s in current.stages))
-        return self._replan_outage(current, stage, start, end, time_limit_seconds)
+        report = self._replan_outage(current, stage, start, end, time_limit_seconds)
+        return replace(report, version=version)
 
     def _replan_outage(self, current: Problem, stage: str, start: datetime, end: datetime,
                        time_limit_seconds: float) -> OutageReport:
