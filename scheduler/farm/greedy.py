@@ -137,10 +137,9 @@ def _earliest_finish(
     for ri in durations if allowed is None else allowed:
         d = durations[ri]
         slots = free_at[ri]
-        first_free = min(slots)
-        k = slots.index(first_free)
+        k = min(range(len(slots)), key=slots.__getitem__)
         r = problem.resources[ri]
-        start = fit_start(r.windows, max(ready, first_free), d)
+        start = fit_start(r.windows, max(ready, slots[k]), d)
         if start is None:
             continue
         end = start + d

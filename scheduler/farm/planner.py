@@ -21,7 +21,6 @@ from collections.abc import Sequence
 
 from scheduler.farm.assign import applies as assign_applies
 from scheduler.farm.assign import solve_makespan
-from scheduler.farm.bound import lp_bound
 from scheduler.farm.checker import check_plan
 from scheduler.farm.cpsat import solve_window
 from scheduler.farm.greedy import greedy_schedule, improve_rented, randomised_restarts
@@ -228,7 +227,10 @@ def plan_farm(
     if chosen is None:
         raise PlanningError("no feasible plan: greedy failed and the solver found none in time")
     if lp_budget_s and status != "optimal":
-        lp = lp_bound(
+        # Imported here: makespan plans (FJSP, rcmax) never load the linear solver library.
+        from scheduler.farm import bound as whole_chunk
+
+        lp = whole_chunk.lp_bound(
             problem,
             objective,
             time_limit_s=max(deadline - reserve_s - time.monotonic(), 0.0),

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from scheduler.farm import bound as bound_module
 from scheduler.farm import planner
 from scheduler.farm.bound import lp_bound
 from scheduler.farm.cpsat import WindowResult
@@ -206,7 +207,7 @@ def _spy_lp(monkeypatch: pytest.MonkeyPatch) -> list[float | None]:
         seen.append(value)
         return value
 
-    monkeypatch.setattr(planner, "lp_bound", spy)
+    monkeypatch.setattr(bound_module, "lp_bound", spy)
     return seen
 
 
