@@ -137,9 +137,10 @@ def _earliest_finish(
     for ri in durations if allowed is None else allowed:
         d = durations[ri]
         slots = free_at[ri]
-        k = min(range(len(slots)), key=slots.__getitem__)
+        first_free = min(slots)
+        k = slots.index(first_free)  # the first slot free that early, as before
         r = problem.resources[ri]
-        start = fit_start(r.windows, max(ready, slots[k]), d)
+        start = fit_start(r.windows, max(ready, first_free), d)
         if start is None:
             continue
         end = start + d

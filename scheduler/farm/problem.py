@@ -207,6 +207,9 @@ def build_problem(farm: Farm) -> Problem:
 
 def fit_start(windows: tuple[tuple[int, int], ...], earliest_s: int, duration_s: int) -> int | None:
     """Earliest start >= earliest_s such that [start, start + duration) lies in one window."""
+    if len(windows) == 1:  # the common case, in the greedy's inner loop
+        start = max(windows[0][0], earliest_s)
+        return start if start + duration_s <= windows[0][1] else None
     i = max(bisect.bisect_right(windows, (earliest_s, UNBOUNDED_S + 1)) - 1, 0)
     for ws, we in windows[i:]:
         start = max(ws, earliest_s)
