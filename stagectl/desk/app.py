@@ -148,7 +148,10 @@ async def current_user(request: Request) -> A.DeskUser:
     if header is not None:
         scheme, _, token = header.partition(" ")
         token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        if scheme.lower() != "bearer":
+            raise DeskError(401, "unauthenticated", template="bad_scheme",
+                            scheme=scheme[:20] or "(none)")
+        if not token:
             raise DeskError(401, "unauthenticated", template="bad_token")
         user = state.tokens.get(token)
         if user is None:
@@ -353,12 +356,12 @@ def _validation_error(exc: RequestValidationError) -> DeskError:
     return out
 
 
-def _http_error(exc: StarletteHTTPException) -> DeskError:
+def _http_error(exc: StarletteHTTPException, method: str = "this method") -> DeskError:
     status = exc.status_code
     if status == 404:
         return DeskError(404, "not_found", what="no such resource")
     if status == 405:
-        return DeskError(405, "method_not_allowed", method="this method")
+        return DeskError(405, "method_not_allowed", method=method[:16])
     if status == 413:
         return DeskError(413, "too_large", limit=getattr(exc, "limit", "the"))
     if status == 400:
@@ -548,7 +551,7 @@ def create_app(config: DeskConfig, *, clock: Callable[[], datetime] | None = Non
         if isinstance(exc, NulInBody):
             state.count("nul")
             return _reply(state, DeskError(400, "bad_json", reason=NUL_REASON))
-        return _reply(state, _http_error(exc))
+        return _reply(state, _http_error(exc, request.method))
 
     async def crash(request: Request, exc: Exception) -> Response:
         ref = secrets.token_hex(4)
@@ -594,6 +597,9 @@ def create_app(config: DeskConfig, *, clock: Callable[[], datetime] | None = Non
                             "<p>stagectl producer desk: the API is at <a href='/docs'>/docs</a>"
                             "</p>")
 
+    from stagectl.desk.docs import mount_docs
+
+    mount_docs(app)  # /docs and /redoc from local files: a studio network may reach no CDN
     app.add_middleware(_Guard, max_body=config.max_body_bytes, state=state)
     return app
 

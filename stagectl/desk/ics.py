@@ -221,7 +221,9 @@ def _feed(request: Request, token: str | None, lang: str, kind: str, name: str) 
     """One feed: the token first (401 whatever ``name`` is), then the stage or production."""
     state = request.app.state.desk
     with state.pool.store() as s:
-        user = auth.feed_user(s.conn, token or "")
+        if not token:
+            raise DeskError(401, "unauthenticated", {"feed": True}, template="no_feed_token")
+        user = auth.feed_user(s.conn, token)
         if user is None:
             # the same answer for every path: without a valid token nothing says what exists
             raise DeskError(401, "unauthenticated", {"feed": True}, template="bad_token")

@@ -244,9 +244,12 @@ def test_a_bad_or_missing_token_is_401_and_says_nothing_of_what_exists(feeds: Fe
             assert r.status_code == 401, (token, path, r.text)
             err = r.json()["error"]
             assert err["code"] == "unauthenticated" and err["message_zh"]
-            answers.append((r.headers["content-type"], r.content))
-    # one answer for every path: an unknown stage reads exactly like a real one
-    assert len(set(answers)) == 1
+            answers.append((bool(token), r.headers["content-type"], r.content))
+    # one answer for every path: an unknown stage reads exactly like a real one (a missing
+    # token is told it is missing, a wrong one that it is not valid, whatever the path)
+    assert len({a for a in answers if a[0]}) == 1
+    assert len({a for a in answers if not a[0]}) == 1
+    assert b"?token=" in next(a[2] for a in answers if not a[0])
     # a valid token is needed to learn a stage or production is unknown
     r = httpx.get(real.replace("/HP-1.ics", "/NO-SUCH.ics"))
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
