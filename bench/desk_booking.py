@@ -12,6 +12,11 @@ client also wants, so refusals (explained, not lost) are part of the load.
 Both backends in one run (``--backend both``, the default): SQLite files, and fresh databases
 on the PostgreSQL that ``STAGECTL_TEST_POSTGRES`` names or ``scripts/postgres-up.sh`` starts.
 
+``--profile PREFIX`` attaches py-spy (``pip install py-spy``) to the desk once it serves,
+samples the thread holding the GIL during the HTTP load, writes the collapsed stacks to
+``PREFIX-BACKEND.txt`` (for flamegraph tools) and prints the frames seen most, with the
+desk's CPU seconds during the load.
+
 Goal (issue 15): HTTP p99 within 5x of the direct p99, and at least 200 confirmations/s on
 PostgreSQL on 2 cores. Last line: one JSON object; ``value``/``baseline``/``ratio`` are the
 PostgreSQL p99s when PostgreSQL was measured, each backend's figures beside them.
@@ -23,6 +28,9 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -116,8 +124,56 @@ async def _http(url: str, tokens: list[str], plan: list[list[tuple[str, datetime
     return lat, len(refused), errors, time.perf_counter() - t0
 
 
+class Profile:
+    """py-spy on the desk's process for the duration of the load (``--profile``)."""
+
+    def __init__(self, pid: int, out: Path) -> None:
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        if not Path(spy).exists():
+            raise SystemExit("--profile needs py-spy (pip install py-spy)")
+        self.pid = pid
+        self.out = out
+        self.cpu_s = self._cpu()
+        self.proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--gil", "-r", "200",
+                                      "--nonblocking", "-f", "raw", "-o", str(out)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)  # py-spy attaches
+
+    def _cpu(self) -> float:
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self, requests: int) -> None:
+        cpu_s = self._cpu() - self.cpu_s
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(60)
+        print(f"desk CPU during the load: {cpu_s:.2f} s, {1000 * cpu_s / max(1, requests):.2f} ms"
+              f" a request; GIL samples in {self.out}")
+        inclusive: dict[str, int] = {}
+        leaf: dict[str, int] = {}
+        total = 0
+        if self.out.exists():
+            for line in self.out.read_text().splitlines():
+                stack, _, count = line.rpartition(" ")
+                n = int(count)
+                total += n
+                frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")[1:]]
+                if frames:
+                    leaf[frames[-1]] = leaf.get(frames[-1], 0) + n
+                for f in dict.fromkeys(frames):  # the project's own frames, each once a stack
+                    if "(stagectl/" in f or "(scheduler/" in f:
+                        inclusive[f] = inclusive.get(f, 0) + n
+        for title, table in (("project frames, inclusive", inclusive), ("self", leaf)):
+            print(f"  {title} (% of {total} GIL samples):")
+            for f, n in sorted(table.items(), key=lambda x: -x[1])[:15]:
+                print(f"  {100 * n / max(1, total):5.1f}%  {f}")
+
+
 def run_http(folder: Path, plan: list[list[tuple[str, datetime]]],
-             db: Path | str) -> dict[str, Any]:
+             db: Path | str, profile: Path | None = None) -> dict[str, Any]:
     store = seed(db)
     auth.ensure_schema(store.conn)
     tokens = []
@@ -144,7 +200,10 @@ def run_http(folder: Path, plan: list[list[tuple[str, datetime]]],
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise SystemExit("the desk did not come up")
             time.sleep(0.2)
+        spy = Profile(proc.pid, profile) if profile is not None else None
         lat, refused, errors, wall = asyncio.run(_http(url, tokens, plan))
+        if spy is not None:
+            spy.stop(3 * len(lat) + 2 * refused)
     finally:
         proc.terminate()
         proc.wait(15)
@@ -224,19 +283,21 @@ def drop_database(server: str, url: str) -> None:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
 
 
-def measure(backend: str, plan: list[list[tuple[str, datetime]]]) -> dict[str, Any]:
+def measure(backend: str, plan: list[list[tuple[str, datetime]]],
+            profile: str | None = None) -> dict[str, Any]:
     """Direct and HTTP runs on fresh stores of one backend."""
+    spy = Path(f"{profile}-{backend}.txt").resolve() if profile else None
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         if backend == "sqlite":
             direct = run_direct(plan, folder / "direct.sqlite")
-            http = run_http(folder, plan, folder / "desk.sqlite")
+            http = run_http(folder, plan, folder / "desk.sqlite", spy)
         else:
             server = postgres_server()
             dbs = [fresh_database(server), fresh_database(server)]
             try:
                 direct = run_direct(plan, dbs[0])
-                http = run_http(folder, plan, dbs[1])
+                http = run_http(folder, plan, dbs[1], spy)
             finally:
                 for db in dbs:
                     drop_database(server, db)
@@ -268,11 +329,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--cycles", type=int, default=8, help="bookings per client")
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--profile", metavar="PREFIX",
+                        help="py-spy the desk during the HTTP load (PREFIX-BACKEND.txt)")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     plan = slots(args.clients, args.cycles)
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
-    results = {b: measure(b, plan) for b in backends}
+    results = {b: measure(b, plan, args.profile) for b in backends}
     load_after = os.getloadavg()[0]
     print(f"load average before {load_before:.2f}, after {load_after:.2f}")
     main_backend = "postgresql" if "postgresql" in results else "sqlite"
