@@ -41,7 +41,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from scheduler.booking.model import Status
+from scheduler.booking.model import Booking, Status
 from scheduler.booking.parse import BookingInputError
 from scheduler.booking.report import utilisation
 from scheduler.booking.solve import PlanCheckFailed, solve
@@ -59,6 +59,7 @@ from stagectl.desk.bookings import (
     explain_refusal,
     history_json,
     input_error,
+    placement_explanation,
     read_request,
     read_time,
     stage_json,
@@ -278,7 +279,17 @@ def _store_errors(store: BookingStore, booking_id: str | None = None,
     except BookingRefused as exc:
         raise refused(store, str(exc), tried, booking_id) from None
     except BookingInputError as exc:
-        raise input_error(exc) from None
+        # a placement tried outside the booking's window: bad input, said in plain words
+        # (in both languages) instead of the contract's "bookings[0].start: ..."
+        sentences = placement_explanation(store, tried) if isinstance(tried, Booking) else []
+        if not sentences:
+            raise input_error(exc) from None
+        err = DeskError(400, "invalid", {"field": "start", "errors": list(exc.errors),
+                                         "explanation": [en for en, _ in sentences],
+                                         "explanation_zh": [zh for _, zh in sentences]},
+                        field="start", reason="; ".join(en for en, _ in sentences))
+        err.params_zh = {"reason": "；".join(zh for _, zh in sentences)}
+        raise err from None
     except PlanCheckFailed as exc:
         raise DeskError(500, "internal", {"violations": str(exc).splitlines()[:20]},
                         ref="plan-check") from None

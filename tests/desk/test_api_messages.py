@@ -39,3 +39,19 @@ def test_docs_come_from_the_desk_without_any_extra_call(desk: Desk) -> None:
     r = desk.anonymous().get("/docs")
     assert r.status_code == 200
     assert "cdn.jsdelivr.net" not in r.text and "/docs/assets/" in r.text
+
+
+def test_a_hold_outside_the_bookings_window_is_explained_in_plain_words(desk: Desk) -> None:
+    c = desk.client("producer")
+    r = c.post("/api/v1/bookings", json={
+        "production": "Dune", "duration_minutes": 240, "priority": 2,
+        "earliest_start": "2031-03-04 08:00", "latest_end": "2031-03-04 20:00",
+        "requires": ["led_8k"]})
+    assert r.status_code == 201, r.text
+    r = c.post(f"/api/v1/bookings/{r.json()['id']}/hold",
+               json={"stage": "HP-3", "start": "2031-03-05 08:00"})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["code"] == "invalid" and err["details"]["field"] == "start"
+    assert "bookings[0]" not in err["message"] and "bookings[0]" not in err["message_zh"]
+    assert err["details"]["explanation"] and err["details"]["explanation_zh"]
