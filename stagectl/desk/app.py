@@ -23,7 +23,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -91,6 +91,25 @@ class DeskState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     swept_at: float = -1e9
     sweep_every_s: float = 1.0
+    previews: OrderedDict[tuple[Any, ...], Any] = field(default_factory=OrderedDict)
+
+    def remember(self, key: tuple[Any, ...], preview: Any) -> None:
+        """Keep a solve or outage preview (the last 16) so that applying it stores the same.
+
+        CP-SAT on several threads may return another of several equally good plans each
+        run: "preview, then apply" must not show one plan and store another. The store
+        applies a kept preview only while its version is unchanged.
+        """
+        with self.lock:
+            self.previews[key] = preview
+            self.previews.move_to_end(key)
+            while len(self.previews) > 16:
+                self.previews.popitem(last=False)
+
+    def recall(self, key: tuple[Any, ...]) -> Any:
+        """The preview kept under ``key``, if any."""
+        with self.lock:
+            return self.previews.get(key)
 
     def sweep(self, store: BookingStore) -> None:
         """Apply the store's deadlines (expired holds...) before a read, at most once a second.
@@ -869,12 +888,24 @@ def _api_router() -> APIRouter:
         if body.apply and not user.has("engineer"):
             raise DeskError(403, "forbidden", {"role": "engineer"}, role="engineer",
                             user=user.name, have=user.role)
-        with _state(request).pool.store() as s, _store_errors(s):
+        state = _state(request)
+        with state.pool.store() as s, _store_errors(s):
+            version = s.version()  # (before the read: a change after it makes a plan stale)
             problem = s.problem()
             if body.apply:
-                plan = s.solve(body.time_limit_s, user.name, apply=True)
+                kept = state.recall(("solve",))
+                plan = None
+                if kept is not None and kept[0] == version:  # apply what the preview showed
+                    try:
+                        s.apply_plan(kept[1], kept[2], user.name, "solve", version)
+                        problem, plan = kept[1], kept[2]
+                    except BookingRefused:  # changed in between after all: plan again
+                        plan = None
+                if plan is None:
+                    plan = s.solve(body.time_limit_s, user.name, apply=True)
             else:  # preview: a pure computation on what was read; nothing is written
                 plan = solve(problem, body.time_limit_s)
+                state.remember(("solve",), (version, problem, plan))
             st = problem.stage_by_id()
             by_id = problem.booking_by_id()
             now = {r.id: r.status.value for r in s.records()} if body.apply else {}
@@ -904,7 +935,8 @@ def _api_router() -> APIRouter:
         notes: list[str] = []
         moved: list[dict[str, Any]]
         unplaced: list[dict[str, Any]]
-        with _state(request).pool.store() as s:
+        state = _state(request)
+        with state.pool.store() as s:
             st = stages_of(s)
             if body.stage not in st:
                 raise DeskError(400, "invalid", {"field": "stage"}, field="stage",
@@ -919,12 +951,14 @@ def _api_router() -> APIRouter:
             if end - start > timedelta(days=366):
                 raise DeskError(400, "invalid", {"field": "end"}, field="end",
                                 reason="an outage of at most a year")
+            key = ("outage", body.stage, start, end)
             with _store_errors(s):
-                if body.apply:
+                if body.apply:  # what the preview showed, if nothing changed since
                     rep = s.outage(body.stage, start, end, user.name, body.reason,
-                                   body.time_limit_s)
+                                   body.time_limit_s, previewed=state.recall(key))
                 else:  # the same re-plan, the outage added in memory only: nothing stored
                     rep = s.outage_plan(body.stage, start, end, body.time_limit_s)
+                    state.remember(key, rep)
                 moved = [dict(m, from_start=datetime.fromisoformat(m["from_start"])
                               if m["from_start"] else None,
                               to_start=datetime.fromisoformat(m["to_start"]))
