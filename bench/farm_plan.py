@@ -109,7 +109,8 @@ def record(key: str, seed: int, objective_cny: float, limit_s: float, how: str) 
     sizes = cache.setdefault("sizes", {})
     name = f"{key}/seed{seed}"
     old = sizes.get(name)
-    if old is not None and old["best_cny"] <= objective_cny + 1e-9:
+    # Compared as stored (4 decimals): the same plan again is not a new best.
+    if old is not None and old["best_cny"] <= round(objective_cny, 4) + 1e-9:
         return False
     commit, dirty = git_commit()
     sizes[name] = {
