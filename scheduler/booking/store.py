@@ -399,6 +399,14 @@ class BookingStore:
         ]
         return {"slot_minutes": slot, "stages": stages, "pools": pools}
 
+    @_decodes("stages, pools or outages")
+    def configuration(self) -> Problem:
+        """The stored stages (outages included), pools and slot size, without bookings.
+
+        Parsed once per change of configuration (one indexed read checks it is current).
+        """
+        return self._problem_config(self.conn)
+
     @_decodes("bookings")
     def problem(self, statuses: frozenset[Status] = ACTIVE) -> Problem:
         """The stored stages, pools and bookings (in arrival order) as a planning problem."""

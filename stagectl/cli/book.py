@@ -177,7 +177,7 @@ def _store(db: str, create: bool = False, need_stages: bool = True) -> Iterator[
 
 
 def _stages(store: BookingStore) -> dict[str, Stage]:
-    return store.problem(frozenset()).stage_by_id()
+    return store.configuration().stage_by_id()
 
 
 def _check_stage(option: str, sid: str, stages: dict[str, Stage]) -> None:

@@ -727,7 +727,7 @@ def _api_router() -> APIRouter:
     @r.get("/pools", tags=["stages"])
     def pools(request: Request, user: Viewer) -> list[dict[str, Any]]:
         with _state(request).pool.store() as s:
-            problem = s.problem(frozenset())
+            problem = s.configuration()
         return [{"id": p.id, "capacity": p.capacity, "kind": p.kind} for p in problem.pools]
 
     # --- bookings --------------------------------------------------------------------

@@ -164,7 +164,7 @@ class StorePool:
 
 def stages_of(store: BookingStore) -> dict[str, Stage]:
     """The stored stages by id (outages recorded with ``book outage`` included)."""
-    return store.problem(frozenset()).stage_by_id()
+    return store.configuration().stage_by_id()
 
 
 def booking_json(rec: Record, stages: dict[str, Stage]) -> dict[str, Any]:
