@@ -408,6 +408,19 @@ class BookingStore:
         return self._problem_config(self.conn)
 
     @_decodes("bookings")
+    def around(self, booking: Booking) -> Problem:
+        """The configuration with the confirmed bookings that could clash with ``booking``.
+
+        Those on its stage near its time (changeover included) and, when it uses pools, those
+        at its time anywhere: what a placement check needs, not the whole calendar.
+        """
+        config = self._problem_config(self.conn)
+        if booking.start is None:
+            return config
+        near = [d for d in self._confirmed_near(self.conn, booking) if d.get("id") != booking.id]
+        return replace(config, bookings=tuple(bookings_for(config, near)))
+
+    @_decodes("bookings")
     def problem(self, statuses: frozenset[Status] = ACTIVE) -> Problem:
         """The stored stages, pools and bookings (in arrival order) as a planning problem."""
         c = self.conn

@@ -497,7 +497,7 @@ def placement_explanation(store: BookingStore, booking: Booking) -> list[Sentenc
     """Plain sentences saying what stops ``booking`` at its stage and start (may be empty)."""
     if booking.stage is None or booking.start is None:
         return []
-    problem = store.problem(frozenset({Status.CONFIRMED}))
+    problem = store.around(booking)  # the confirmed bookings near it, not the calendar
     stages = problem.stage_by_id()
     if booking.stage not in stages:
         return [(f"there is no stage {booking.stage!r}", f"没有摄影棚 {booking.stage}")]
