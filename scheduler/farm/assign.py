@@ -172,6 +172,9 @@ def solve_makespan(
         _add_hint(m, problem, slots, slots_of_group, task_lits, by_slot, loads, hint, makespan)
 
     solver = cp_model.CpSolver()
+    # a solve must not take over Ctrl-C: CP-SAT would end the search as if timed out, then
+    # reset SIGINT to the default, so the next Ctrl-C killed the process with no clean-up
+    solver.parameters.catch_sigint_signal = False
     solver.parameters.max_time_in_seconds = max(time_limit_s - (time.monotonic() - t0), 0.05)
     solver.parameters.num_workers = num_workers
     solver.parameters.random_seed = 0

@@ -237,6 +237,9 @@ def solve_window(
                     m.add_hint(lit, g == g_hint)
 
     solver = cp_model.CpSolver()
+    # a solve must not take over Ctrl-C: CP-SAT would end the search as if timed out, then
+    # reset SIGINT to the default, so the next Ctrl-C killed the process with no clean-up
+    solver.parameters.catch_sigint_signal = False
     # The limit covers model building too: callers hand out wall-clock budgets.
     solver.parameters.max_time_in_seconds = max(time_limit_s - (time.monotonic() - t0), 0.05)
     solver.parameters.num_workers = num_workers

@@ -68,6 +68,9 @@ def textbook_makespan(times: list[list[int]], time_limit_s: float, workers: int)
         model.add(sum(times[j][i] * x[j][i] for j in range(n)) <= cmax)
     model.minimize(cmax)
     solver = cp_model.CpSolver()
+    # a solve must not take over Ctrl-C: CP-SAT would end the search as if timed out, then
+    # reset SIGINT to the default, so the next Ctrl-C killed the process with no clean-up
+    solver.parameters.catch_sigint_signal = False
     solver.parameters.max_time_in_seconds = time_limit_s
     solver.parameters.num_workers = workers
     t0 = time.monotonic()
