@@ -10,6 +10,7 @@ numbers are measured by ``bench/estop_under_load.py``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -236,9 +237,10 @@ def test_refused_upload_leaves_no_garbage_for_the_collector(stage: StageHarness)
                             "args": {"keyframes": path_keyframes(10000, jump_at_end=True)}})
 
     async def refused_upload() -> tuple[bytes, int]:
-        gc.collect()
-        gc.disable()
+        gc.collect()  # (a full collection blocks this loop: on a busy machine for longer than
+        gc.disable()  # the arm's 0.4 s telemetry timeout, and the arm then reads as offline)
         try:
+            await asyncio.sleep(0.2)  # so the telemetry queued meanwhile is read first
             reply = await engine.handle(payload)
             return reply, gc.collect()
         finally:
