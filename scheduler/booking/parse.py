@@ -72,6 +72,9 @@ class BookingInputError(ValueError):
         self.errors = errors
 
 
+_ABSENT: Any = object()  # a required key that is missing (see _Ctx.required)
+
+
 class _Ctx:
     """Collects errors while walking the document."""
 
@@ -90,18 +93,23 @@ class _Ctx:
         return value
 
     def required(self, d: dict[str, Any], key: str, path: str) -> Any:
+        """``d[key]``, or (with "is required" said) ``_ABSENT``, which the checks pass over."""
         if key not in d:
             self.err(f"{path}.{key}", "is required")
-            return None
+            return _ABSENT
         return d[key]
 
     def string(self, value: Any, path: str) -> str | None:
+        if value is _ABSENT:  # "is required" said already: not "got null" too
+            return None
         if not isinstance(value, str) or not value:
             self.err(path, f"must be a non-empty string, got {_show(value)}")
             return None
         return value
 
     def integer(self, value: Any, path: str, minimum: int | None = None) -> int | None:
+        if value is _ABSENT:
+            return None
         if isinstance(value, bool) or not isinstance(value, int):
             self.err(path, f"must be an integer, got {_show(value)}")
             return None
@@ -118,6 +126,8 @@ class _Ctx:
         return float(value)
 
     def time(self, value: Any, path: str) -> datetime | None:
+        if value is _ABSENT:
+            return None
         if not isinstance(value, str):
             self.err(path, f"must be an ISO 8601 time with offset, got {_show(value)}")
             return None

@@ -77,3 +77,30 @@ def test_conflicting_confirmed_is_bad_input() -> None:
 def test_example_round_trips_through_json() -> None:
     raw = json.loads(EXAMPLE.read_text())
     assert problem_from_dict(raw) == problem_from_dict(json.loads(json.dumps(raw)))
+
+
+def test_a_missing_required_field_is_said_once() -> None:
+    """"is required", not also "must be an integer, got null" (the desk's POST {} showed both)."""
+    from scheduler.booking.parse import BookingInputError, problem_from_dict
+    from tests.booking.helpers import stages_doc
+
+    doc = stages_doc()
+    doc["bookings"] = [{}]
+    try:
+        problem_from_dict(doc)
+    except BookingInputError as exc:
+        errors = exc.errors
+    else:
+        raise AssertionError("an empty booking was accepted")
+    for key in ("id", "priority", "earliest_start", "latest_end", "duration_minutes"):
+        said = [e for e in errors if e.startswith(f"bookings[0].{key}:")]
+        assert said == [f"bookings[0].{key}: is required"], errors
+    doc["bookings"] = [{"id": "A", "priority": None, "duration_minutes": 60,
+                        "earliest_start": "2031-05-04T08:00:00+08:00",
+                        "latest_end": "2031-05-04T20:00:00+08:00"}]
+    try:
+        problem_from_dict(doc)
+    except BookingInputError as exc:  # an explicit null is a wrong type, said once
+        assert exc.errors == ["bookings[0].priority: must be an integer, got null"], exc.errors
+    else:
+        raise AssertionError("a null priority was accepted")
