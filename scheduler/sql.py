@@ -211,8 +211,7 @@ class Conn:
                 cur.execute(sql, tuple(params))
             if cur.description is None:
                 return Cursor([], cur.rowcount)
-            index = {d[0]: i for i, d in enumerate(cur.description)}
-            return Cursor([Row(index, v) for v in cur.fetchall()], cur.rowcount)
+            return Cursor(_rows(cur), cur.rowcount)
         except sqlite3.Error:
             raise
         except Exception as exc:
@@ -278,8 +277,7 @@ class Conn:
                 return []
             while cur.nextset():  # to the last statement's result
                 pass
-            index = {d[0]: i for i, d in enumerate(cur.description or ())}
-            return [Row(index, v) for v in cur.fetchall()]
+            return _rows(cur)
         except Exception as exc:
             if _is_psycopg(exc):
                 raise pg_error(exc) from exc
@@ -314,6 +312,12 @@ class Conn:
                     pass
         finally:
             self.sa.close()
+
+
+def _rows(cur: Any) -> list[Row]:
+    """A cursor's fetched rows as :class:`Row` (columns by name and by index)."""
+    index = {d[0]: i for i, d in enumerate(cur.description or ())}
+    return [Row(index, v) for v in cur.fetchall()]
 
 
 def _is_psycopg(exc: BaseException) -> bool:

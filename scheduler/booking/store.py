@@ -219,6 +219,26 @@ def _dt(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
+CONFIG_COUNTER = "SELECT value FROM meta WHERE key = 'config'"  # see BookingStore._config
+
+
+def _hold_due(c: Conn) -> str:
+    """SQL: a hold whose expiry or challenge deadline is at or before the ``?`` instant."""
+    at = c.instant
+    return (f"status = '{Status.HOLD.value}' AND ({at('hold_expires')} <= {at('?')}"
+            f" OR {at('challenge_deadline')} <= {at('?')})")
+
+
+def _ended(c: Conn) -> str:
+    """SQL: a confirmed booking whose end is at or before the ``?`` instant."""
+    if c.postgres:
+        ends = "end_at <= CAST(? AS timestamptz)"
+    else:
+        ends = (f"julianday(start) + {c.json_int('spec', 'duration_minutes')} / 1440.0"
+                " <= julianday(?)")
+    return f"status = '{Status.CONFIRMED.value}' AND start IS NOT NULL AND {ends}"
+
+
 def _overlap(a: Booking, b: Booking, changeover_minutes: int) -> bool:
     """Whether two placed bookings clash on one stage, changeover included."""
     assert a.start is not None and b.start is not None and a.end is not None and b.end is not None
@@ -298,7 +318,7 @@ class BookingStore:
         A double booking refused by PostgreSQL's exclusion constraint (only a writer that
         bypasses this store could get that far) is reported as :class:`BookingRefused`.
         """
-        seen = "SELECT value FROM meta WHERE key = 'config'"  # (see _config)
+        seen = CONFIG_COUNTER
         if scope is None or not self.postgres:
             rows = self.conn.begin_write(WRITE_LOCK, then=seen)
             self._shard = "version"
@@ -361,7 +381,7 @@ class BookingStore:
         cached = self._cfg
         if cached is not None and self._cfg_fresh and cached[0] is not None:
             return dict(cached[1])  # checked already in this write transaction
-        row = c.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+        row = c.execute(CONFIG_COUNTER).fetchone()
         key = None if row is None else str(row[0])
         if key is None or cached is None or cached[0] != key:
             self._cfg = cached = (key, self._read_config(c), None)
@@ -587,16 +607,8 @@ class BookingStore:
         """
         c = self.conn
         now = self.clock().isoformat()
-        at = c.instant
-        if c.postgres:
-            ends = "end_at <= CAST(? AS timestamptz)"
-        else:
-            ends = (f"julianday(start) + {c.json_int('spec', 'duration_minutes')} / 1440.0"
-                    " <= julianday(?)")
-        due_sql = ("SELECT 1 FROM bookings WHERE (status = ? AND "
-                   f"({at('hold_expires')} <= {at('?')} OR {at('challenge_deadline')} <= "
-                   f"{at('?')})) OR (status = ? AND start IS NOT NULL AND {ends}) LIMIT 1")
-        args: tuple[Any, ...] = (Status.HOLD.value, now, now, Status.CONFIRMED.value, now)
+        due_sql = f"SELECT 1 FROM bookings WHERE ({_hold_due(c)}) OR ({_ended(c)}) LIMIT 1"
+        args: tuple[Any, ...] = (now, now, now)
         if booking_id is None:
             row = c.execute(due_sql, args).fetchone()
             due, found = row is not None, None
@@ -986,13 +998,8 @@ class BookingStore:
         """
         now = self.clock()
         changed = False
-        due = []
-        at = c.instant
-        for r in c.execute("SELECT id, hold_expires, challenge_deadline FROM bookings"
-                           f" WHERE status = ? AND ({at('hold_expires')} <= {at('?')}"
-                           f" OR {at('challenge_deadline')} <= {at('?')})",
-                           (Status.HOLD.value, now.isoformat(), now.isoformat())):
-            due.append(r["id"])
+        due = [r["id"] for r in c.execute(f"SELECT id FROM bookings WHERE {_hold_due(c)}",
+                                          (now.isoformat(), now.isoformat()))]
         for bid in due:
             rec = self._record(self._row(c, bid))
             if rec.status is not Status.HOLD:
@@ -1006,14 +1013,8 @@ class BookingStore:
                 self._leave(c, rec, Status.EXPIRED, "system", "expire",
                             f"hold expired at {rec.hold_expires.isoformat()}")
                 changed = True
-        if c.postgres:
-            ends = "end_at <= CAST(? AS timestamptz)"
-        else:
-            ends = (f"julianday(start) + {c.json_int('spec', 'duration_minutes')} / 1440.0"
-                    " <= julianday(?)")
-        ended = [r["id"] for r in c.execute(
-            f"SELECT id FROM bookings WHERE status = ? AND start IS NOT NULL AND {ends}",
-            (Status.CONFIRMED.value, now.isoformat()))]
+        ended = [r["id"] for r in c.execute(f"SELECT id FROM bookings WHERE {_ended(c)}",
+                                            (now.isoformat(),))]
         for bid in ended:
             rec = self._record(self._row(c, bid))
             end = rec.booking.end
