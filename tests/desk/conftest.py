@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
@@ -24,7 +25,15 @@ from stagectl.desk import auth
 from stagectl.desk.app import open_pool
 from stagectl.desk.config import DeskConfig
 from stagectl.desk.server import DeskServer
+from tests.conftest import require_tool
 from tests.pg import PgServer
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+#: Chromium's flags for the page tests (no sandbox as root in CI, nothing phoned home).
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = REPO / "configs" / "booking" / "stages.json"
@@ -145,3 +154,17 @@ def desk(desk_template: Template, tmp_path: Path) -> Iterator[Desk]:
     finally:
         d.close_clients()
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium under Playwright, one per test module (the page tests)."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = require_tool("chromium", ("/usr/bin",))
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=FLAGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()

@@ -17,10 +17,8 @@ from stagectl.desk.config import DeskConfig
 from stagectl.desk.docs import ASSETS, mount_docs
 from stagectl.desk.server import DeskServer
 from tests.conftest import require_tool
-from tests.desk.conftest import SEED
+from tests.desk.conftest import FLAGS, SEED
 
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
 TYPES = {".js": "javascript", ".css": "text/css", ".png": "image/png"}
 
 

@@ -23,29 +23,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import require_tool
 from tests.desk.conftest import PASSWORDS, Desk, Template, start_desk
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "docs" / "screenshots" if os.environ.get("STAGECTL_SCREENSHOTS") == "1" else \
     Path(tempfile.gettempdir()) / "stagectl-desk-shots"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
 WEEK = "#date=2031-03-03&span=week"
 SHANGHAI = "Asia/Shanghai (UTC+08:00)"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    chromium = require_tool("chromium", ("/usr/bin",))
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, args=FLAGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 class Tab:

@@ -5,25 +5,10 @@ The week view cut "Production 05" to "Production 0", which reads as another prod
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from playwright.sync_api import Browser, expect
 
-import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
-
-from tests.conftest import require_tool
 from tests.desk.conftest import PASSWORDS, Desk
-from tests.desk.test_page import FLAGS, WEEK
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    chromium = require_tool("chromium", ("/usr/bin",))
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, args=FLAGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
+from tests.desk.test_page import WEEK
 
 
 def _hold(desk: Desk, production: str, start: str, hours: int) -> str:
