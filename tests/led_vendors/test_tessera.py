@@ -513,7 +513,9 @@ async def test_a_large_project_is_polled_by_subtree() -> None:
         await wait_for(lambda: "panels_total" in dev.reported)
         sim.log.clear()
         sim.wall.set({"blackout": True})
-        assert await wait_for(lambda: dev.reported.get("blackout") is True, 1.5)
+        # a 2,000-panel project is a large reply; on a loaded 2-core runner one round of
+        # subtree reads has taken over 1.5 s, and this test is about what is read, not how fast
+        assert await wait_for(lambda: dev.reported.get("blackout") is True, 5.0)
         gets = [path for method, path in sim.log if method == "GET"]
         assert "/api/" not in gets and "/api/override" in gets
         assert "/api/panels/statistics" in gets and "/api/system" in gets
